@@ -1,0 +1,126 @@
+"""Seconds per training epoch of the 784-100-10 sigmoid/softmax MLP, numpyml vs PyTorch CPU.
+
+    uv run python benchmarks/mlp.py [--epochs 2] [--batch-sizes 32 128]
+
+numpyml runs through the real trainer (experiment spec -> prepare -> train, serial strategy, no
+evaluation); PyTorch (when installed: ``pip install torch==2.13.0``) trains the same network with
+a plain hand-written loop on the same data in the same process. Uses real MNIST when
+NUMPYML_DATA_DIR holds mnist/, else random data of the same size. Prints seconds per epoch (best
+of the measured epochs) and the ratio numpyml / PyTorch (lower is better; the target is <= 0.8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+from numpyml_core import hookimpl
+from numpyml_core.config import parse_experiment
+from numpyml_core.data import ArraySplit
+from numpyml_core.plugins import get_plugin_manager
+from numpyml_core.trainer import prepare, train
+
+
+class _SyntheticMNIST:
+    """60,000 random 28x28 uint8 images with random labels (when real MNIST is absent)."""
+
+    input_shape = (28, 28, 1)
+    num_classes = 10
+    class_names = [str(i) for i in range(10)]
+
+    def load(self, data_dir):
+        rng = np.random.default_rng(0)
+        x = rng.integers(0, 256, size=(60000, 28, 28, 1), dtype=np.uint8)
+        return {"train": ArraySplit(x, rng.integers(0, 10, size=60000))}
+
+
+class _BenchPlugin:
+    @hookimpl
+    def numpyml_register_components(self, register):
+        register("dataset", "bench_synthetic_mnist", _SyntheticMNIST)
+
+
+def experiment(dataset: str, batch_size: int, epochs: int) -> dict:
+    return {
+        "name": "bench-mlp", "seed": 0,
+        "dataset": {"type": dataset, **({"download": False} if dataset == "mnist" else {})},
+        "model": {"layers": [
+            {"type": "flatten"},
+            {"type": "dense", "units": 100, "activation": "sigmoid"},
+            {"type": "dense", "units": 10, "activation": "softmax"},
+        ]},
+        "cost": {"type": "cross_entropy"},
+        "optimizer": {"type": "sgd", "learning_rate": 0.05},
+        "training": {"epochs": epochs, "batch_size": batch_size, "eval_splits": []},
+    }
+
+
+def numpyml_epoch_seconds(dataset: str, batch_size: int, epochs: int) -> tuple[float, object]:
+    manager = get_plugin_manager()
+    spec = parse_experiment(experiment(dataset, batch_size, epochs), "benchmarks/mlp.py", manager.registry)
+    run = prepare(spec, manager, data_dir=os.environ.get("NUMPYML_DATA_DIR"))
+    train(run)
+    return min(row["seconds"] for row in run.history), run.splits["train"]
+
+
+def torch_epoch_seconds(split, batch_size: int, epochs: int) -> float | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    x = torch.from_numpy(split.x.reshape(len(split), -1).astype(np.float32) / 255.0)
+    y = torch.from_numpy(split.y)
+    model = torch.nn.Sequential(torch.nn.Linear(784, 100), torch.nn.Sigmoid(), torch.nn.Linear(100, 10))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    best = float("inf")
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(epochs):
+        started = time.perf_counter()
+        order = torch.randperm(len(y), generator=generator)
+        for start in range(0, len(y), batch_size):
+            idx = order[start:start + batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            optimizer.step()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=2, help="epochs measured (best is reported)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128])
+    args = parser.parse_args()
+
+    manager = get_plugin_manager()
+    data_dir = os.environ.get("NUMPYML_DATA_DIR")
+    if data_dir and os.path.exists(os.path.join(data_dir, "mnist", "train-images-idx3-ubyte.gz")):
+        dataset = "mnist"
+    else:
+        manager.load_plugin(_BenchPlugin(), "bench", "benchmarks", "")
+        dataset = "bench_synthetic_mnist"
+    try:
+        import torch
+        torch_info = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    except ImportError:
+        torch_info = "PyTorch not installed: no reference (pip install torch==2.13.0)"
+    print(f"MLP 784-100-10 sigmoid/softmax, SGD, data: {dataset}; numpy {np.__version__}; {torch_info}")
+    print(f"{'batch':>6} {'numpyml s/epoch':>16} {'torch s/epoch':>14} {'ratio':>7}")
+    for batch_size in args.batch_sizes:
+        ours, split = numpyml_epoch_seconds(dataset, batch_size, args.epochs)
+        theirs = torch_epoch_seconds(split, batch_size, args.epochs)
+        ratio = f"{ours / theirs:7.2f}" if theirs else "    n/a"
+        theirs_text = f"{theirs:14.3f}" if theirs else f"{'n/a':>14}"
+        print(f"{batch_size:>6} {ours:16.3f} {theirs_text} {ratio}")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

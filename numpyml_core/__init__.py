@@ -1,0 +1,32 @@
+"""numpyml core: protocols, hook specifications, plugin registry, experiments, trainer, CLI.
+
+The public contract for plugins::
+
+    from numpyml_core import hookimpl
+
+    @hookimpl
+    def numpyml_register_components(register):
+        register("layer", "swish", Swish)
+
+The core never imports a plugin: every concrete component arrives through the ``numpyml``
+entry-point group.
+"""
+
+from .errors import ConfigError, PluginError, UserError
+from .plugins import Component, PluginManager, create, get_plugin_manager, hookimpl
+from .protocols import KINDS
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "PluginError",
+    "UserError",
+    "Component",
+    "PluginManager",
+    "create",
+    "get_plugin_manager",
+    "hookimpl",
+    "KINDS",
+    "__version__",
+]

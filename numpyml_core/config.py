@@ -1,0 +1,465 @@
+"""Experiment files: reading, validating against component signatures, and writing back.
+
+A component's constructor keyword arguments (with type hints and defaults) are its config schema.
+Everywhere in an experiment file, the key ``type`` names a registered component and the other keys
+of that table are its parameters. The file's shape (see README.md):
+
+.. code-block:: toml
+
+    name = "mnist-basic"          # optional, defaults to the file's stem
+    seed = 6942                   # optional, default 0
+    [dataset]                     # type + the dataset's parameters; validation = N held out of train
+    [[model.layers]]              # one table per layer, in order
+    [cost]
+    [optimizer]
+    [training]                    # epochs, batch_size, shuffle, eval_splits, eval_batch_size
+    [training.strategy]           # optional, default type = "serial"
+    [training.schedule]           # optional learning-rate schedule
+    [[training.transforms]]       # optional per-batch augmentation
+    [[callbacks]]                 # optional extra training callbacks
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from .errors import ConfigError, did_you_mean
+
+_MISSING = inspect.Parameter.empty
+
+
+# --------------------------------------------------------------------------------------------
+# checking values against type hints
+# --------------------------------------------------------------------------------------------
+def _type_name(annotation: Any) -> str:
+    if annotation is _MISSING or annotation is Any:
+        return "any"
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(annotation))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        inner = _type_name(args[0]) if args else "any"
+        return f"a list of {inner}"
+    if origin is dict or annotation is dict:
+        return "a table"
+    if annotation is type(None):
+        return "none"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def coerce(value: Any, annotation: Any) -> Any:
+    """Return ``value`` converted to ``annotation`` (ints to floats, lists to tuples) or raise
+    ``TypeError`` with what was expected."""
+    if annotation is _MISSING or annotation is Any or annotation is object:
+        return value
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        if value in typing.get_args(annotation) and type(value) in {type(a) for a in typing.get_args(annotation)}:
+            return value
+        raise TypeError(f"expected {_type_name(annotation)}, got {value!r}")
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(annotation)
+        if value is None and type(None) in args:
+            return None
+        # exact types first, so "int | str" keeps ints as ints
+        for arg in args:
+            if arg is not type(None) and isinstance(arg, type) and type(value) is arg:
+                return value
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg)
+            except TypeError:
+                continue
+        raise TypeError(f"expected {_type_name(annotation)}, got {value!r}")
+    if origin in (list, tuple) or annotation in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"expected {_type_name(annotation)}, got {value!r}")
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        if origin is tuple and len(args) > 1 and Ellipsis not in typing.get_args(annotation):
+            if len(value) != len(args):
+                raise TypeError(f"expected a list of {len(args)} values, got {value!r}")
+            items = [coerce(v, a) for v, a in zip(value, args)]
+        else:
+            items = [coerce(v, args[0]) if args else v for v in value]
+        return tuple(items) if (origin is tuple or annotation is tuple) else items
+    if origin is dict or annotation is dict:
+        if not isinstance(value, dict):
+            raise TypeError(f"expected a table, got {value!r}")
+        return value
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError(f"expected true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise TypeError(f"expected an integer, got {value!r}")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise TypeError(f"expected a finite number, got {value!r}")
+            return float(value)
+        raise TypeError(f"expected a number, got {value!r}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise TypeError(f"expected a string, got {value!r}")
+    if annotation is type(None):
+        if value is None:
+            return None
+        raise TypeError(f"expected nothing, got {value!r}")
+    if isinstance(annotation, type):
+        if isinstance(value, annotation):
+            return value
+        raise TypeError(f"expected {_type_name(annotation)}, got {value!r}")
+    return value
+
+
+def signature_of(factory: Any) -> list[inspect.Parameter]:
+    """The keyword parameters of a factory (for a class, of its ``__init__``), with resolved hints."""
+    sig = inspect.signature(factory)
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # noqa: BLE001 - unresolvable hints fall back to the raw annotations
+        hints = {}
+    params = []
+    for p in sig.parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        params.append(p.replace(annotation=hints.get(p.name, p.annotation)))
+    return params
+
+
+def accepts_any_keyword(factory: Any) -> bool:
+    return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values())
+
+
+def check_params(component: Any, params: dict[str, Any], where: str) -> None:
+    """Validate (and coerce in place) ``params`` against the component's factory signature."""
+    parameters = {p.name: p for p in signature_of(component.factory)}
+    if not accepts_any_keyword(component.factory):
+        for key in params:
+            if key not in parameters:
+                known = ", ".join(parameters) or "none"
+                raise ConfigError(
+                    f"{where}: unknown parameter '{key}'{did_you_mean(key, parameters)}; "
+                    f"its parameters are: {known}."
+                )
+    for name, p in parameters.items():
+        if name in params:
+            try:
+                params[name] = coerce(params[name], p.annotation)
+            except TypeError as exc:
+                raise ConfigError(f"{where}: parameter '{name}': {exc}.") from None
+        elif p.default is _MISSING:
+            raise ConfigError(f"{where}: missing required parameter '{name}' ({_type_name(p.annotation)}).")
+
+
+def describe_params(factory: Any) -> list[tuple[str, str, str]]:
+    """(name, type, default) for every parameter: what ``numpyml info`` prints."""
+    rows = []
+    for p in signature_of(factory):
+        default = "required" if p.default is _MISSING else repr(p.default)
+        rows.append((p.name, _type_name(p.annotation), default))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# experiment specification
+# --------------------------------------------------------------------------------------------
+@dataclass
+class ComponentSpec:
+    """``type`` plus parameters, and where it came from (for messages)."""
+
+    kind: str
+    type: str
+    params: dict[str, Any]
+    where: str
+
+    def as_table(self) -> dict[str, Any]:
+        return {"type": self.type, **self.params}
+
+
+@dataclass
+class TrainingSpec:
+    epochs: int = 10
+    batch_size: int = 32
+    shuffle: bool = True
+    eval_splits: list[str] | None = None  # default: every split but train
+    eval_batch_size: int = 1000
+    eval_train: bool = False  # also evaluate on the (whole) training split each epoch
+
+
+@dataclass
+class ExperimentSpec:
+    name: str
+    seed: int
+    dataset: ComponentSpec
+    validation: int
+    layers: list[ComponentSpec]
+    cost: ComponentSpec
+    optimizer: ComponentSpec
+    training: TrainingSpec
+    strategy: ComponentSpec
+    schedule: ComponentSpec | None = None
+    transforms: list[ComponentSpec] = field(default_factory=list)
+    callbacks: list[ComponentSpec] = field(default_factory=list)
+    source: str = "<experiment>"
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved experiment (every parameter, defaults included) as TOML-ready tables."""
+        training: dict[str, Any] = {
+            k: v for k, v in vars(self.training).items() if v is not None
+        }
+        training["strategy"] = self.strategy.as_table()
+        if self.schedule is not None:
+            training["schedule"] = self.schedule.as_table()
+        if self.transforms:
+            training["transforms"] = [t.as_table() for t in self.transforms]
+        out: dict[str, Any] = {
+            "name": self.name,
+            "seed": self.seed,
+            "dataset": {**self.dataset.as_table(), "validation": self.validation},
+            "model": {"layers": [layer.as_table() for layer in self.layers]},
+            "cost": self.cost.as_table(),
+            "optimizer": self.optimizer.as_table(),
+            "training": training,
+        }
+        if self.callbacks:
+            out["callbacks"] = [c.as_table() for c in self.callbacks]
+        return out
+
+
+# "provenance" is written into a run's config.toml (versions used) and ignored when read back
+_TOP_KEYS = {"name", "seed", "dataset", "model", "cost", "optimizer", "training", "callbacks", "plugins", "provenance"}
+
+
+def _table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a table, got {value!r}.")
+    return value
+
+
+def _component(kind: str, table: Any, where: str, registry: Any, reserved: tuple[str, ...] = ()) -> ComponentSpec:
+    if isinstance(table, str):  # shorthand: cost = "cross_entropy"
+        table = {"type": table}
+    table = dict(_table(table, where))
+    type_name = table.pop("type", None)
+    if type_name is None:
+        raise ConfigError(f"{where}: missing key 'type' (the name of a registered {kind}).")
+    if not isinstance(type_name, str):
+        raise ConfigError(f"{where}: 'type' must be a string naming a {kind}, got {type_name!r}.")
+    for key in reserved:
+        table.pop(key, None)
+    try:
+        component = registry.get(kind, type_name)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    spec = ComponentSpec(kind, type_name, table, where)
+    fill_defaults(component, spec.params, where)
+    return spec
+
+
+def fill_defaults(component: Any, params: dict[str, Any], where: str) -> None:
+    """Validate ``params`` and add every default, so the resolved config is complete."""
+    check_params(component, params, where)
+    for p in signature_of(component.factory):
+        if p.name not in params and p.default is not _MISSING:
+            default = p.default
+            if isinstance(default, tuple):
+                default = list(default)
+            params[p.name] = default
+
+
+def parse_experiment(data: dict[str, Any], source: str, registry: Any) -> ExperimentSpec:
+    """Validate a parsed TOML document. Every error names ``source`` and the key."""
+    def where(key: str) -> str:
+        return f"{source}: [{key}]"
+
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise ConfigError(
+                f"{source}: unknown top-level key '{key}'{did_you_mean(key, _TOP_KEYS)}; "
+                f"expected some of: {', '.join(sorted(_TOP_KEYS))}."
+            )
+    for required in ("dataset", "model", "cost", "optimizer"):
+        if required not in data:
+            raise ConfigError(f"{source}: missing section [{required}].")
+
+    name = data.get("name", Path(source).stem)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{source}: 'name' must be a non-empty string, got {name!r}.")
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"{source}: 'seed' must be a non-negative integer, got {seed!r}.")
+
+    dataset_table = _table(data["dataset"], where("dataset"))
+    validation = dataset_table.get("validation", 0)
+    if not isinstance(validation, int) or isinstance(validation, bool) or validation < 0:
+        raise ConfigError(
+            f"{where('dataset')}: 'validation' must be a non-negative integer (samples held out of "
+            f"the training split), got {validation!r}."
+        )
+    dataset = _component("dataset", dataset_table, where("dataset"), registry, reserved=("validation",))
+
+    model = _table(data["model"], where("model"))
+    for key in model:
+        if key != "layers":
+            raise ConfigError(f"{where('model')}: unknown key '{key}'; expected 'layers' ([[model.layers]]).")
+    layer_tables = model.get("layers")
+    if not isinstance(layer_tables, list) or not layer_tables:
+        raise ConfigError(f"{where('model')}: expected at least one [[model.layers]] table.")
+    layers = [
+        _component("layer", table, f"{source}: [[model.layers]] #{i + 1}", registry)
+        for i, table in enumerate(layer_tables)
+    ]
+    cost = _component("cost", data["cost"], where("cost"), registry)
+    optimizer = _component("optimizer", data["optimizer"], where("optimizer"), registry)
+
+    training_table = dict(_table(data.get("training", {}), where("training")))
+    strategy_table = training_table.pop("strategy", {"type": "serial"})
+    schedule_table = training_table.pop("schedule", None)
+    transform_tables = training_table.pop("transforms", [])
+    known = {f.name: f for f in TrainingSpec.__dataclass_fields__.values()}
+    for key, value in training_table.items():
+        if key not in known:
+            raise ConfigError(
+                f"{where('training')}: unknown key '{key}'{did_you_mean(key, known)}; expected some of: "
+                f"{', '.join(list(known) + ['strategy', 'schedule', 'transforms'])}."
+            )
+        hints = typing.get_type_hints(TrainingSpec)
+        try:
+            training_table[key] = coerce(value, hints[key])
+        except TypeError as exc:
+            raise ConfigError(f"{where('training')}: '{key}': {exc}.") from None
+    training = TrainingSpec(**training_table)
+    for key in ("epochs", "batch_size", "eval_batch_size"):
+        if getattr(training, key) < 1:
+            raise ConfigError(f"{where('training')}: '{key}' must be at least 1, got {getattr(training, key)}.")
+    strategy = _component("strategy", strategy_table, f"{source}: [training.strategy]", registry)
+    schedule = (
+        _component("schedule", schedule_table, f"{source}: [training.schedule]", registry)
+        if schedule_table is not None else None
+    )
+    if not isinstance(transform_tables, list):
+        raise ConfigError(f"{source}: [[training.transforms]] must be a list of tables.")
+    transforms = [
+        _component("transform", t, f"{source}: [[training.transforms]] #{i + 1}", registry)
+        for i, t in enumerate(transform_tables)
+    ]
+    callback_tables = data.get("callbacks", [])
+    if not isinstance(callback_tables, list):
+        raise ConfigError(f"{source}: [[callbacks]] must be a list of tables.")
+    callbacks = [
+        _component("callback", t, f"{source}: [[callbacks]] #{i + 1}", registry)
+        for i, t in enumerate(callback_tables)
+    ]
+    return ExperimentSpec(
+        name=name, seed=seed, dataset=dataset, validation=validation, layers=layers, cost=cost,
+        optimizer=optimizer, training=training, strategy=strategy, schedule=schedule,
+        transforms=transforms, callbacks=callbacks, source=source, raw=data,
+    )
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such experiment file.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, expected an experiment .toml file.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}).") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the experiment file ({exc.strerror}).") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}.") from None
+
+
+def load_experiment(path: str | Path, registry: Any, overrides: dict[str, Any] | None = None) -> ExperimentSpec:
+    """Read and validate an experiment file; ``overrides`` maps dotted keys (``training.epochs``)."""
+    data = read_toml(path)
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return parse_experiment(data, str(path), registry)
+
+
+# --------------------------------------------------------------------------------------------
+# writing TOML (the resolved config.toml)
+# --------------------------------------------------------------------------------------------
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+        return f'"{escaped}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    if value is None:
+        raise TypeError("TOML has no null value")
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def _toml_key(key: str) -> str:
+    if key and all(c.isalnum() or c in "_-" for c in key):
+        return key
+    return _toml_value(key)
+
+
+def _is_table_array(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def dumps_toml(data: dict[str, Any], _prefix: str = "") -> str:
+    """Serialise nested dicts to TOML (``None`` values are left out)."""
+    lines: list[str] = []
+    tables: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) or _is_table_array(value):
+            tables.append((key, value))
+        else:
+            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    out = "\n".join(lines)
+    for key, value in tables:
+        full = f"{_prefix}{_toml_key(key)}"
+        if isinstance(value, dict):
+            body = dumps_toml(value, full + ".")
+            out += f"\n\n[{full}]\n{body}" if out or lines else f"[{full}]\n{body}"
+        else:
+            for item in value:
+                body = dumps_toml(item, full + ".")
+                out += f"\n\n[[{full}]]\n{body}"
+    return out.strip("\n") + "\n" if _prefix == "" else out.strip("\n")

@@ -1,0 +1,30 @@
+"""Errors meant for people."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class UserError(Exception):
+    """A mistake the user can fix (a bad experiment file, a missing data file, ...).
+
+    The CLI prints the message (one paragraph, naming the file and key and what was expected) and
+    exits with status 2, never a traceback.
+    """
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """An experiment file or component parameter that does not validate."""
+
+
+class PluginError(Exception):
+    """A plugin that failed to import or register (or two plugins that clash)."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or an empty string."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

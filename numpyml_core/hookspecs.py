@@ -1,0 +1,101 @@
+"""Hook specifications: where plugins and callbacks plug in.
+
+Every hook is documented here, where it is specified (the pytest style). Implementations are plain
+functions or methods decorated with :data:`numpyml_core.hookimpl`; they may accept any subset of
+the arguments named in the specification.
+
+Two families:
+
+* ``numpyml_register_components`` is called once per installed plugin module when the plugin
+  manager loads the ``numpyml`` entry-point group.
+* ``numpyml_on_*`` / ``numpyml_before_update`` are training hooks, called by the trainer on the
+  callbacks registered for one run (the experiment's ``[[callbacks]]`` plus the CLI's defaults).
+  Installing a plugin never adds a callback to a run by itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("numpyml")
+
+
+@hookspec
+def numpyml_register_components(register: Callable[..., None]) -> None:
+    """Register this plugin's components.
+
+    ``register(kind, name, factory)``: ``kind`` is one of :data:`numpyml_core.protocols.KINDS` (or
+    a new kind), ``name`` the name used in experiment files, ``factory`` a class or function whose
+    keyword arguments (with type hints and defaults) are the component's parameters. A (kind,
+    name) pair registered by two plugins is an error naming both distributions.
+    """
+
+
+@hookspec
+def numpyml_on_run_start(run: Any) -> None:
+    """The run is set up (model built, data loaded, strategy started); no batch has been trained.
+
+    ``run`` is the :class:`numpyml_core.trainer.Run`: ``run.spec``, ``run.model``,
+    ``run.optimizer``, ``run.splits``, ``run.output_dir`` (or ``None``), ``run.control``.
+    """
+
+
+@hookspec
+def numpyml_on_run_end(run: Any, summary: dict) -> None:
+    """Training finished normally; ``summary`` holds the final figures (written to summary.json)."""
+
+
+@hookspec
+def numpyml_on_epoch_start(run: Any, epoch: int) -> None:
+    """Epoch ``epoch`` (counted from 1) is about to start."""
+
+
+@hookspec
+def numpyml_on_epoch_end(run: Any, epoch: int, metrics: dict) -> None:
+    """Epoch ``epoch`` is trained and evaluated.
+
+    ``metrics`` is the row of metrics.csv: ``epoch``, ``train_loss``, ``<split>_loss``,
+    ``<split>_accuracy`` for every evaluated split, ``seconds``. Set
+    ``run.control.should_stop = True`` to end training after this epoch.
+    """
+
+
+@hookspec
+def numpyml_on_batch_start(run: Any, epoch: int, batch: int) -> None:
+    """Batch ``batch`` (counted from 0 within the epoch) is about to be trained. Keep it cheap."""
+
+
+@hookspec
+def numpyml_on_batch_end(run: Any, epoch: int, batch: int, loss: float) -> None:
+    """Batch ``batch`` was trained; ``loss`` is its mean loss. Keep it cheap: called per batch."""
+
+
+@hookspec
+def numpyml_on_evaluate_end(run: Any, epoch: int, split: str, metrics: dict) -> None:
+    """Split ``split`` was evaluated after epoch ``epoch``: ``metrics`` has ``loss``, ``accuracy``."""
+
+
+@hookspec
+def numpyml_before_update(run: Any, params: dict, grads: dict) -> None:
+    """Gradients for one step are ready and the optimizer is about to apply them.
+
+    ``params`` and ``grads`` are flat dicts keyed by qualified names (``"0.weight"``). A callback
+    may modify ``grads`` in place (clipping, noise) but must not rebind arrays.
+    """
+
+
+@hookspec
+def numpyml_on_checkpoint_save(run: Any, state: dict) -> None:
+    """A checkpoint is being written: add JSON-serialisable entries to ``state`` under your own key."""
+
+
+@hookspec
+def numpyml_on_checkpoint_load(run: Any, state: dict) -> None:
+    """A checkpoint was read: restore what ``numpyml_on_checkpoint_save`` stored."""
+
+
+@hookspec
+def numpyml_on_error(run: Any, error: BaseException) -> None:
+    """Training stopped with ``error`` (including ``KeyboardInterrupt``). Release resources here."""

@@ -1,0 +1,141 @@
+"""The model container: an ordered list of layers, their parameters and the fused output head."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+
+class Model:
+    """A sequential network.
+
+    ``layers`` are built components; ``configs`` are their resolved ``{"type": ..., **params}``
+    tables (the architecture saved with the weights). Parameters are addressed by qualified names
+    ``"<layer index>.<param name>"``.
+
+    Output head: if the last layer is an activation with ``fusable_as`` set (softmax), or carries
+    one as its ``activation`` attribute, the model detaches it and applies it only in
+    :meth:`predict`. A cost whose ``fused_activation`` matches then works on the logits (stable
+    log-sum-exp, gradient ``p - y``); any other cost goes through the activation as usual.
+    """
+
+    def __init__(self, layers: list[Any], configs: list[dict[str, Any]] | None = None):
+        self.layers = list(layers)
+        self.configs = configs if configs is not None else [{} for _ in layers]
+        self.head: Any = None
+        self._head_from_layer = False
+        self.input_shape: tuple[int, ...] | None = None
+        self.output_shape: tuple[int, ...] | None = None
+
+    # -- building ------------------------------------------------------------------------------
+    def build(self, input_shape: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...]:
+        """Build every layer in order; return the per-sample output shape.
+
+        Raises ``ValueError`` naming the layer (1-based) when a layer rejects its input shape.
+        """
+        self.input_shape = tuple(input_shape)
+        shape = self.input_shape
+        for index, layer in enumerate(self.layers):
+            try:
+                shape = tuple(layer.build(shape, rng))
+            except (ValueError, TypeError) as exc:
+                kind = self.configs[index].get("type", type(layer).__name__)
+                raise ValueError(f"layer #{index + 1} ({kind}) cannot take input of shape {shape}: {exc}") from exc
+        self.output_shape = shape
+        self._detach_head()
+        return shape
+
+    def _detach_head(self) -> None:
+        last = self.layers[-1]
+        if getattr(last, "fusable_as", None):
+            self.head = last
+            self._head_from_layer = True
+        elif getattr(getattr(last, "activation", None), "fusable_as", None):
+            self.head = last.activation
+            last.activation = None
+            self._head_from_layer = False
+
+    @property
+    def body(self) -> list[Any]:
+        """The layers that produce the logits (every layer but a detached head layer)."""
+        return self.layers[:-1] if self._head_from_layer else self.layers
+
+    # -- computing -----------------------------------------------------------------------------
+    def logits(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        for layer in self.body:
+            x = layer.forward(x, training)
+        return x
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Outputs in evaluation mode (probabilities when the head is softmax)."""
+        out = self.logits(x, training=False)
+        return self.head.forward(out, False) if self.head is not None else out
+
+    def _fused(self, cost: Any) -> bool:
+        fused = getattr(cost, "fused_activation", None)
+        return self.head is not None and fused is not None and fused == getattr(self.head, "fusable_as", None)
+
+    def loss(self, x: np.ndarray, y: np.ndarray, cost: Any) -> tuple[float, np.ndarray]:
+        """Mean loss in evaluation mode and the outputs (probabilities) for accuracy."""
+        logits = self.logits(x, training=False)
+        if self._fused(cost):
+            loss = cost.loss_from_logits(logits, y)
+            return float(loss), logits  # argmax of logits == argmax of softmax
+        out = self.head.forward(logits, False) if self.head is not None else logits
+        return float(cost.loss(out, y)), out
+
+    def loss_and_gradients(self, x: np.ndarray, y: np.ndarray, cost: Any) -> float:
+        """Forward in training mode, backward through every layer; leaves gradients in ``grads``."""
+        logits = self.logits(x, training=True)
+        if self._fused(cost):
+            loss = cost.loss_from_logits(logits, y)
+            grad = cost.gradient_from_logits(logits, y)
+        elif self.head is not None:
+            out = self.head.forward(logits, True)
+            loss = cost.loss(out, y)
+            grad = self.head.backward(cost.gradient(out, y))
+        else:
+            loss = cost.loss(logits, y)
+            grad = cost.gradient(logits, y)
+        for layer in reversed(self.body):
+            grad = layer.backward(grad)
+        return float(loss)
+
+    # -- parameters ----------------------------------------------------------------------------
+    def named_layers(self) -> Iterator[tuple[str, Any]]:
+        for index, layer in enumerate(self.layers):
+            yield str(index), layer
+
+    def params(self) -> dict[str, np.ndarray]:
+        """Every trainable array, by qualified name (the arrays themselves, not copies)."""
+        return {f"{i}.{k}": v for i, layer in self.named_layers() for k, v in getattr(layer, "params", {}).items()}
+
+    def grads(self) -> dict[str, np.ndarray]:
+        return {f"{i}.{k}": v for i, layer in self.named_layers() for k, v in getattr(layer, "grads", {}).items()}
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Non-trainable arrays saved with the model (running statistics)."""
+        return {f"{i}.{k}": v for i, layer in self.named_layers() for k, v in (getattr(layer, "state", None) or {}).items()}
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """Everything saved in a model file: parameters and state."""
+        return {**self.params(), **self.state()}
+
+    def load_tensors(self, tensors: dict[str, np.ndarray]) -> None:
+        """Copy arrays into the built model (in place). Raises ``ValueError`` on any mismatch."""
+        own = self.tensors()
+        missing = sorted(set(own) - set(tensors))
+        extra = sorted(set(tensors) - set(own))
+        if missing or extra:
+            raise ValueError(
+                f"the weights do not fit the architecture: missing {missing or 'none'}, unexpected {extra or 'none'}"
+            )
+        for name, target in own.items():
+            source = tensors[name]
+            if source.shape != target.shape:
+                raise ValueError(f"'{name}' has shape {source.shape}, the architecture needs {target.shape}")
+            target[...] = source
+
+    def count_params(self) -> int:
+        return int(sum(v.size for v in self.params().values()))

@@ -1,0 +1,241 @@
+"""Plugin discovery and the component registry.
+
+Plugins are modules listed under the ``numpyml`` entry-point group of any installed distribution
+(built-ins included: numpyml registers its own plugins exactly as a third party would). Loading
+happens once per process, on first use. A plugin that fails to import or register is recorded in
+:attr:`PluginManager.failed` with its error, a warning naming its distribution goes to stderr, and
+everything else keeps working; ``NUMPYML_STRICT_PLUGINS=1`` turns that into an error. Plugins are
+disabled by entry-point name with ``NUMPYML_DISABLE_PLUGINS=a,b`` (or ``--disable-plugin``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable
+
+import pluggy
+
+from . import hookspecs
+from .errors import ConfigError, PluginError, did_you_mean
+from .protocols import KINDS
+
+ENTRY_POINT_GROUP = "numpyml"
+hookimpl = pluggy.HookimplMarker("numpyml")
+
+
+@dataclass(frozen=True)
+class Component:
+    """One registered component with its provenance."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+    distribution: str
+    version: str
+
+    @property
+    def doc(self) -> str:
+        return inspect.getdoc(self.factory) or ""
+
+
+@dataclass
+class FailedPlugin:
+    plugin: str
+    distribution: str
+    error: str
+
+
+@dataclass
+class Registry:
+    """Every registered component, keyed by (kind, name)."""
+
+    components: dict[tuple[str, str], Component] = field(default_factory=dict)
+
+    def add(self, component: Component) -> None:
+        key = (component.kind, component.name)
+        if key in self.components:
+            other = self.components[key]
+            raise PluginError(
+                f"{component.kind} '{component.name}' is registered twice: by plugin '{other.plugin}' "
+                f"of distribution {other.distribution} {other.version} and by plugin "
+                f"'{component.plugin}' of distribution {component.distribution} {component.version}. "
+                "Uninstall one of them or disable a plugin with NUMPYML_DISABLE_PLUGINS."
+            )
+        self.components[key] = component
+
+    def get(self, kind: str, name: str) -> Component:
+        try:
+            return self.components[(kind, name)]
+        except KeyError:
+            pass
+        known_kinds = sorted({k for k, _ in self.components} | set(KINDS))
+        if kind not in known_kinds:
+            raise ConfigError(
+                f"unknown component kind '{kind}'{did_you_mean(kind, known_kinds)}; "
+                f"installed kinds: {', '.join(known_kinds)}."
+            )
+        names = self.names(kind)
+        if not names:
+            raise ConfigError(f"unknown {kind} '{name}': no {kind} is installed (is its plugin disabled?).")
+        raise ConfigError(
+            f"unknown {kind} '{name}'{did_you_mean(name, names)}; installed {kind}s: "
+            f"{', '.join(names)}. Run 'numpyml list' to see every installed component."
+        )
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(n for k, n in self.components if k == kind)
+
+    def all(self) -> list[Component]:
+        return sorted(self.components.values(), key=lambda c: (c.kind, c.name))
+
+
+def _distribution_of(entry_point: metadata.EntryPoint) -> tuple[str, str]:
+    dist = getattr(entry_point, "dist", None)
+    if dist is None:
+        return ("unknown", "")
+    return (dist.metadata["Name"] or dist.name, dist.version)
+
+
+def disabled_plugins(extra: list[str] | None = None) -> set[str]:
+    names = {n.strip() for n in os.environ.get("NUMPYML_DISABLE_PLUGINS", "").split(",") if n.strip()}
+    names.update(extra or [])
+    return names
+
+
+class PluginManager:
+    """Loads the ``numpyml`` entry points and holds the registry.
+
+    ``pm`` is the underlying :class:`pluggy.PluginManager` (hook specs from
+    :mod:`numpyml_core.hookspecs`). Plugin modules are registered with it for
+    ``numpyml_register_components`` only; training callbacks are added per run by the trainer.
+    """
+
+    def __init__(self, disable: list[str] | None = None, strict: bool | None = None):
+        self.pm = pluggy.PluginManager("numpyml")
+        self.pm.add_hookspecs(hookspecs)
+        self.registry = Registry()
+        self.failed: list[FailedPlugin] = []
+        self.loaded: list[tuple[str, str, str]] = []  # (plugin, distribution, version)
+        self.disabled = disabled_plugins(disable)
+        if strict is None:
+            strict = os.environ.get("NUMPYML_STRICT_PLUGINS", "") not in ("", "0", "false", "no")
+        self.strict = strict
+
+    # -- loading -----------------------------------------------------------------------------
+    def load_entry_points(self) -> None:
+        seen: set[tuple[str, str]] = set()
+        # numpyml's own plugins load first, so a third-party plugin that claims a built-in name is
+        # the one that fails (with both distributions named) and the built-ins keep working.
+        def order(entry_point: metadata.EntryPoint) -> tuple[bool, str, str]:
+            return (_distribution_of(entry_point)[0] != "numpyml", _distribution_of(entry_point)[0], entry_point.name)
+
+        for entry_point in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=order):
+            distribution, version = _distribution_of(entry_point)
+            if (entry_point.name, entry_point.value) in seen:  # same dist found twice on sys.path
+                continue
+            seen.add((entry_point.name, entry_point.value))
+            if entry_point.name in self.disabled:
+                continue
+            try:
+                module = entry_point.load()
+            except Exception as exc:  # noqa: BLE001 - any import failure is recorded
+                self._fail(entry_point.name, distribution, f"import failed: {type(exc).__name__}: {exc}")
+                continue
+            self.load_plugin(module, entry_point.name, distribution, version)
+
+    def load_plugin(self, module: Any, plugin: str, distribution: str, version: str) -> None:
+        """Register one plugin module (or object with ``@hookimpl`` functions) and its components."""
+        staged: list[Component] = []
+
+        def register(kind: str, name: str, factory: Callable[..., Any]) -> None:
+            if not isinstance(kind, str) or not isinstance(name, str) or not name:
+                raise PluginError(f"register() needs a kind and a name as strings, got {kind!r}, {name!r}")
+            if not callable(factory):
+                raise PluginError(f"{kind} '{name}': factory {factory!r} is not callable")
+            try:
+                inspect.signature(factory)
+            except (TypeError, ValueError) as exc:
+                raise PluginError(f"{kind} '{name}': factory has no usable signature ({exc})") from exc
+            staged.append(Component(kind, name, factory, plugin, distribution, version))
+
+        try:
+            self.pm.register(module, name=plugin)
+        except Exception as exc:  # noqa: BLE001
+            self._fail(plugin, distribution, f"registration failed: {type(exc).__name__}: {exc}")
+            return
+        impls = [
+            impl for impl in self.pm.hook.numpyml_register_components.get_hookimpls()
+            if impl.plugin_name == plugin
+        ]
+        try:
+            for impl in impls:
+                impl.function(register=register)
+            for component in staged:
+                self.registry.add(component)
+        except PluginError as exc:
+            self._fail(plugin, distribution, str(exc))
+        except Exception as exc:  # noqa: BLE001
+            self._fail(plugin, distribution, f"register hook raised {type(exc).__name__}: {exc}")
+        else:
+            self.loaded.append((plugin, distribution, version))
+            return
+        # roll back a half-registered plugin
+        for component in staged:
+            key = (component.kind, component.name)
+            if self.registry.components.get(key) is component:
+                del self.registry.components[key]
+        self.pm.unregister(name=plugin)
+
+    def _fail(self, plugin: str, distribution: str, error: str) -> None:
+        self.failed.append(FailedPlugin(plugin, distribution, error))
+        message = f"numpyml: plugin '{plugin}' from distribution {distribution} failed: {error}"
+        if self.strict:
+            raise PluginError(message + " (NUMPYML_STRICT_PLUGINS is set)")
+        print(f"warning: {message}", file=sys.stderr)
+
+    # -- components --------------------------------------------------------------------------
+    def create(self, kind: str, name: str, **params: Any) -> Any:
+        component = self.registry.get(kind, name)
+        from .config import check_params  # local import: config imports this module
+
+        check_params(component, params, where=f"{kind} '{name}'")
+        try:
+            return component.factory(**params)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{kind} '{name}': {exc}") from exc
+
+    def versions(self) -> dict[str, str]:
+        return {dist: version for _, dist, version in self.loaded}
+
+
+_MANAGER: PluginManager | None = None
+
+
+def get_plugin_manager() -> PluginManager:
+    """The process-wide plugin manager, loading the entry points on first use."""
+    global _MANAGER
+    if _MANAGER is None:
+        manager = PluginManager()
+        manager.load_entry_points()
+        _MANAGER = manager
+    return _MANAGER
+
+
+def set_plugin_manager(manager: PluginManager | None) -> None:
+    """Replace (or with ``None`` reset) the process-wide plugin manager (tests, the CLI)."""
+    global _MANAGER
+    _MANAGER = manager
+
+
+def create(kind: str, name: str, **params: Any) -> Any:
+    """Build a registered component: ``create("layer", "dense", units=10)``.
+
+    Unknown names and bad parameters raise :class:`numpyml_core.ConfigError` with the message the
+    CLI prints.
+    """
+    return get_plugin_manager().create(kind, name, **params)

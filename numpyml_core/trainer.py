@@ -1,0 +1,284 @@
+"""The training loop and its hook points.
+
+:func:`prepare` turns a validated :class:`~numpyml_core.config.ExperimentSpec` into a :class:`Run`
+(components built, model built and shape-checked, data loaded, validation carved out), and
+:func:`train` runs the epoch/batch loop, calling the hook points of :mod:`numpyml_core.hookspecs`
+on the callbacks registered for the run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import ComponentSpec, ExperimentSpec
+from .errors import ConfigError, UserError
+from .model import Model
+from .plugins import PluginManager
+
+
+class TrainingDiverged(UserError):
+    """The loss or the parameters became non-finite."""
+
+
+@dataclass
+class Control:
+    """Flags callbacks set to steer the loop (they never raise to stop training)."""
+
+    should_stop: bool = False
+    stop_reason: str = ""
+
+
+@dataclass
+class Run:
+    """Everything one training run holds; passed to every hook as ``run``."""
+
+    spec: ExperimentSpec
+    manager: PluginManager
+    dataset: Any
+    model: Model
+    cost: Any
+    optimizer: Any
+    strategy: Any
+    schedule: Any
+    transforms: list[Any]
+    splits: dict[str, Any]
+    output_dir: Path | None
+    init_rng: np.random.Generator
+    shuffle_rng: np.random.Generator
+    augment_rng: np.random.Generator
+    base_learning_rate: float
+    control: Control = field(default_factory=Control)
+    epoch: int = 0  # last completed epoch
+    step: int = 0  # optimizer steps taken
+    history: list[dict[str, Any]] = field(default_factory=list)
+    callbacks: list[Any] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+
+    @property
+    def hooks(self) -> Any:
+        """The pluggy hook relay: ``run.hooks.numpyml_on_epoch_end(run=..., ...)``."""
+        return self.manager.pm.hook
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return math.ceil(len(self.splits["train"]) / self.spec.training.batch_size)
+
+    @property
+    def eval_splits(self) -> list[str]:
+        names = self.spec.training.eval_splits
+        if names is None:
+            names = [name for name in ("validation", "test") if name in self.splits]
+            names += sorted(n for n in self.splits if n not in ("train", "validation", "test"))
+        if self.spec.training.eval_train and "train" not in names:
+            names = ["train", *names]
+        return names
+
+
+def _create(manager: PluginManager, spec: ComponentSpec) -> Any:
+    try:
+        return manager.create(spec.kind, spec.type, **dict(spec.params))
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(message if message.startswith(spec.where) else f"{spec.where}: {message}") from None
+
+
+def build_model(spec: ExperimentSpec, manager: PluginManager, input_shape: tuple[int, ...],
+                rng: np.random.Generator) -> Model:
+    """Create and build the experiment's layers; shape problems become config errors."""
+    layers = [_create(manager, layer) for layer in spec.layers]
+    model = Model(layers, [layer.as_table() for layer in spec.layers])
+    try:
+        model.build(tuple(input_shape), rng)
+    except ValueError as exc:
+        raise ConfigError(f"{spec.source}: [[model.layers]]: {exc}.") from None
+    return model
+
+
+def check_output_size(spec: ExperimentSpec, model: Model, dataset: Any) -> None:
+    classes = getattr(dataset, "num_classes", None)
+    if classes is not None and model.output_shape != (classes,):
+        raise ConfigError(
+            f"{spec.source}: [[model.layers]]: the network outputs shape {model.output_shape} per sample but "
+            f"dataset '{spec.dataset.type}' has {classes} classes; the last layer must output ({classes},) "
+            f"(for example units = {classes})."
+        )
+
+
+def seeds(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
+    """Independent generators for initialization (and dropout), shuffling and augmentation."""
+    init, shuffle, augment = np.random.SeedSequence(seed).spawn(3)
+    return np.random.default_rng(init), np.random.default_rng(shuffle), np.random.default_rng(augment)
+
+
+def check(spec: ExperimentSpec, manager: PluginManager) -> Model:
+    """Validate everything that can be checked without data: components, shapes, output size."""
+    dataset = _create(manager, spec.dataset)
+    init_rng, _, _ = seeds(spec.seed)
+    model = build_model(spec, manager, dataset.input_shape, init_rng)
+    check_output_size(spec, model, dataset)
+    for component in [spec.cost, spec.optimizer, spec.strategy, spec.schedule, *spec.transforms]:
+        if component is not None:
+            _create(manager, component)
+    return model
+
+
+def prepare(spec: ExperimentSpec, manager: PluginManager, data_dir: str | None = None,
+            output_dir: Path | None = None) -> Run:
+    dataset = _create(manager, spec.dataset)
+    init_rng, shuffle_rng, augment_rng = seeds(spec.seed)
+    model = build_model(spec, manager, dataset.input_shape, init_rng)
+    check_output_size(spec, model, dataset)
+    cost = _create(manager, spec.cost)
+    optimizer = _create(manager, spec.optimizer)
+    strategy = _create(manager, spec.strategy)
+    schedule = _create(manager, spec.schedule) if spec.schedule is not None else None
+    transforms = [_create(manager, t) for t in spec.transforms]
+
+    splits = dict(dataset.load(data_dir))
+    if "train" not in splits:
+        raise UserError(f"dataset '{spec.dataset.type}' returned no 'train' split (it has {sorted(splits)}).")
+    if spec.validation:
+        train = splits["train"]
+        if spec.validation >= len(train):
+            raise ConfigError(
+                f"{spec.source}: [dataset] validation = {spec.validation} leaves no training data: the "
+                f"training split has {len(train)} samples."
+            )
+        if not hasattr(train, "subset"):
+            raise ConfigError(
+                f"{spec.source}: [dataset] validation: dataset '{spec.dataset.type}' cannot be split "
+                "(its train split has no subset method)."
+            )
+        cut = len(train) - spec.validation
+        splits["validation"] = train.subset(cut, len(train))
+        splits["train"] = train.subset(0, cut)
+    for name in spec.training.eval_splits or []:
+        if name not in splits:
+            raise ConfigError(
+                f"{spec.source}: [training] eval_splits: no split '{name}'; this run has {sorted(splits)}."
+            )
+    return Run(
+        spec=spec, manager=manager, dataset=dataset, model=model, cost=cost, optimizer=optimizer,
+        strategy=strategy, schedule=schedule, transforms=transforms, splits=splits, output_dir=output_dir,
+        init_rng=init_rng, shuffle_rng=shuffle_rng, augment_rng=augment_rng,
+        base_learning_rate=float(getattr(optimizer, "learning_rate", 0.0)),
+    )
+
+
+def evaluate(model: Model, cost: Any, split: Any, batch_size: int = 1000) -> dict[str, float]:
+    """Mean loss and accuracy of ``model`` on a whole split, in evaluation mode."""
+    n = len(split)
+    total_loss = 0.0
+    correct = 0
+    for start in range(0, n, batch_size):
+        indices = np.arange(start, min(start + batch_size, n))
+        x, y = split.batch(indices)
+        loss, outputs = model.loss(x, y, cost)
+        total_loss += loss * len(indices)
+        if outputs.ndim == 2 and y.ndim == 1:
+            correct += int(np.count_nonzero(outputs.argmax(axis=1) == y))
+    return {"loss": total_loss / max(n, 1), "accuracy": correct / max(n, 1)}
+
+
+def _check_finite(run: Run, loss: float, epoch: int, batch: int) -> None:
+    if math.isfinite(loss):
+        return
+    raise TrainingDiverged(
+        f"training diverged: the loss became {loss} at epoch {epoch}, batch {batch + 1}. "
+        f"The usual cause is a learning rate that is too high (it is {run.optimizer.learning_rate:g} in "
+        f"{run.spec.source} [optimizer]); try a smaller one, gradient clipping (clip_norm), or check the "
+        "input scaling."
+    )
+
+
+def register_callbacks(run: Run, callbacks: list[Any]) -> None:
+    for callback in callbacks:
+        run.manager.pm.register(callback)
+        run.callbacks.append(callback)
+
+
+def unregister_callbacks(run: Run) -> None:
+    for callback in run.callbacks:
+        if run.manager.pm.is_registered(callback):
+            run.manager.pm.unregister(callback)
+    run.callbacks.clear()
+
+
+def train(run: Run) -> dict[str, Any]:
+    """Run the epoch/batch loop; return the summary (final figures)."""
+    spec = run.spec
+    hooks = run.hooks
+    train_split = run.splits["train"]
+    n = len(train_split)
+    batch_size = spec.training.batch_size
+    batches = run.batches_per_epoch
+    try:
+        run.strategy.setup(run)
+        hooks.numpyml_on_run_start(run=run)
+        for epoch in range(run.epoch + 1, spec.training.epochs + 1):
+            started = time.perf_counter()
+            hooks.numpyml_on_epoch_start(run=run, epoch=epoch)
+            order = run.shuffle_rng.permutation(n) if spec.training.shuffle else np.arange(n)
+            loss_sum = 0.0
+            for batch in range(batches):
+                indices = order[batch * batch_size:(batch + 1) * batch_size]
+                hooks.numpyml_on_batch_start(run=run, epoch=epoch, batch=batch)
+                x, y = train_split.batch(indices)
+                for transform in run.transforms:
+                    x = transform(x, run.augment_rng)
+                if run.schedule is not None:
+                    run.optimizer.learning_rate = float(run.schedule(run.step, epoch - 1, run.base_learning_rate))
+                loss = run.strategy.train_batch(run, x, y)
+                _check_finite(run, loss, epoch, batch)
+                run.step += 1
+                loss_sum += loss * len(indices)
+                hooks.numpyml_on_batch_end(run=run, epoch=epoch, batch=batch, loss=loss)
+            metrics: dict[str, Any] = {"epoch": epoch, "train_loss": loss_sum / n}
+            for name in run.eval_splits:
+                result = evaluate(run.model, run.cost, run.splits[name], spec.training.eval_batch_size)
+                metrics[f"{name}_loss"] = result["loss"]
+                metrics[f"{name}_accuracy"] = result["accuracy"]
+                hooks.numpyml_on_evaluate_end(run=run, epoch=epoch, split=name, metrics=result)
+            if run.schedule is not None:
+                metrics["learning_rate"] = run.optimizer.learning_rate
+            metrics["seconds"] = time.perf_counter() - started
+            run.history.append(metrics)
+            run.epoch = epoch
+            hooks.numpyml_on_epoch_end(run=run, epoch=epoch, metrics=metrics)
+            if run.control.should_stop:
+                break
+        summary = make_summary(run)
+        hooks.numpyml_on_run_end(run=run, summary=summary)
+        return summary
+    except BaseException as error:
+        hooks.numpyml_on_error(run=run, error=error)
+        raise
+    finally:
+        run.strategy.teardown(run)
+
+
+def make_summary(run: Run) -> dict[str, Any]:
+    last = run.history[-1] if run.history else {}
+    summary: dict[str, Any] = {
+        "name": run.spec.name,
+        "epochs": run.epoch,
+        "steps": run.step,
+        "parameters": run.model.count_params(),
+        "seconds": round(sum(row.get("seconds", 0.0) for row in run.history), 3),
+    }
+    for key, value in last.items():
+        if key not in ("epoch", "seconds"):
+            summary[key] = value
+    if "validation_accuracy" in last:
+        best = max(run.history, key=lambda row: row["validation_accuracy"])
+        summary["best_validation_accuracy"] = best["validation_accuracy"]
+        summary["best_epoch"] = best["epoch"]
+    if run.control.stop_reason:
+        summary["stop_reason"] = run.control.stop_reason
+    return summary

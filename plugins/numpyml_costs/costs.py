@@ -1,0 +1,172 @@
+"""Costs: the mean loss over a batch and its gradient with respect to the network's outputs.
+
+Targets are either integer class labels ``(N,)`` for outputs ``(N, C)``, or arrays shaped like
+the outputs (one-hot rows, probabilities, regression targets). Losses are Python floats (the mean
+over the batch); gradients carry the ``1/N`` and have the outputs' dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _labels_or_dense(outputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(labels, None)`` for integer class labels, ``(None, dense_targets)`` for targets shaped like
+    the outputs; ``ValueError`` for anything else."""
+    targets = np.asarray(targets)
+    if targets.shape == outputs.shape:
+        return None, targets
+    if outputs.ndim == 2 and targets.shape == outputs.shape[:1]:
+        if not np.issubdtype(targets.dtype, np.integer):
+            raise ValueError(
+                f"targets of shape {targets.shape} must be integer class labels, got dtype {targets.dtype}"
+            )
+        if targets.size and (targets.min() < 0 or targets.max() >= outputs.shape[1]):
+            raise ValueError(
+                f"class labels must lie in [0, {outputs.shape[1] - 1}] for {outputs.shape[1]} outputs, "
+                f"got labels from {targets.min()} to {targets.max()}"
+            )
+        return targets, None
+    raise ValueError(
+        f"targets of shape {targets.shape} do not fit outputs of shape {outputs.shape}: expected integer "
+        f"labels of shape {outputs.shape[:1]} or an array of shape {outputs.shape}"
+    )
+
+
+def _clip_floor(dtype: np.dtype) -> float:
+    """The smallest probability taken into a log: 1e-7 for float32 (Keras's epsilon), less for
+    wider floats."""
+    return 1e-7 if np.dtype(dtype).itemsize <= 4 else 1e-15
+
+
+class Quadratic:
+    """Quadratic (mean squared error) cost: ``mean over samples of 0.5 * sum((outputs - targets)**2)``.
+
+    Outputs ``(N, ...)``; integer labels ``(N,)`` are compared with one-hot rows of the output
+    width. Gradient: ``(outputs - targets) / N``.
+    """
+
+    fused_activation = None
+
+    def _error(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        labels, dense = _labels_or_dense(outputs, targets)
+        if labels is not None:
+            error = outputs.copy()
+            error[np.arange(len(labels)), labels] -= 1
+            return error
+        return np.subtract(outputs, dense, dtype=outputs.dtype)
+
+    def loss(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        error = self._error(outputs, targets)
+        return 0.5 * float(np.vdot(error, error)) / len(outputs)
+
+    def gradient(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        error = self._error(outputs, targets)
+        error /= len(outputs)
+        return error
+
+
+class CrossEntropy:
+    """Categorical cross-entropy: ``mean over samples of -sum(y * log(p))`` over the last axis.
+
+    ``label_smoothing`` in ``[0, 1)`` replaces the targets ``y`` by ``y * (1 - s) + s / C``.
+    Outputs ``(N, C)`` are probabilities; targets are integer labels ``(N,)`` or one-hot /
+    probability rows ``(N, C)``.
+
+    Fused with a ``softmax`` output head: ``loss_from_logits`` and ``gradient_from_logits`` work on
+    the logits with log-sum-exp, finite for any finite logits; the gradient is ``(softmax - y) / N``.
+    Without fusion, ``loss`` and ``gradient`` work on probabilities clipped away from 0
+    (gradient ``-y / p / N``).
+    """
+
+    fused_activation = "softmax"
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
+
+    # -- probabilities ---------------------------------------------------------------------------
+    def loss(self, outputs: np.ndarray, targets: np.ndarray) -> float:
+        labels, dense = _labels_or_dense(outputs, targets)
+        floor = _clip_floor(outputs.dtype)
+        n, classes = len(outputs), outputs.shape[-1]
+        s = self.label_smoothing
+        if labels is not None:
+            picked = np.log(np.maximum(outputs[np.arange(n), labels], floor))
+            total = (1 - s) * float(np.sum(picked, dtype=np.float64))
+            if s:
+                log_p = np.log(np.maximum(outputs, floor))
+                total += s / classes * float(np.sum(log_p, dtype=np.float64))
+            return -total / n
+        log_p = np.log(np.maximum(outputs, floor))
+        return -float(np.sum(self._smooth(dense, classes) * log_p, dtype=np.float64)) / n
+
+    def gradient(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        labels, dense = _labels_or_dense(outputs, targets)
+        floor = _clip_floor(outputs.dtype)
+        n, classes = len(outputs), outputs.shape[-1]
+        s = self.label_smoothing
+        p = np.maximum(outputs, floor)
+        if labels is not None:
+            rows = np.arange(n)
+            if s:
+                grad = np.divide(-s / classes, p)
+            else:
+                grad = np.zeros_like(p)
+            grad[rows, labels] -= (1 - s) / p[rows, labels]
+        else:
+            grad = -self._smooth(dense, classes) / p
+        grad /= n
+        return grad.astype(outputs.dtype, copy=False)
+
+    # -- logits (fused with softmax) -------------------------------------------------------------
+    def loss_from_logits(self, logits: np.ndarray, targets: np.ndarray) -> float:
+        labels, dense = _labels_or_dense(logits, targets)
+        log_p = _log_softmax(logits)
+        n, classes = len(logits), logits.shape[-1]
+        s = self.label_smoothing
+        if labels is not None:
+            total = (1 - s) * float(np.sum(log_p[np.arange(n), labels], dtype=np.float64))
+            if s:
+                total += s / classes * float(np.sum(log_p, dtype=np.float64))
+            return -total / n
+        return -float(np.sum(self._smooth(dense, classes) * log_p, dtype=np.float64)) / n
+
+    def gradient_from_logits(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        labels, dense = _labels_or_dense(logits, targets)
+        grad = _log_softmax(logits)
+        with np.errstate(under="ignore"):
+            np.exp(grad, out=grad)
+        n, classes = len(logits), logits.shape[-1]
+        s = self.label_smoothing
+        if labels is not None:
+            grad[np.arange(n), labels] -= 1 - s
+            if s:
+                grad -= s / classes
+        else:
+            grad -= self._smooth(dense, classes)
+        grad /= n
+        return grad.astype(logits.dtype, copy=False)
+
+    def _smooth(self, targets: np.ndarray, classes: int) -> np.ndarray:
+        if not self.label_smoothing:
+            return targets
+        return targets * (1 - self.label_smoothing) + self.label_smoothing / classes
+
+    def __repr__(self) -> str:
+        return f"CrossEntropy(label_smoothing={self.label_smoothing})"
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    """``log(softmax(logits))`` over the last axis, via log-sum-exp (a new array)."""
+    logits = logits if np.issubdtype(logits.dtype, np.floating) else logits.astype(np.float32)
+    shifted = logits - np.max(logits, axis=-1, keepdims=True)
+    with np.errstate(under="ignore"):
+        log_sum = np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+    shifted -= log_sum
+    return shifted
+
+
+#: registered name -> class
+COSTS: dict[str, type] = {"quadratic": Quadratic, "cross_entropy": CrossEntropy}

@@ -1,0 +1,141 @@
+"""Parameter initializers.
+
+Each is a class whose constructor arguments are its config schema and whose instances are called as
+``initializer(shape, rng, dtype=np.float32) -> array`` (randomness only from ``rng``, a
+:class:`numpy.random.Generator`). Fan-in and fan-out follow Keras, see :func:`fans`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+
+
+def fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of a parameter shape, the Keras way.
+
+    * ``()``: ``(1, 1)``; ``(n,)``: ``(n, n)``;
+    * dense weight ``(in, out)``: ``(in, out)``;
+    * convolution weight ``(kh, kw, in, out)`` (any number of leading kernel axes):
+      ``(kh*kw*in, kh*kw*out)``.
+    """
+    shape = tuple(int(d) for d in shape)
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive_field = math.prod(shape[:-2])
+    return shape[-2] * receptive_field, shape[-1] * receptive_field
+
+
+class Zeros:
+    """All zeros."""
+
+    def __call__(self, shape: tuple[int, ...], rng: np.random.Generator, dtype: Any = np.float32) -> np.ndarray:
+        return np.zeros(shape, dtype=dtype)
+
+
+class Ones:
+    """All ones."""
+
+    def __call__(self, shape: tuple[int, ...], rng: np.random.Generator, dtype: Any = np.float32) -> np.ndarray:
+        return np.ones(shape, dtype=dtype)
+
+
+class Constant:
+    """Every entry equal to ``value``."""
+
+    def __init__(self, value: float = 0.0) -> None:
+        self.value = float(value)
+
+    def __call__(self, shape: tuple[int, ...], rng: np.random.Generator, dtype: Any = np.float32) -> np.ndarray:
+        return np.full(shape, self.value, dtype=dtype)
+
+
+class Gaussian:
+    """Normal distribution with the given ``mean`` and ``stddev`` (at least 0), independent of the
+    shape (Keras ``RandomNormal``)."""
+
+    def __init__(self, mean: float = 0.0, stddev: float = 0.01) -> None:
+        if not stddev >= 0:
+            raise ValueError(f"stddev must be at least 0, got {stddev}")
+        self.mean = float(mean)
+        self.stddev = float(stddev)
+
+    def __call__(self, shape: tuple[int, ...], rng: np.random.Generator, dtype: Any = np.float32) -> np.ndarray:
+        return rng.normal(self.mean, self.stddev, size=shape).astype(dtype, copy=False)
+
+
+class VarianceScaling:
+    """Zero-mean values with variance ``scale / fan`` (``fan`` by ``mode``), drawn from a normal
+    distribution or from the uniform distribution on ``[-sqrt(3 var), sqrt(3 var)]``.
+
+    The base of ``lecun``, ``xavier`` and ``he``; not registered itself.
+    """
+
+    scale: float = 1.0
+    mode: str = "fan_in"
+
+    def __init__(self, distribution: Literal["normal", "uniform"] = "normal") -> None:
+        if distribution not in ("normal", "uniform"):
+            raise ValueError(f"distribution must be 'normal' or 'uniform', got {distribution!r}")
+        self.distribution = distribution
+
+    def variance(self, shape: tuple[int, ...]) -> float:
+        fan_in, fan_out = fans(shape)
+        fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[self.mode]
+        return self.scale / max(1.0, fan)
+
+    def __call__(self, shape: tuple[int, ...], rng: np.random.Generator, dtype: Any = np.float32) -> np.ndarray:
+        variance = self.variance(shape)
+        if self.distribution == "normal":
+            values = rng.normal(0.0, math.sqrt(variance), size=shape)
+        else:
+            limit = math.sqrt(3.0 * variance)
+            values = rng.uniform(-limit, limit, size=shape)
+        return values.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(distribution={self.distribution!r})"
+
+
+class LeCun(VarianceScaling):
+    """LeCun initialization: variance ``1 / fan_in``. ``distribution``: ``"normal"`` (default) or
+    ``"uniform"`` (limit ``sqrt(3 / fan_in)``)."""
+
+    scale = 1.0
+    mode = "fan_in"
+
+
+class Xavier(VarianceScaling):
+    """Xavier/Glorot initialization: variance ``2 / (fan_in + fan_out)``. ``distribution``:
+    ``"uniform"`` (default, Keras's ``glorot_uniform``, limit ``sqrt(6 / (fan_in + fan_out))``) or
+    ``"normal"``."""
+
+    scale = 1.0
+    mode = "fan_avg"
+
+    def __init__(self, distribution: Literal["normal", "uniform"] = "uniform") -> None:
+        super().__init__(distribution)
+
+
+class He(VarianceScaling):
+    """He initialization (for ReLU networks): variance ``2 / fan_in``. ``distribution``:
+    ``"normal"`` (default) or ``"uniform"`` (limit ``sqrt(6 / fan_in)``)."""
+
+    scale = 2.0
+    mode = "fan_in"
+
+
+#: registered name -> class
+INITIALIZERS: dict[str, type] = {
+    "zeros": Zeros,
+    "ones": Ones,
+    "constant": Constant,
+    "gaussian": Gaussian,
+    "lecun": LeCun,
+    "xavier": Xavier,
+    "he": He,
+}

@@ -1,0 +1,162 @@
+"""Activations: element-wise (or per-sample) nonlinearities without parameters.
+
+Every activation is a :class:`numpyml_core.protocols.Layer` (``params == grads == {}``, ``build``
+returns the input shape unchanged) and is registered both as an ``activation`` (for
+``dense(activation=...)``) and as a ``layer`` (for a standalone ``[[model.layers]]`` entry).
+Outputs keep the input's dtype; every shape is ``(N, *input_shape)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._util import as_float, require_forward
+
+
+class Activation:
+    """Base of the built-in activations: no parameters, shape-preserving."""
+
+    #: name of a cost-fusable distribution this activation computes (only softmax sets it)
+    fusable_as: str | None = None
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self._cache: np.ndarray | None = None
+
+    def build(self, input_shape: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...]:
+        return tuple(input_shape)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Identity(Activation):
+    """``y = x``. Input and output ``(N, *shape)``."""
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        self._cache = x
+        return as_float(x)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        require_forward(self._cache, self)
+        return dy
+
+
+class Sigmoid(Activation):
+    """Logistic function ``y = 1 / (1 + exp(-x))``, computed without overflow for any ``x``.
+
+    Input and output ``(N, *shape)``; caches the output.
+    """
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        x = as_float(x)
+        # exp(-|x|) <= 1 never overflows: sigmoid(x) = 1/(1+z) for x >= 0 and z/(1+z) for x < 0
+        z = np.abs(x)
+        np.negative(z, out=z)
+        with np.errstate(under="ignore"):
+            np.exp(z, out=z)
+        y = np.where(x >= 0, 1, z)
+        z += 1
+        y /= z
+        self._cache = y
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        require_forward(self._cache, self)
+        y = self._cache
+        return dy * y * (1 - y)
+
+
+class Tanh(Activation):
+    """Hyperbolic tangent. Input and output ``(N, *shape)``; caches the output."""
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        y = np.tanh(as_float(x))
+        self._cache = y
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        require_forward(self._cache, self)
+        y = self._cache
+        return dy * (1 - y * y)
+
+
+class ReLU(Activation):
+    """Rectified linear unit ``y = max(x, 0)``. Input and output ``(N, *shape)``; caches the mask
+    ``x > 0``."""
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        x = as_float(x)
+        self._cache = x > 0
+        return np.maximum(x, 0)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        require_forward(self._cache, self)
+        return dy * self._cache
+
+
+class LeakyReLU(Activation):
+    """Leaky rectifier: ``y = x`` for ``x > 0``, ``alpha * x`` otherwise.
+
+    ``alpha``: slope for negative inputs, at least 0. Input and output ``(N, *shape)``; caches
+    the mask ``x > 0``.
+    """
+
+    def __init__(self, alpha: float = 0.01) -> None:
+        super().__init__()
+        if not alpha >= 0:
+            raise ValueError(f"alpha must be at least 0, got {alpha}")
+        self.alpha = float(alpha)
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        x = as_float(x)
+        positive = x > 0
+        self._cache = positive
+        return np.where(positive, x, self.alpha * x)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        require_forward(self._cache, self)
+        return np.where(self._cache, dy, self.alpha * dy)
+
+    def __repr__(self) -> str:
+        return f"LeakyReLU(alpha={self.alpha})"
+
+
+class Softmax(Activation):
+    """Softmax over the last axis, per sample: ``y = exp(x - max x) / sum(exp(x - max x))``.
+
+    Input and output ``(N, ..., C)``; caches the output. As the model's output head it is fused
+    with a cost whose ``fused_activation`` is ``"softmax"`` (cross-entropy), which then works on the
+    logits directly; ``backward`` is the full Jacobian-vector product
+    ``dx = y * (dy - sum(dy * y, axis=-1))``.
+    """
+
+    fusable_as = "softmax"
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        x = as_float(x)
+        y = x - np.max(x, axis=-1, keepdims=True)
+        with np.errstate(under="ignore"):
+            np.exp(y, out=y)
+        y /= np.sum(y, axis=-1, keepdims=True)
+        self._cache = y
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        require_forward(self._cache, self)
+        y = self._cache
+        dx = dy - np.sum(dy * y, axis=-1, keepdims=True)
+        dx *= y
+        return dx
+
+
+#: registered name -> class
+ACTIVATIONS: dict[str, type[Activation]] = {
+    "identity": Identity,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "softmax": Softmax,
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+}

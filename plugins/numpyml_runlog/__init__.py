@@ -1,0 +1,55 @@
+"""numpyml built-in plugin: run logging.
+
+``metrics_csv`` writes ``metrics.csv`` in the run folder: a header, then one row per epoch
+(``epoch``, ``train_loss``, ``<split>_loss``, ``<split>_accuracy`` for each evaluated split, the
+learning rate when a schedule is used, ``seconds``). The whole file is rewritten atomically after
+every epoch, so it is always complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from numpyml_core import hookimpl
+from numpyml_core.io import atomic_write_text
+
+
+class MetricsCSV:
+    """Write one row per epoch to ``<run folder>/<filename>``."""
+
+    def __init__(self, filename: str = "metrics.csv") -> None:
+        if not filename or "/" in filename or "\\" in filename:
+            raise ValueError(f"filename must be a plain file name, got {filename!r}")
+        self.filename = filename
+
+    @staticmethod
+    def render(rows: list[dict[str, Any]]) -> str:
+        columns: list[str] = []
+        for row in rows:
+            columns += [key for key in row if key not in columns]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_format(row.get(column, "")) for column in columns])
+        return buffer.getvalue()
+
+    @hookimpl
+    def numpyml_on_epoch_end(self, run: Any) -> None:
+        if run.output_dir is None:
+            return
+        atomic_write_text(Path(run.output_dir) / self.filename, self.render(run.history))
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+@hookimpl
+def numpyml_register_components(register):
+    register("callback", "metrics_csv", MetricsCSV)

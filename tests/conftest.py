@@ -1,0 +1,83 @@
+"""Shared fixtures: fake installed distributions, a fresh plugin manager, small data."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from numpyml_core import plugins as plugins_module
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plugin_manager():
+    """Every test starts with the process-wide plugin manager reset."""
+    plugins_module.set_plugin_manager(None)
+    yield
+    plugins_module.set_plugin_manager(None)
+
+
+@pytest.fixture
+def make_dist(tmp_path, monkeypatch):
+    """Write a fake installed distribution (a dist-info folder and modules) and put it on sys.path.
+
+    ``make_dist(name, version, entry_points={"ep": "module"}, modules={"module": "source"})``
+    returns the folder (usable as PYTHONPATH for subprocesses).
+    """
+    root = tmp_path / "site"
+    root.mkdir(exist_ok=True)
+    monkeypatch.syspath_prepend(str(root))
+
+    def make(name: str, version: str, entry_points: dict[str, str], modules: dict[str, str]) -> Path:
+        info = root / f"{name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        lines = "\n".join(f"{ep} = {module}" for ep, module in entry_points.items())
+        (info / "entry_points.txt").write_text(f"[numpyml]\n{lines}\n")
+        for module, source in modules.items():
+            (root / f"{module}.py").write_text(textwrap.dedent(source))
+            sys.modules.pop(module, None)
+        return root
+
+    yield make
+    for module in list(sys.modules):
+        if module.startswith("fakeplug"):
+            del sys.modules[module]
+
+
+def require_real_data(reason: str) -> None:
+    """Skip a real-data test with ``reason``, or fail it in CI (``NUMPYML_REQUIRE_REAL_DATA=1``)."""
+    if os.environ.get("NUMPYML_REQUIRE_REAL_DATA"):
+        pytest.fail(f"{reason} (NUMPYML_REQUIRE_REAL_DATA is set, so this is an error, not a skip)")
+    pytest.skip(reason)
+
+
+def data_dir() -> Path | None:
+    value = os.environ.get("NUMPYML_DATA_DIR")
+    if value and (Path(value) / "mnist" / "train-images-idx3-ubyte.gz").exists():
+        return Path(value)
+    return None
+
+
+@pytest.fixture
+def mnist_dir() -> Path:
+    folder = data_dir()
+    if folder is None:
+        require_real_data("real MNIST not found: set NUMPYML_DATA_DIR to a folder holding mnist/ (see README)")
+    return folder
+
+
+FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture
+def fashion_available() -> None:
+    folder = data_dir()
+    if not (FASHION_DEBIAN / "train-images-idx3-ubyte.gz").exists() and not (
+        folder and (folder / "fashion-mnist").is_dir()
+    ):
+        require_real_data("real Fashion-MNIST not found: apt-get install dataset-fashion-mnist, or put "
+                          "fashion-mnist/ in NUMPYML_DATA_DIR")

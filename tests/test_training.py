@@ -1,0 +1,149 @@
+"""Training end to end on a small synthetic dataset: run folder, determinism, eval, hooks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import tomllib
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from numpyml_core import hookimpl
+from numpyml_core.cli import app, run_experiment
+from numpyml_core.serialization import load_tensors, read_metadata
+
+from blobs import EXPERIMENT, SOURCE
+
+
+@pytest.fixture
+def blobs(make_dist, tmp_path):
+    make_dist("fakeplug-blobs", "0.0.1", {"blobs": "fakeplug_blobs"}, {"fakeplug_blobs": SOURCE})
+    path = tmp_path / "blobs.toml"
+    path.write_text(EXPERIMENT)
+    return path
+
+
+def test_run_folder_contents(blobs, tmp_path):
+    out = tmp_path / "run"
+    summary, run_dir = run_experiment(blobs, output=out)
+    assert run_dir == out
+    assert sorted(p.name for p in out.iterdir()) == ["config.toml", "metrics.csv", "model.safetensors", "summary.json"]
+
+    with open(out / "metrics.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["epoch", "train_loss", "validation_loss", "validation_accuracy", "test_loss",
+                       "test_accuracy", "seconds"]
+    assert [r[0] for r in rows[1:]] == ["1", "2", "3"]
+    losses = [float(r[1]) for r in rows[1:]]
+    assert losses[-1] < losses[0]
+
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved == json.loads(json.dumps(summary))
+    assert saved["test_accuracy"] > 0.9  # separable blobs: a broken network cannot get here
+    assert saved["test_accuracy"] == pytest.approx(float(rows[-1][5]))
+    assert saved["epochs"] == 3 and saved["steps"] == 3 * 63
+
+    config = tomllib.loads((out / "config.toml").read_text())
+    assert config["model"]["layers"][1]["weight_initializer"] == "xavier"
+    assert config["provenance"]["distributions"] == {"fakeplug-blobs": "0.0.1", "numpyml": "0.1.0"}
+    assert config["training"]["strategy"] == {"type": "serial"}
+
+    meta = read_metadata(out / "model.safetensors")
+    arch = json.loads(meta["architecture"])
+    assert meta["format"] == "numpyml-model"
+    assert arch["input_shape"] == [6, 6, 1] and arch["layers"][1]["units"] == 32
+    tensors = load_tensors(out / "model.safetensors")
+    assert sorted(tensors) == ["1.bias", "1.weight", "2.bias", "2.weight"]
+    assert tensors["1.weight"].dtype == np.float32 and tensors["1.weight"].shape == (36, 32)
+
+
+def test_resolved_config_reruns_identically(blobs, tmp_path):
+    _, first = run_experiment(blobs, output=tmp_path / "a")
+    _, second = run_experiment(first / "config.toml", output=tmp_path / "b")
+    a, b = load_tensors(first / "model.safetensors"), load_tensors(second / "model.safetensors")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_same_parameters_bitwise(blobs, tmp_path):
+    run_experiment(blobs, output=tmp_path / "a")
+    run_experiment(blobs, output=tmp_path / "b")
+    run_experiment(blobs, output=tmp_path / "c", seed=12)
+    a = load_tensors(tmp_path / "a" / "model.safetensors")
+    b = load_tensors(tmp_path / "b" / "model.safetensors")
+    c = load_tensors(tmp_path / "c" / "model.safetensors")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["1.weight"], c["1.weight"])
+
+
+def test_eval_command_matches_summary(blobs, tmp_path):
+    summary, out = run_experiment(blobs, output=tmp_path / "run")
+    result = CliRunner().invoke(app, ["eval", str(out / "model.safetensors"), "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["dataset"] == "fakeplug_blobs" and data["samples"] == 300
+    assert data["accuracy"] == pytest.approx(summary["test_accuracy"])
+    assert data["loss"] == pytest.approx(summary["test_loss"], rel=1e-5)
+
+
+def test_eval_rejects_non_model_files(tmp_path):
+    runner = CliRunner()
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x80\x04\x95 pickle-looking bytes")
+    result = runner.invoke(app, ["eval", str(junk), "--dataset", "mnist"])
+    assert result.exit_code == 2 and "not a safetensors model file" in result.stderr
+    result = runner.invoke(app, ["eval", str(tmp_path / "missing.safetensors")])
+    assert result.exit_code == 2 and "no such model file" in result.stderr
+
+
+def test_cli_run_and_epochs_override(blobs, tmp_path):
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(app, ["run", str(blobs), "--output", str(out), "--epochs", "1"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"epoch   1/1  train loss [\d.]+  validation loss [\d.]+ acc [\d.]+%  test loss [\d.]+ acc", result.stdout)
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 1
+
+
+class Recorder:
+    def __init__(self):
+        self.calls = []
+
+    @hookimpl
+    def numpyml_on_run_start(self, run):
+        self.calls.append("run_start")
+
+    @hookimpl
+    def numpyml_on_epoch_end(self, run, epoch, metrics):
+        self.calls.append(f"epoch_end {epoch}")
+        if epoch == 2:
+            run.control.should_stop = True
+
+    @hookimpl
+    def numpyml_before_update(self, params, grads):
+        assert set(params) == set(grads)
+        self.calls.append("update")
+
+    @hookimpl
+    def numpyml_on_run_end(self, summary):
+        self.calls.append(f"run_end {summary['epochs']}")
+
+
+def test_hooks_fire_in_order_and_callbacks_can_stop(blobs, tmp_path):
+    recorder = Recorder()
+    summary, _ = run_experiment(blobs, output=tmp_path / "r", extra_callbacks=[recorder])
+    assert summary["epochs"] == 2
+    assert recorder.calls[0] == "run_start" and recorder.calls[-1] == "run_end 2"
+    assert recorder.calls.count("update") == 2 * 63
+    assert [c for c in recorder.calls if c.startswith("epoch_end")] == ["epoch_end 1", "epoch_end 2"]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_divergence_is_reported(blobs, tmp_path):
+    text = (blobs.read_text().replace("learning_rate = 0.1", "learning_rate = 1.0e3")
+            .replace('activation = "softmax"', 'activation = "identity"').replace('"cross_entropy"', '"quadratic"'))
+    blobs.write_text(text)
+    result = CliRunner().invoke(app, ["run", str(blobs), "--output", str(tmp_path / "d"), "--quiet"])
+    assert result.exit_code == 2
+    assert "diverged" in result.stderr and "epoch 1" in result.stderr and "learning rate" in result.stderr
