@@ -68,8 +68,9 @@ def numpyml_on_batch_start(run: Any, epoch: int, batch: int) -> None:
 
 
 @hookspec
-def numpyml_on_batch_end(run: Any, epoch: int, batch: int, loss: float) -> None:
-    """Batch ``batch`` was trained; ``loss`` is its mean loss. Keep it cheap: called per batch."""
+def numpyml_on_batch_end(run: Any, epoch: int, batch: int, loss: float | None) -> None:
+    """Batch ``batch`` was trained; ``loss`` is its mean loss (``None`` when an asynchronous
+    strategy has no completed batch to report yet). Keep it cheap: called per batch."""
 
 
 @hookspec

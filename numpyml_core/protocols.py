@@ -151,16 +151,23 @@ class Strategy(Protocol):
     """How a mini-batch becomes a parameter update (serial, multi-core, distributed).
 
     * ``setup(run)``: called once at run start, after the model is built; start workers here.
-    * ``train_batch(run, x, y) -> float``: compute the gradient of the batch loss (for example with
-      ``run.model.loss_and_gradients(x, y, run.cost)``), call the ``numpyml_before_update`` hook
-      through ``run.hooks``, apply ``run.optimizer.step`` and return the batch's mean loss.
+    * ``train_batch(run, x, y) -> float | None``: compute the gradient of the batch loss (for
+      example with ``run.model.loss_and_gradients(x, y, run.cost)``), call the
+      ``numpyml_before_update`` hook through ``run.hooks``, apply ``run.optimizer.step`` and return
+      the batch's mean loss. An asynchronous strategy may return the loss of an earlier batch that
+      has just completed, or ``None`` when none has.
+    * ``end_epoch(run) -> list[float]`` (optional): called after the epoch's last batch, before
+      evaluation; must leave no batch in flight (every dispatched gradient applied, ``run.model``
+      holding the current parameters) and returns the losses of the batches it completed.
     * ``teardown(run)``: called once at the end, also after an error; must release every worker
       and shared resource.
+
+    The epoch's ``train_loss`` is the mean of the returned batch losses.
     """
 
     def setup(self, run: Any) -> None: ...
 
-    def train_batch(self, run: Any, x: np.ndarray, y: np.ndarray) -> float: ...
+    def train_batch(self, run: Any, x: np.ndarray, y: np.ndarray) -> float | None: ...
 
     def teardown(self, run: Any) -> None: ...
 

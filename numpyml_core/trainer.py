@@ -225,7 +225,7 @@ def train(run: Run) -> dict[str, Any]:
             started = time.perf_counter()
             hooks.numpyml_on_epoch_start(run=run, epoch=epoch)
             order = run.shuffle_rng.permutation(n) if spec.training.shuffle else np.arange(n)
-            loss_sum = 0.0
+            losses: list[float] = []
             for batch in range(batches):
                 indices = order[batch * batch_size:(batch + 1) * batch_size]
                 hooks.numpyml_on_batch_start(run=run, epoch=epoch, batch=batch)
@@ -235,11 +235,17 @@ def train(run: Run) -> dict[str, Any]:
                 if run.schedule is not None:
                     run.optimizer.learning_rate = float(run.schedule(run.step, epoch - 1, run.base_learning_rate))
                 loss = run.strategy.train_batch(run, x, y)
-                _check_finite(run, loss, epoch, batch)
+                if loss is not None:
+                    _check_finite(run, loss, epoch, batch)
+                    losses.append(loss)
                 run.step += 1
-                loss_sum += loss * len(indices)
                 hooks.numpyml_on_batch_end(run=run, epoch=epoch, batch=batch, loss=loss)
-            metrics: dict[str, Any] = {"epoch": epoch, "train_loss": loss_sum / n}
+            end_epoch = getattr(run.strategy, "end_epoch", None)
+            if end_epoch is not None:
+                for loss in end_epoch(run):
+                    _check_finite(run, loss, epoch, batches - 1)
+                    losses.append(loss)
+            metrics: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan}
             for name in run.eval_splits:
                 result = evaluate(run.model, run.cost, run.splits[name], spec.training.eval_batch_size)
                 metrics[f"{name}_loss"] = result["loss"]

@@ -68,17 +68,19 @@ class Progress:
         self._progress.update(self._batches, description=f"epoch {epoch}")
 
     @hookimpl
-    def numpyml_on_batch_end(self, run: Any, batch: int, loss: float) -> None:
+    def numpyml_on_batch_end(self, run: Any, batch: int, loss: float | None) -> None:
         if self._progress is None:
             return
-        self._loss_sum += loss
-        self._loss_count += 1
+        if loss is not None:
+            self._loss_sum += loss
+            self._loss_count += 1
         now = time.perf_counter()
         if now < self._next_draw and batch + 1 < run.batches_per_epoch:
             return
         self._next_draw = now + self._interval
         ms = 1000.0 * (now - self._epoch_started) / (batch + 1)
-        info = f"{ms:6.2f} ms/batch  loss {self._loss_sum / self._loss_count:.4f}"
+        loss_text = f"{self._loss_sum / self._loss_count:.4f}" if self._loss_count else "-"
+        info = f"{ms:6.2f} ms/batch  loss {loss_text}"
         self._progress.update(self._batches, completed=batch + 1, info=info)
 
     @hookimpl
