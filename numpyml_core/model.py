@@ -44,6 +44,15 @@ class Model:
                 raise ValueError(f"layer #{index + 1} ({kind}) cannot take input of shape {shape}: {exc}") from exc
         self.output_shape = shape
         self._detach_head()
+        # Backward stops at the first layer with parameters: nothing before it needs a gradient,
+        # and that layer may skip computing its input gradient (the protocol's input_gradient).
+        body = self.body
+        self._backward_from = next((i for i, layer in enumerate(body) if getattr(layer, "params", None)), len(body))
+        if self._backward_from < len(body):
+            try:
+                body[self._backward_from].input_gradient = False
+            except AttributeError:  # a layer with __slots__: it computes the gradient anyway
+                pass
         return shape
 
     def _detach_head(self) -> None:
@@ -89,8 +98,12 @@ class Model:
         """Forward in training mode, backward through every layer; leaves gradients in ``grads``."""
         logits = self.logits(x, training=True)
         if self._fused(cost):
-            loss = cost.loss_from_logits(logits, y)
-            grad = cost.gradient_from_logits(logits, y)
+            both = getattr(cost, "loss_and_gradient_from_logits", None)
+            if both is not None:
+                loss, grad = both(logits, y)
+            else:
+                loss = cost.loss_from_logits(logits, y)
+                grad = cost.gradient_from_logits(logits, y)
         elif self.head is not None:
             out = self.head.forward(logits, True)
             loss = cost.loss(out, y)
@@ -98,7 +111,7 @@ class Model:
         else:
             loss = cost.loss(logits, y)
             grad = cost.gradient(logits, y)
-        for layer in reversed(self.body):
+        for layer in reversed(self.body[self._backward_from:]):
             grad = layer.backward(grad)
         return float(loss)
 

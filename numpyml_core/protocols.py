@@ -70,6 +70,9 @@ class Layer(Protocol):
     * ``backward(dy) -> dx``: ``dy`` is the gradient of the loss with respect to the last
       ``forward``'s output; returns the gradient with respect to its input and overwrites
       ``grads``. Called at most once per ``forward``.
+    * ``input_gradient`` (optional attribute, default ``True``): the model sets it to ``False`` on
+      the first layer that has parameters, whose input gradient nobody needs; such a layer may
+      skip computing ``dx`` (and return ``None``) but must still fill ``grads``.
     """
 
     params: dict[str, np.ndarray]
@@ -106,7 +109,8 @@ class Cost(Protocol):
       ``outputs`` (so it already carries the ``1/N``).
     * ``fused_activation`` (optional, ``None`` when absent): the ``fusable_as`` name of an output
       activation this cost can fuse with; if set, it also provides
-      ``loss_from_logits(logits, targets)`` and ``gradient_from_logits(logits, targets)``.
+      ``loss_from_logits(logits, targets)`` and ``gradient_from_logits(logits, targets)``, and
+      optionally ``loss_and_gradient_from_logits`` returning both (used when present).
     """
 
     def loss(self, outputs: np.ndarray, targets: np.ndarray) -> float: ...

@@ -178,3 +178,16 @@ def test_targets_that_do_not_fit_are_rejected(name):
         cost.gradient(outputs, np.array([0, 1, 2, C]))
     with pytest.raises(ValueError, match="integer class labels"):
         cost.loss(outputs, LABELS.astype(np.float32))
+
+
+def test_fused_loss_and_gradient_equals_separate_calls():
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(7, 4)).astype(np.float32)
+    labels = rng.integers(0, 4, size=7)
+    onehot = np.eye(4, dtype=np.float32)[labels]
+    for smoothing in (0.0, 0.2):
+        cost = create("cost", "cross_entropy", label_smoothing=smoothing)
+        for targets in (labels, onehot):
+            loss, grad = cost.loss_and_gradient_from_logits(logits, targets)
+            assert loss == pytest.approx(cost.loss_from_logits(logits, targets), rel=1e-6)
+            np.testing.assert_allclose(grad, cost.gradient_from_logits(logits, targets), rtol=1e-6, atol=1e-7)

@@ -149,6 +149,32 @@ class CrossEntropy:
         grad /= n
         return grad.astype(logits.dtype, copy=False)
 
+    def loss_and_gradient_from_logits(self, logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+        """Both at once, sharing one log-softmax (what the trainer calls every batch)."""
+        labels, dense = _labels_or_dense(logits, targets)
+        log_p = _log_softmax(logits)
+        n, classes = len(logits), logits.shape[-1]
+        s = self.label_smoothing
+        if labels is not None:
+            rows = np.arange(n)
+            total = (1 - s) * float(np.sum(log_p[rows, labels], dtype=np.float64))
+            if s:
+                total += s / classes * float(np.sum(log_p, dtype=np.float64))
+            loss = -total / n
+            with np.errstate(under="ignore"):
+                grad = np.exp(log_p, out=log_p)
+            grad[rows, labels] -= 1 - s
+            if s:
+                grad -= s / classes
+        else:
+            smoothed = self._smooth(dense, classes)
+            loss = -float(np.sum(smoothed * log_p, dtype=np.float64)) / n
+            with np.errstate(under="ignore"):
+                grad = np.exp(log_p, out=log_p)
+            grad -= smoothed
+        grad /= n
+        return loss, grad.astype(logits.dtype, copy=False)
+
     def _smooth(self, targets: np.ndarray, classes: int) -> np.ndarray:
         if not self.label_smoothing:
             return targets

@@ -51,6 +51,8 @@ class Dense:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self._x: np.ndarray | None = None
+        #: set to False by the model when this is the first trainable layer (no dx needed)
+        self.input_gradient = True
 
     def build(self, input_shape: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...]:
         input_shape = tuple(input_shape)
@@ -98,6 +100,8 @@ class Dense:
                 np.sum(dz, axis=0, out=bias_grad)
             else:
                 self.grads["bias"] = dz.sum(axis=0)
+        if not self.input_gradient:  # first trainable layer: the model needs no dx
+            return None
         return dz @ match_dtype(self.params["weight"], dz.dtype).T
 
     def __repr__(self) -> str:
