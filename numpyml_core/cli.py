@@ -326,6 +326,11 @@ def evaluate_model(
               f"accuracy {100 * result['accuracy']:.2f}%")
 
 
+from . import cli_plugins as _cli_plugins  # noqa: E402 - plugin-author commands live there
+
+_cli_plugins.register(app)
+
+
 def main() -> None:
     app()
 
