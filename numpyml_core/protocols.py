@@ -239,7 +239,12 @@ class Schedule(Protocol):
 
     ``__call__(step, epoch, base_learning_rate) -> learning_rate`` where ``step`` counts optimizer
     steps from 0 and ``epoch`` counts epochs from 0; the trainer sets the optimizer's
-    ``learning_rate`` from it before every step.
+    ``learning_rate`` from it before every step. ``base_learning_rate`` is the optimizer's
+    configured ``learning_rate``.
+
+    ``bind(total_steps, steps_per_epoch)`` (optional): called once before training, for schedules
+    that need the length of the run (cosine, one-cycle). A schedule must be a pure function of
+    its arguments (and what ``bind`` gave it), so resuming from a checkpoint needs no schedule state.
     """
 
     def __call__(self, step: int, epoch: int, base_learning_rate: float) -> float: ...

@@ -218,6 +218,9 @@ def train(run: Run) -> dict[str, Any]:
     n = len(train_split)
     batch_size = spec.training.batch_size
     batches = run.batches_per_epoch
+    bind = getattr(run.schedule, "bind", None)
+    if bind is not None:
+        bind(total_steps=spec.training.epochs * batches, steps_per_epoch=batches)
     try:
         run.strategy.setup(run)
         hooks.numpyml_on_run_start(run=run)
