@@ -116,29 +116,94 @@ def run(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Override [training] epochs."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override the experiment's seed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
+    allow_changes: bool = typer.Option(False, "--allow-changes", help="With --resume: accept an experiment that differs from the run's."),
 ) -> None:
     """Train the network an experiment file describes and write a run folder."""
+    if resume and output is None:
+        _err("--resume needs --output RUN_DIR: the run folder to continue (or use 'numpyml resume RUN_DIR').")
+        raise typer.Exit(2)
     with _user_errors():
         summary, run_dir = run_experiment(experiment, data_dir=data_dir, output=output, epochs=epochs,
-                                          seed=seed, quiet=quiet)
-    if not quiet:
-        figures = ", ".join(
-            f"{key} {100 * value:.2f}%" for key, value in summary.items()
-            if key.endswith("_accuracy") and not key.startswith("best_") and isinstance(value, float)
-        )
-        print(f"done in {summary['seconds']:.1f}s: {figures}. Run folder: {run_dir}")
+                                          seed=seed, quiet=quiet, resume=resume, allow_changes=allow_changes)
+    _print_done(summary, run_dir, quiet)
+
+
+@app.command("resume")
+def resume_run(
+    run_dir: Path = typer.Argument(..., help="A run folder written by 'numpyml run'."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the data sets (else NUMPYML_DATA_DIR)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    allow_changes: bool = typer.Option(False, "--allow-changes", help="Accept a config.toml edited since the checkpoint."),
+) -> None:
+    """Continue an interrupted run from its last checkpoint."""
+    with _user_errors():
+        config = run_dir / "config.toml"
+        if not config.is_file():
+            raise UserError(f"{run_dir}: not a run folder (it has no config.toml).")
+        summary, run_dir = run_experiment(config, data_dir=data_dir, output=run_dir, quiet=quiet, resume=True,
+                                          allow_changes=allow_changes)
+    _print_done(summary, run_dir, quiet)
+
+
+def _print_done(summary: dict[str, Any], run_dir: Path, quiet: bool) -> None:
+    if quiet:
+        return
+    figures = ", ".join(
+        f"{key} {100 * value:.2f}%" for key, value in summary.items()
+        if key.endswith("_accuracy") and not key.startswith("best_") and isinstance(value, float)
+    )
+    stop = f" ({summary['stop_reason']})" if summary.get("stop_reason") else ""
+    print(f"done in {summary['seconds']:.1f}s: {figures}{stop}. Run folder: {run_dir}")
+
+
+def _config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += _config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+@contextlib.contextmanager
+def _interrupt_handler(run: Any) -> Iterator[None]:
+    """First Ctrl-C: stop at the next batch boundary (checkpoint, exit 130). Second: abort now."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if run.control.interrupt_requested:
+            raise KeyboardInterrupt
+        run.control.interrupt_requested = True
+        print("\nnumpyml: stopping after this batch to write a checkpoint (Ctrl-C again to abort at once)",
+              file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_experiment(experiment: Path, data_dir: str | None = None, output: Path | None = None,
                    epochs: int | None = None, seed: int | None = None, quiet: bool = True,
-                   extra_callbacks: list[Any] | None = None) -> tuple[dict[str, Any], Path]:
-    """What ``numpyml run`` does, callable from Python. Returns (summary, run folder)."""
-    from .config import dumps_toml, load_experiment
+                   extra_callbacks: list[Any] | None = None, resume: bool = False,
+                   allow_changes: bool = False) -> tuple[dict[str, Any], Path]:
+    """What ``numpyml run`` (and ``resume``) does, callable from Python. Returns (summary, run folder)."""
+    from .checkpoint import read_checkpoint, restore
+    from .config import dumps_toml, load_experiment, parse_experiment, read_toml
     from .data import data_dir_from_env
     from .errors import ConfigError
     from .io import atomic_write_text
     from .serialization import save_model
-    from .trainer import prepare, register_callbacks, train, unregister_callbacks
+    from .trainer import TrainingInterrupted, prepare, register_callbacks, train, unregister_callbacks
 
     manager = _manager()
     overrides: dict[str, Any] = {}
@@ -151,15 +216,37 @@ def run_experiment(experiment: Path, data_dir: str | None = None, output: Path |
             raise UserError(f"--seed must be a non-negative integer, got {seed}.")
         overrides["seed"] = seed
     spec = load_experiment(experiment, manager.registry, overrides)
-    run_dir = Path(output) if output is not None else _default_run_dir(spec.name)
-    _check_output_dir(run_dir)
+    checkpoint = None
+    if resume:
+        assert output is not None
+        run_dir = Path(output)
+        saved_config = run_dir / "config.toml"
+        if not saved_config.is_file():
+            raise UserError(f"{run_dir}: not a run folder to resume (it has no config.toml).")
+        saved = parse_experiment(read_toml(saved_config), str(saved_config), manager.registry).to_dict()
+        changed = _config_differences(saved, spec.to_dict())
+        last = run_dir / "checkpoints" / "last.safetensors"
+        if last.is_file():
+            checkpoint = read_checkpoint(last)
+            changed += [f"{key} (since the checkpoint)" for key in _config_differences(checkpoint[1]["config"], spec.to_dict())
+                        if key not in changed]
+        if changed and not allow_changes:
+            raise UserError(
+                f"{experiment}: differs from the run in {run_dir} in {', '.join(changed)}; resuming would not "
+                "continue the same experiment. Pass --allow-changes to resume anyway, or start a new run."
+            )
+        if checkpoint is None and not quiet:
+            print(f"{run_dir}: no checkpoint yet; starting the run from the beginning.", file=sys.stderr)
+    else:
+        run_dir = Path(output) if output is not None else _default_run_dir(spec.name)
+        _check_output_dir(run_dir)
     data_dir = data_dir or data_dir_from_env()
 
     run = prepare(spec, manager, data_dir=data_dir, output_dir=run_dir)
 
     callbacks: list[Any] = []
     defaults = [] if quiet else ["progress"]
-    defaults.append("metrics_csv")
+    defaults += ["metrics_csv", "checkpoint"]
     chosen = {c.type for c in spec.callbacks}
     for name in defaults:
         if name in chosen:
@@ -175,19 +262,27 @@ def run_experiment(experiment: Path, data_dir: str | None = None, output: Path |
             raise ConfigError(f"{component.where}: {exc}") from None
     callbacks += extra_callbacks or []
 
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config = spec.to_dict()
-        config["provenance"] = _provenance(manager, spec)
-        atomic_write_text(run_dir / "config.toml", f"# resolved experiment of {spec.source}\n" + dumps_toml(config))
-    except OSError as exc:
-        raise UserError(f"--output {run_dir}: cannot write the run folder ({exc.strerror}).") from None
+    if checkpoint is None or allow_changes:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            config = spec.to_dict()
+            config["provenance"] = _provenance(manager, spec)
+            atomic_write_text(run_dir / "config.toml", f"# resolved experiment of {spec.source}\n" + dumps_toml(config))
+        except OSError as exc:
+            raise UserError(f"--output {run_dir}: cannot write the run folder ({exc.strerror}).") from None
 
     register_callbacks(run, callbacks)
     try:
-        summary = train(run)
-    except KeyboardInterrupt:
-        _err(f"interrupted after epoch {run.epoch}; the run folder {run_dir} holds the completed epochs.")
+        if checkpoint is not None:
+            restore(run, *checkpoint, source=str(run_dir / "checkpoints" / "last.safetensors"))
+        with _interrupt_handler(run):
+            summary = train(run)
+    except KeyboardInterrupt as exc:
+        where = (f"in epoch {exc.epoch} after batch {exc.batch}" if isinstance(exc, TrainingInterrupted) and exc.batch
+                 else f"after epoch {run.epoch}")
+        saved_note = (f"the last checkpoint is in {run_dir / 'checkpoints'}"
+                      if (run_dir / "checkpoints" / "last.safetensors").exists() else "no checkpoint was written")
+        _err(f"interrupted {where}; {saved_note}. Continue with: numpyml resume {run_dir}")
         raise typer.Exit(130) from None
     finally:
         unregister_callbacks(run)

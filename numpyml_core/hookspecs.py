@@ -49,7 +49,8 @@ def numpyml_on_run_end(run: Any, summary: dict) -> None:
 
 @hookspec
 def numpyml_on_epoch_start(run: Any, epoch: int) -> None:
-    """Epoch ``epoch`` (counted from 1) is about to start."""
+    """Epoch ``epoch`` (counted from 1) is about to start, or to continue when a run resumes from
+    a checkpoint written mid-epoch (then ``run.batch`` batches of it are already done)."""
 
 
 @hookspec

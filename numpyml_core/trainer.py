@@ -26,12 +26,27 @@ class TrainingDiverged(UserError):
     """The loss or the parameters became non-finite."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Raised by the trainer at a batch boundary after an interrupt was requested (Ctrl-C)."""
+
+    def __init__(self, epoch: int, batch: int):
+        super().__init__(f"interrupted in epoch {epoch} after batch {batch}")
+        self.epoch = epoch
+        self.batch = batch
+
+
 @dataclass
 class Control:
-    """Flags callbacks set to steer the loop (they never raise to stop training)."""
+    """Flags that steer the loop.
+
+    Callbacks set ``should_stop`` (with a ``stop_reason``) to end training after the current epoch;
+    they never raise to stop. ``interrupt_requested`` is set by the CLI's Ctrl-C handler: the
+    trainer stops at the next batch boundary, where the run's state is consistent.
+    """
 
     should_stop: bool = False
     stop_reason: str = ""
+    interrupt_requested: bool = False
 
 
 @dataclass
@@ -55,7 +70,11 @@ class Run:
     base_learning_rate: float
     control: Control = field(default_factory=Control)
     epoch: int = 0  # last completed epoch
+    batch: int = 0  # batches completed in the epoch in progress (0 at an epoch boundary)
     step: int = 0  # optimizer steps taken
+    epoch_losses: list[float] = field(default_factory=list)  # losses of the epoch in progress
+    epoch_shuffle_state: dict | None = None  # shuffle generator state at the start of this epoch
+    at_boundary: bool = True  # False while a batch is being trained
     history: list[dict[str, Any]] = field(default_factory=list)
     callbacks: list[Any] = field(default_factory=list)
     started: float = field(default_factory=time.time)
@@ -197,6 +216,16 @@ def _check_finite(run: Run, loss: float, epoch: int, batch: int) -> None:
     )
 
 
+def _check_parameters(run: Run, epoch: int) -> None:
+    for name, value in run.model.params().items():
+        if not np.all(np.isfinite(value)):
+            raise TrainingDiverged(
+                f"training diverged: parameter '{name}' is no longer finite at the end of epoch {epoch}. "
+                f"The usual cause is a learning rate that is too high (it is {run.optimizer.learning_rate:g} "
+                f"in {run.spec.source} [optimizer]); try a smaller one or gradient clipping (clip_norm)."
+            )
+
+
 def register_callbacks(run: Run, callbacks: list[Any]) -> None:
     for callback in callbacks:
         run.manager.pm.register(callback)
@@ -224,12 +253,22 @@ def train(run: Run) -> dict[str, Any]:
     try:
         run.strategy.setup(run)
         hooks.numpyml_on_run_start(run=run)
-        for epoch in range(run.epoch + 1, spec.training.epochs + 1):
+        first_epoch = run.epoch + 1
+        if run.control.should_stop:  # resumed after a callback had already ended the run
+            first_epoch = spec.training.epochs + 1
+        for epoch in range(first_epoch, spec.training.epochs + 1):
             started = time.perf_counter()
+            resuming = run.batch > 0
+            if not resuming:
+                run.epoch_losses = []
+                run.epoch_shuffle_state = run.shuffle_rng.bit_generator.state
+            else:  # continue mid-epoch: replay this epoch's shuffle from its saved start state
+                run.shuffle_rng.bit_generator.state = run.epoch_shuffle_state
             hooks.numpyml_on_epoch_start(run=run, epoch=epoch)
             order = run.shuffle_rng.permutation(n) if spec.training.shuffle else np.arange(n)
-            losses: list[float] = []
-            for batch in range(batches):
+            losses = run.epoch_losses
+            for batch in range(run.batch, batches):
+                run.at_boundary = False
                 indices = order[batch * batch_size:(batch + 1) * batch_size]
                 hooks.numpyml_on_batch_start(run=run, epoch=epoch, batch=batch)
                 x, y = train_split.batch(indices)
@@ -242,12 +281,17 @@ def train(run: Run) -> dict[str, Any]:
                     _check_finite(run, loss, epoch, batch)
                     losses.append(loss)
                 run.step += 1
+                run.batch = batch + 1
+                run.at_boundary = True
                 hooks.numpyml_on_batch_end(run=run, epoch=epoch, batch=batch, loss=loss)
+                if run.control.interrupt_requested:
+                    raise TrainingInterrupted(epoch, batch + 1)
             end_epoch = getattr(run.strategy, "end_epoch", None)
             if end_epoch is not None:
                 for loss in end_epoch(run):
                     _check_finite(run, loss, epoch, batches - 1)
                     losses.append(loss)
+            _check_parameters(run, epoch)
             metrics: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan}
             for name in run.eval_splits:
                 result = evaluate(run.model, run.cost, run.splits[name], spec.training.eval_batch_size)
@@ -259,7 +303,11 @@ def train(run: Run) -> dict[str, Any]:
             metrics["seconds"] = time.perf_counter() - started
             run.history.append(metrics)
             run.epoch = epoch
+            run.batch = 0
+            run.epoch_losses = []
             hooks.numpyml_on_epoch_end(run=run, epoch=epoch, metrics=metrics)
+            if run.control.interrupt_requested:
+                raise TrainingInterrupted(epoch, 0)
             if run.control.should_stop:
                 break
         summary = make_summary(run)

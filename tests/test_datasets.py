@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import require_real_data
 from idx_files import SPLIT_FILES, idx_bytes, make_split, write_dataset, write_idx
 from numpyml_core import UserError, create
 from numpyml_core import data as core_data
@@ -466,7 +467,7 @@ MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 def test_real_mnist(monkeypatch):
     if not REAL_DATA_DIR or not (Path(REAL_DATA_DIR) / "mnist").is_dir():
-        pytest.skip("real MNIST not found: set NUMPYML_DATA_DIR to a folder with mnist/")
+        require_real_data("real MNIST not found: set NUMPYML_DATA_DIR to a folder with mnist/")
     monkeypatch.setenv("NUMPYML_DATA_DIR", REAL_DATA_DIR)
     splits = create("dataset", "mnist", download=False).load(None)
     train, test = splits["train"], splits["test"]
@@ -481,7 +482,7 @@ def test_real_mnist(monkeypatch):
 
 def test_real_fashion_mnist_from_debian(monkeypatch):
     if not REAL_DEBIAN_DIR.is_dir():
-        pytest.skip(f"Fashion-MNIST not installed in {REAL_DEBIAN_DIR}: apt-get install dataset-fashion-mnist")
+        require_real_data(f"Fashion-MNIST not installed in {REAL_DEBIAN_DIR}: apt-get install dataset-fashion-mnist")
     monkeypatch.setattr(mnist_module, "DEBIAN_FASHION_MNIST_DIR", REAL_DEBIAN_DIR)
     splits = create("dataset", "fashion_mnist", download=False).load(None)
     train, test = splits["train"], splits["test"]

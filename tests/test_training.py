@@ -30,7 +30,9 @@ def test_run_folder_contents(blobs, tmp_path):
     out = tmp_path / "run"
     summary, run_dir = run_experiment(blobs, output=out)
     assert run_dir == out
-    assert sorted(p.name for p in out.iterdir()) == ["config.toml", "metrics.csv", "model.safetensors", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "config.toml", "metrics.csv", "model.safetensors",
+                                                     "summary.json"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.safetensors", "last.safetensors"]
 
     with open(out / "metrics.csv", newline="") as handle:
         rows = list(csv.reader(handle))

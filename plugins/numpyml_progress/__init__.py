@@ -64,7 +64,8 @@ class Progress:
         self._next_draw = 0.0
         self._loss_sum = 0.0
         self._loss_count = 0
-        self._progress.reset(self._batches, total=run.batches_per_epoch, info="")
+        self._first_batch = run.batch  # > 0 when resuming mid-epoch
+        self._progress.reset(self._batches, total=run.batches_per_epoch, completed=run.batch, info="")
         self._progress.update(self._batches, description=f"epoch {epoch}")
 
     @hookimpl
@@ -78,7 +79,7 @@ class Progress:
         if now < self._next_draw and batch + 1 < run.batches_per_epoch:
             return
         self._next_draw = now + self._interval
-        ms = 1000.0 * (now - self._epoch_started) / (batch + 1)
+        ms = 1000.0 * (now - self._epoch_started) / max(batch + 1 - self._first_batch, 1)
         loss_text = f"{self._loss_sum / self._loss_count:.4f}" if self._loss_count else "-"
         info = f"{ms:6.2f} ms/batch  loss {loss_text}"
         self._progress.update(self._batches, completed=batch + 1, info=info)

@@ -38,6 +38,11 @@ class MetricsCSV:
         return buffer.getvalue()
 
     @hookimpl
+    def numpyml_on_run_start(self, run: Any) -> None:
+        if run.history and run.output_dir is not None:  # resumed: the file holds exactly the restored epochs
+            atomic_write_text(Path(run.output_dir) / self.filename, self.render(run.history))
+
+    @hookimpl
     def numpyml_on_epoch_end(self, run: Any) -> None:
         if run.output_dir is None:
             return
