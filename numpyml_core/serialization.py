@@ -30,7 +30,8 @@ def save_tensors(path: str | Path, tensors: dict[str, np.ndarray], metadata: dic
     """Write ``tensors`` and string ``metadata`` as a safetensors file, atomically."""
     from safetensors.numpy import save
 
-    contiguous = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    # (np.ascontiguousarray would turn 0-d arrays into 1-d ones)
+    contiguous = {k: v if v.flags.c_contiguous else v.copy(order="C") for k, v in tensors.items()}
     atomic_write_bytes(path, save(contiguous, metadata=metadata))
 
 
