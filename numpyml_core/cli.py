@@ -43,6 +43,15 @@ def _user_errors() -> Iterator[None]:
     except PluginError as exc:
         _err(str(exc))
         raise typer.Exit(1) from None
+    except MemoryError as exc:
+        _err(f"out of memory ({exc or 'MemoryError'}): reduce [training] batch_size or eval_batch_size, or the size "
+             "of the network.")
+        raise typer.Exit(2) from None
+    except OSError as exc:  # the disk, not the program: full, read-only, vanished folders
+        where = f"{exc.filename}: " if exc.filename else ""
+        _err(f"{where}{exc.strerror or exc}. Nothing was half-written: numpyml writes every file atomically; "
+             "free space or choose another --output and run again (or resume).")
+        raise typer.Exit(2) from None
 
 
 def _manager():

@@ -42,6 +42,10 @@ class Model:
             except (ValueError, TypeError) as exc:
                 kind = self.configs[index].get("type", type(layer).__name__)
                 raise ValueError(f"layer #{index + 1} ({kind}) cannot take input of shape {shape}: {exc}") from exc
+            except MemoryError as exc:
+                kind = self.configs[index].get("type", type(layer).__name__)
+                raise ValueError(f"layer #{index + 1} ({kind}) needs more memory for its parameters than this "
+                                 f"machine has ({exc}); make it smaller") from None
         self.output_shape = shape
         self._detach_head()
         # Backward stops at the first layer with parameters: nothing before it needs a gradient,
