@@ -431,8 +431,10 @@ def evaluate_model(
 
 
 from . import cli_plugins as _cli_plugins  # noqa: E402 - plugin-author commands live there
+from . import cli_report as _cli_report  # noqa: E402 - commands that look at runs live there
 
 _cli_plugins.register(app)
+_cli_report.register(app)
 
 
 def main() -> None:
