@@ -201,6 +201,7 @@ class TrainingSpec:
     eval_splits: list[str] | None = None  # default: every split but train
     eval_batch_size: int = 1000
     eval_train: bool = False  # also evaluate on the (whole) training split each epoch
+    eval_flip: bool = False  # average predictions over each image and its horizontal mirror
 
 
 @dataclass

@@ -190,15 +190,23 @@ def prepare(spec: ExperimentSpec, manager: PluginManager, data_dir: str | None =
     )
 
 
-def evaluate(model: Model, cost: Any, split: Any, batch_size: int = 1000) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` on a whole split, in evaluation mode."""
+def evaluate(model: Model, cost: Any, split: Any, batch_size: int = 1000, flip: bool = False) -> dict[str, float]:
+    """Mean loss and accuracy of ``model`` on a whole split, in evaluation mode.
+
+    ``flip``: average the outputs (probabilities) for each image and its horizontal mirror
+    (test-time augmentation for NHWC images); the loss is then the cost of the averaged outputs.
+    """
     n = len(split)
     total_loss = 0.0
     correct = 0
     for start in range(0, n, batch_size):
         indices = np.arange(start, min(start + batch_size, n))
         x, y = split.batch(indices)
-        loss, outputs = model.loss(x, y, cost)
+        if flip and x.ndim == 4:
+            outputs = (model.predict(x) + model.predict(x[:, :, ::-1])) * np.float32(0.5)
+            loss = float(cost.loss(outputs, y))
+        else:
+            loss, outputs = model.loss(x, y, cost)
         total_loss += loss * len(indices)
         if outputs.ndim == 2 and y.ndim == 1:
             correct += int(np.count_nonzero(outputs.argmax(axis=1) == y))
@@ -294,7 +302,8 @@ def train(run: Run) -> dict[str, Any]:
             _check_parameters(run, epoch)
             metrics: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan}
             for name in run.eval_splits:
-                result = evaluate(run.model, run.cost, run.splits[name], spec.training.eval_batch_size)
+                result = evaluate(run.model, run.cost, run.splits[name], spec.training.eval_batch_size,
+                                  flip=spec.training.eval_flip)
                 metrics[f"{name}_loss"] = result["loss"]
                 metrics[f"{name}_accuracy"] = result["accuracy"]
                 hooks.numpyml_on_evaluate_end(run=run, epoch=epoch, split=name, metrics=result)

@@ -149,3 +149,27 @@ def test_divergence_is_reported(blobs, tmp_path):
     result = CliRunner().invoke(app, ["run", str(blobs), "--output", str(tmp_path / "d"), "--quiet"])
     assert result.exit_code == 2
     assert "diverged" in result.stderr and "epoch 1" in result.stderr and "learning rate" in result.stderr
+
+
+def test_flip_averaged_evaluation():
+    from numpyml_core.data import ArraySplit
+    from numpyml_core.model import Model
+    from numpyml_core.trainer import evaluate
+    from numpyml_core import create
+
+    rng = np.random.default_rng(0)
+    model = Model([create("layer", "flatten"), create("layer", "dense", units=3, activation="softmax")])
+    model.build((4, 5, 2), rng)
+    x = rng.integers(0, 255, size=(20, 4, 5, 2), dtype=np.uint8)
+    y = rng.integers(0, 3, size=20)
+    split = ArraySplit(x, y)
+    cost = create("cost", "cross_entropy")
+    plain = evaluate(model, cost, split, batch_size=7)
+    mirrored = evaluate(model, cost, ArraySplit(x[:, :, ::-1].copy(), y), batch_size=7)
+    both = evaluate(model, cost, split, batch_size=7, flip=True)
+    xs, _ = split.batch(np.arange(20))
+    probs = (model.predict(xs) + model.predict(xs[:, :, ::-1])) / 2
+    expected_accuracy = float(np.mean(probs.argmax(1) == y))
+    assert both["accuracy"] == pytest.approx(expected_accuracy)
+    assert both["loss"] == pytest.approx(float(-np.mean(np.log(probs[np.arange(20), y]))), rel=1e-5)
+    assert both["loss"] != pytest.approx(plain["loss"]) and both["loss"] != pytest.approx(mirrored["loss"])
