@@ -12,7 +12,7 @@ The core never imports a plugin: every concrete component arrives through the ``
 entry-point group.
 """
 
-from .errors import ConfigError, PluginError, UserError
+from .errors import ConfigError, PluginError, RunFailed, UserError
 from .plugins import Component, PluginManager, create, get_plugin_manager, hookimpl
 from .protocols import KINDS
 
@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ConfigError",
     "PluginError",
+    "RunFailed",
     "UserError",
     "Component",
     "PluginManager",

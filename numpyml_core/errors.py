@@ -20,6 +20,14 @@ class ConfigError(UserError):
     """An experiment file or component parameter that does not validate."""
 
 
+class RunFailed(UserError):
+    """Training could not go on for a reason outside the experiment file: a worker process or a
+    cluster node died, a cluster could not be reached. The CLI prints the message (which names the
+    worker, node or address and the cause) and exits with status 1, without a traceback."""
+
+    exit_code = 1
+
+
 class PluginError(Exception):
     """A plugin that failed to import or register (or two plugins that clash)."""
 

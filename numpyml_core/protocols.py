@@ -166,6 +166,12 @@ class Strategy(Protocol):
     * ``teardown(run)``: called once at the end, also after an error; must release every worker
       and shared resource.
 
+    ``run.batch_indices`` holds the batch's indices into ``run.splits["train"]``: a distributed
+    strategy whose workers already hold the data may send those instead of ``x`` and ``y`` (only
+    when ``run.transforms`` is empty: augmented batches exist only in the trainer's process).
+    Failures outside the experiment (a dead worker, an unreachable cluster) raise
+    :class:`numpyml_core.RunFailed` with a message naming the worker or address and the cause.
+
     The epoch's ``train_loss`` is the mean of the returned batch losses.
     """
 

@@ -75,6 +75,9 @@ class Run:
     epoch_losses: list[float] = field(default_factory=list)  # losses of the epoch in progress
     epoch_shuffle_state: dict | None = None  # shuffle generator state at the start of this epoch
     at_boundary: bool = True  # False while a batch is being trained
+    #: indices into ``splits["train"]`` of the batch being trained (a distributed strategy whose
+    #: workers hold the data may ship these instead of the arrays, when ``transforms`` is empty)
+    batch_indices: np.ndarray | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     callbacks: list[Any] = field(default_factory=list)
     started: float = field(default_factory=time.time)
@@ -278,6 +281,7 @@ def train(run: Run) -> dict[str, Any]:
             for batch in range(run.batch, batches):
                 run.at_boundary = False
                 indices = order[batch * batch_size:(batch + 1) * batch_size]
+                run.batch_indices = indices
                 hooks.numpyml_on_batch_start(run=run, epoch=epoch, batch=batch)
                 x, y = train_split.batch(indices)
                 for transform in run.transforms:
