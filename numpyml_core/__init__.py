@@ -14,7 +14,6 @@ entry-point group.
 
 from .errors import ConfigError, PluginError, RunFailed, UserError
 from .plugins import Component, PluginManager, create, get_plugin_manager, hookimpl
-from .protocols import KINDS
 
 __version__ = "0.1.0"
 
@@ -31,3 +30,13 @@ __all__ = [
     "KINDS",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    # numpyml_core.protocols imports numpy; loading it only when KINDS is used keeps
+    # "numpyml --help" from paying for numpy.
+    if name == "KINDS":
+        from .protocols import KINDS
+
+        return KINDS
+    raise AttributeError(f"module 'numpyml_core' has no attribute {name!r}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 import tomllib
 import types
 import typing
@@ -220,6 +221,7 @@ class ExperimentSpec:
     callbacks: list[ComponentSpec] = field(default_factory=list)
     source: str = "<experiment>"
     raw: dict[str, Any] = field(default_factory=dict)
+    requires: list[str] = field(default_factory=list)  # [plugins] require, checked when parsed
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved experiment (every parameter, defaults included) as TOML-ready tables."""
@@ -242,6 +244,8 @@ class ExperimentSpec:
         }
         if self.callbacks:
             out["callbacks"] = [c.as_table() for c in self.callbacks]
+        if self.requires:
+            out["plugins"] = {"require": list(self.requires)}
         return out
 
 
@@ -297,6 +301,8 @@ def parse_experiment(data: dict[str, Any], source: str, registry: Any) -> Experi
                 f"{source}: unknown top-level key '{key}'{did_you_mean(key, _TOP_KEYS)}; "
                 f"expected some of: {', '.join(sorted(_TOP_KEYS))}."
             )
+    # before any component is looked up: "numpyml-swish is not installed" beats "unknown layer 'swish'"
+    requires = check_requirements(data.get("plugins", {}), source)
     for required in ("dataset", "model", "cost", "optimizer"):
         if required not in data:
             raise ConfigError(f"{source}: missing section [{required}].")
@@ -372,8 +378,133 @@ def parse_experiment(data: dict[str, Any], source: str, registry: Any) -> Experi
     return ExperimentSpec(
         name=name, seed=seed, dataset=dataset, validation=validation, layers=layers, cost=cost,
         optimizer=optimizer, training=training, strategy=strategy, schedule=schedule,
-        transforms=transforms, callbacks=callbacks, source=source, raw=data,
+        transforms=transforms, callbacks=callbacks, source=source, raw=data, requires=requires,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# [plugins] require: the distributions an experiment needs
+# --------------------------------------------------------------------------------------------
+# A small PEP 440 subset, so the core needs no extra dependency ("packaging" is only installed as
+# a dependency of pytest, not of anything numpyml needs at run time): release numbers with
+# optional aN/bN/rcN, .postN, .devN and a ignored +local part; operators >=, <=, >, <, ==, !=,
+# ~= and == / != with a trailing .*.
+_REQUIREMENT = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(.*?)\s*$")
+_SPECIFIER = re.compile(r"\s*(~=|==|!=|<=|>=|<|>)\s*([0-9][0-9A-Za-z.+!*-]*)\s*$")
+_VERSION = re.compile(
+    r"^v?(?:(\d+)!)?(\d+(?:\.\d+)*)(?:[-_.]?(a|b|c|rc|alpha|beta|pre|preview)[-_.]?(\d*))?"
+    r"(?:[-_.]?(?:post|rev|r)[-_.]?(\d*)|-(\d+))?(?:[-_.]?dev[-_.]?(\d*))?(?:\+[a-z0-9.]+)?$",
+    re.IGNORECASE,
+)
+_PRE_RANK = {"a": 0, "alpha": 0, "b": 1, "beta": 1, "c": 2, "rc": 2, "pre": 2, "preview": 2}
+
+
+def _release(text: str) -> tuple[int, ...]:
+    parts = [int(p) for p in text.split(".")]
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
+
+
+def version_key(version: str) -> tuple:
+    """A sort key for a version string (PEP 440 order: 1.0.dev1 < 1.0a1 < 1.0rc1 < 1.0 < 1.0.post1);
+    raises ``ValueError`` for what it cannot read."""
+    match = _VERSION.match(version.strip())
+    if not match:
+        raise ValueError(f"cannot read the version {version!r}")
+    epoch, release, pre, pre_n, post_n, post_implicit, dev_n = match.groups()
+    post = post_n if post_n is not None else post_implicit  # "" when written without a number
+    has_post = post is not None
+    dev = dev_n
+    if pre is not None:
+        pre_key = (_PRE_RANK[pre.lower()], int(pre_n or 0))
+    elif dev is not None and not has_post:
+        pre_key = (-1, 0)  # 1.0.dev1 comes before 1.0a1
+    else:
+        pre_key = (3, 0)
+    post_key = int(post or 0) if has_post else -1
+    dev_key = int(dev or 0) if dev is not None else float("inf")
+    return (int(epoch or 0), _release(release), pre_key, post_key, dev_key)
+
+
+def _matches(version: str, operator: str, wanted: str) -> bool:
+    if wanted.endswith(".*"):
+        if operator not in ("==", "!="):
+            raise ValueError(f"'{operator}{wanted}': a trailing .* only goes with == or !=")
+        prefix = [int(p) for p in wanted[:-2].split(".")]
+        match = _VERSION.match(version.strip())
+        release = [int(p) for p in match.group(2).split(".")] if match else []
+        release += [0] * max(0, len(prefix) - len(release))
+        same = release[:len(prefix)] == prefix
+        return same if operator == "==" else not same
+    have, want = version_key(version), version_key(wanted)
+    if operator == "~=":
+        parts = wanted.split("+")[0].split(".")
+        if len(parts) < 2:
+            raise ValueError(f"'~={wanted}' needs at least two release numbers (~=1.4 means >=1.4, ==1.*)")
+        return have >= want and _matches(version, "==", ".".join(re.findall(r"\d+", ".".join(parts[:-1]))) + ".*")
+    return {
+        "==": have == want, "!=": have != want, ">=": have >= want, "<=": have <= want, ">": have > want,
+        "<": have < want,
+    }[operator]
+
+
+def parse_requirement(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """``"numpyml-swish>=0.1,<2"`` -> ``("numpyml-swish", [(">=", "0.1"), ("<", "2")])``."""
+    match = _REQUIREMENT.match(text)
+    if not match:
+        raise ValueError("expected a distribution name and optional version specifiers, like \"numpyml-swish>=0.1\"")
+    name, rest = match.groups()
+    specifiers = []
+    if rest:
+        for part in rest.split(","):
+            spec = _SPECIFIER.match(part)
+            if not spec:
+                raise ValueError(f"cannot read the version specifier {part.strip()!r} (use >=, <=, ==, !=, ~=, <, >)")
+            operator, wanted = spec.groups()
+            if not wanted.endswith(".*"):
+                version_key(wanted)
+            specifiers.append((operator, wanted))
+    return name, specifiers
+
+
+def check_requirements(plugins: Any, source: str) -> list[str]:
+    """Validate an experiment's ``[plugins]`` table and check that every distribution in
+    ``require`` is installed in a matching version. Raises :class:`ConfigError` (exit status 2)
+    naming the missing or too-old distribution; returns the requirement strings."""
+    from importlib import metadata
+
+    where = f"{source}: [plugins]"
+    plugins = _table(plugins, where)
+    for key in plugins:
+        if key != "require":
+            raise ConfigError(f"{where}: unknown key '{key}'{did_you_mean(key, ['require'])}; expected 'require', a "
+                              'list of distributions such as require = ["numpyml-swish>=0.1"].')
+    require = plugins.get("require", [])
+    if not isinstance(require, list) or not all(isinstance(r, str) for r in require):
+        raise ConfigError(f'{where}: require must be a list of strings such as ["numpyml-swish>=0.1"], got {require!r}.')
+    for text in require:
+        try:
+            name, specifiers = parse_requirement(text)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: require: '{text}': {exc}.") from None
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            raise ConfigError(
+                f"{where}: this experiment needs the distribution {name} ('{text}'), which is not installed. "
+                f"Install it (pip install '{text}'), then check with 'numpyml list'."
+            ) from None
+        try:
+            unmet = [f"{op}{v}" for op, v in specifiers if not _matches(installed, op, v)]
+        except ValueError as exc:
+            raise ConfigError(f"{where}: require: '{text}': {exc}.") from None
+        if unmet:
+            raise ConfigError(
+                f"{where}: this experiment needs {text} but {name} {installed} is installed (it does not satisfy "
+                f"{', '.join(unmet)}). Install a matching version (pip install '{text}')."
+            )
+    return list(require)
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

@@ -21,7 +21,6 @@ import pluggy
 
 from . import hookspecs
 from .errors import ConfigError, PluginError, did_you_mean
-from .protocols import KINDS
 
 ENTRY_POINT_GROUP = "numpyml"
 hookimpl = pluggy.HookimplMarker("numpyml")
@@ -73,6 +72,8 @@ class Registry:
             return self.components[(kind, name)]
         except KeyError:
             pass
+        from .protocols import KINDS  # here, not at the top: protocols imports numpy (startup time)
+
         known_kinds = sorted({k for k, _ in self.components} | set(KINDS))
         if kind not in known_kinds:
             raise ConfigError(

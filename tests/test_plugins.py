@@ -95,10 +95,10 @@ def test_disable_by_entry_point_name(monkeypatch):
     assert manager.registry.names("dataset") == []
     assert manager.registry.names("cost") == []
     assert manager.registry.names("layer")
-    manager = PluginManager(disable=["layers"])
     monkeypatch.delenv("NUMPYML_DISABLE_PLUGINS")
     manager = loaded(disable=["layers"])
-    assert manager.registry.names("layer") == []
+    names = manager.registry.names("layer")
+    assert "dense" not in names and "conv2d" in names  # only that plugin's layers are gone
 
 
 def test_unknown_component_suggests_a_name():
@@ -109,3 +109,149 @@ def test_unknown_component_suggests_a_name():
         manager.create("layer", "dense", unit=3)
     with pytest.raises(ConfigError, match="parameter 'units': expected an integer"):
         manager.create("layer", "dense", units="ten")
+
+
+# -- every failure kind, through the command line -------------------------------------------------
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from typer.testing import CliRunner  # noqa: E402
+
+from numpyml_core.cli import app  # noqa: E402
+
+FAILURES = {
+    # name: (module source, what the failure message says)
+    "import": ("raise RuntimeError('boom at import')", "import failed: RuntimeError: boom at import"),
+    "hook": (GOOD.replace('register("activation", "fake_swish", Swish)', "raise KeyError('in the hook')"),
+             "register hook raised KeyError"),
+    "duplicate": (GOOD.replace('"activation", "fake_swish"', '"layer", "dense"'), "registered twice"),
+    "signature": (GOOD.replace('register("activation", "fake_swish", Swish)', "register('layer', 'fakeplug_x', dict)"),
+                  "no usable signature"),
+}
+
+
+def install_failure(make_dist, failure: str):
+    module = f"fakeplug_{failure}"
+    return make_dist(f"fake-{failure}-dist", "0.9", {failure: module}, {module: FAILURES[failure][0]})
+
+
+@pytest.mark.parametrize("failure", sorted(FAILURES))
+def test_failed_plugin_is_shown_and_every_command_keeps_working(make_dist, failure, tmp_path):
+    install_failure(make_dist, failure)
+    runner = CliRunner()
+    listed = runner.invoke(app, ["list", "--json"], catch_exceptions=False)
+    assert listed.exit_code == 0
+    (failed,) = json.loads(listed.stdout)["failed"]
+    assert failed["distribution"] == f"fake-{failure}-dist" and FAILURES[failure][1] in failed["error"]
+    assert f"fake-{failure}-dist" in listed.stderr  # the warning names the distribution
+    table = runner.invoke(app, ["list"], catch_exceptions=False)
+    assert table.exit_code == 0 and "plugins that failed to load" in table.stdout
+    assert runner.invoke(app, ["info", "layer", "dense"], catch_exceptions=False).exit_code == 0
+    assert runner.invoke(app, ["check", "layer", "dense"], catch_exceptions=False).exit_code == 0
+    assert runner.invoke(app, ["new-plugin", "numpyml-ok", "-d", str(tmp_path / "ok")],
+                         catch_exceptions=False).exit_code == 0
+
+
+@pytest.mark.parametrize("failure", sorted(FAILURES))
+def test_strict_mode_is_fatal_for_every_failure_kind(make_dist, failure, monkeypatch):
+    install_failure(make_dist, failure)
+    monkeypatch.setenv("NUMPYML_STRICT_PLUGINS", "1")
+    result = CliRunner().invoke(app, ["list"], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert f"fake-{failure}-dist" in result.stderr and "NUMPYML_STRICT_PLUGINS" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def run_cli(site, *args, strict=False):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    env.pop("NUMPYML_STRICT_PLUGINS", None)
+    if strict:
+        env["NUMPYML_STRICT_PLUGINS"] = "1"
+    return subprocess.run([sys.executable, "-m", "numpyml_core.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def test_broken_distribution_through_a_real_process(make_dist):
+    site = install_failure(make_dist, "import")
+    result = run_cli(site, "list")
+    assert result.returncode == 0
+    assert "fake-import-dist" in result.stderr and "boom at import" in result.stderr
+    assert "dense" in result.stdout and "fake-import-dist" in result.stdout  # the failed-plugins table
+    strict = run_cli(site, "list", strict=True)
+    assert strict.returncode == 1
+    assert strict.stderr.startswith("error: numpyml: plugin 'import' from distribution fake-import-dist failed")
+    assert "Traceback" not in strict.stderr
+
+
+# -- [plugins] require -----------------------------------------------------------------------------
+from numpyml_core.config import check_requirements  # noqa: E402
+
+REQUIRING = """
+[plugins]
+require = [{requirement!r}]
+[dataset]
+type = "mnist"
+[[model.layers]]
+type = "flatten"
+[[model.layers]]
+type = "dense"
+units = 10
+activation = "softmax"
+[cost]
+type = "cross_entropy"
+[optimizer]
+type = "sgd"
+"""
+
+
+@pytest.mark.parametrize("requirement,installed,message", [
+    ("fake-needed>=0.1", None, "needs the distribution fake-needed ('fake-needed>=0.1'), which is not installed"),
+    ("fake-needed>=0.2", "0.1.5", "needs fake-needed>=0.2 but fake-needed 0.1.5 is installed"),
+    ("fake_needed>=1.0rc1,<2", "1.0rc1", None),
+    ("fake-needed~=1.4", "1.5.2", None),
+    ("fake-needed~=1.4", "2.0", "does not satisfy ~=1.4"),
+    ("fake-needed==1.*", "1.9", None),
+    ("fake-needed!=0.3", "0.3.0", "does not satisfy !=0.3"),
+    ("fake-needed", "0.0.1", None),
+])
+def test_experiment_requirements(make_dist, tmp_path, requirement, installed, message):
+    if installed is not None:
+        make_dist("fake-needed", installed, {}, {})
+    path = tmp_path / "needs.toml"
+    path.write_text(REQUIRING.format(requirement=requirement))
+    result = CliRunner().invoke(app, ["validate", str(path)], catch_exceptions=False)
+    if message is None:
+        assert result.exit_code == 0, result.output
+    else:
+        assert result.exit_code == 2
+        assert message in result.stderr and f"{path}: [plugins]" in result.stderr
+
+
+def test_requirement_is_checked_before_components_are_looked_up(tmp_path):
+    path = tmp_path / "needs.toml"
+    path.write_text(REQUIRING.format(requirement="fake-needed>=1").replace('"flatten"', '"not_installed_layer"'))
+    result = CliRunner().invoke(app, ["run", str(path), "-o", str(tmp_path / "run")], catch_exceptions=False)
+    assert result.exit_code == 2 and "fake-needed" in result.stderr and "not_installed_layer" not in result.stderr
+    assert not (tmp_path / "run").exists()  # before training: nothing written
+
+
+@pytest.mark.parametrize("table,message", [
+    ({"requires": []}, "unknown key 'requires' (did you mean 'require'?)"),
+    ({"require": "numpyml>=0.1"}, "require must be a list of strings"),
+    ({"require": ["numpyml>>0.1"]}, "cannot read the version specifier"),
+    ({"require": ["numpyml>=abc"]}, "cannot read the version"),
+])
+def test_bad_plugins_tables(table, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_requirements(table, "x.toml")
+
+
+def test_numpyml_itself_can_be_required():
+    assert check_requirements({"require": ["numpyml>=0.1,<1"]}, "x.toml") == ["numpyml>=0.1,<1"]
+    with pytest.raises(ConfigError, match="numpyml 0.1.0 is installed"):
+        check_requirements({"require": ["numpyml>=0.2"]}, "x.toml")
+
+
+import re  # noqa: E402

@@ -1,0 +1,44 @@
+"""Looking at runs: reading run folders, plots, the HTML report, predictions on image files.
+
+* :mod:`.rundata`: a run folder's files (config.toml, metrics.csv, summary.json, model.safetensors)
+  read into a :class:`~.rundata.RunData`; flattened configs; text sparklines. Standard library only.
+* :mod:`.inference`: a saved model's class probabilities, batch by batch; the dataset a model was
+  trained on; converting image files to a model's input (Pillow, imported when used).
+* :mod:`.plots`: the report's figures as PNG bytes (matplotlib with the Agg backend, imported when
+  used).
+* :mod:`.html`: the self-contained report page.
+
+matplotlib and Pillow are optional (``pip install 'numpyml[plot]'``); :func:`require` turns their
+absence into one clear :class:`~numpyml_core.errors.UserError`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ..errors import UserError
+
+#: module -> (what needs it, the extra that installs it)
+EXTRAS = {
+    "matplotlib": ("plots for 'numpyml report'", "plot"),
+    "PIL": ("reading images (Pillow)", "plot"),
+}
+
+
+class MissingExtra(UserError):
+    """An optional dependency is not installed."""
+
+
+def require(module: str) -> Any:
+    """Import ``module`` or raise :class:`MissingExtra` saying which extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        purpose, extra = EXTRAS.get(module, (module, module))
+        package = "Pillow" if module == "PIL" else module
+        raise MissingExtra(
+            f"{purpose} needs {package}, which is not installed. It is an optional dependency of numpyml: "
+            f"install it with `pip install 'numpyml[{extra}]'` (or `uv pip install {package.lower()}` in "
+            "this project's environment), then run the command again."
+        ) from None

@@ -1,0 +1,258 @@
+"""A run folder's files, read back: the resolved config, the metrics per epoch, the summary.
+
+Everything here is standard library (plus numpyml's own readers), so ``numpyml runs`` and
+``numpyml show`` work without the optional plotting extra. Unfinished runs (no summary.json yet,
+no model file) are read as far as they go.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+SPARK_CHARS = "▁▂▃▄▅▆▇█"
+
+
+@dataclass
+class RunData:
+    """What one run folder holds. ``metrics`` maps each metrics.csv column to its values per epoch
+    (floats; ``nan`` where a row has no value)."""
+
+    path: Path
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    architecture: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        """The run folder's name: runs are labelled by it everywhere."""
+        return self.path.resolve().name
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / "model.safetensors"
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.summary)
+
+    @property
+    def started(self) -> _dt.datetime | None:
+        """When the run started: the modification time of its config.toml (written before training)."""
+        config = self.path / "config.toml"
+        if not config.is_file():
+            return None
+        return _dt.datetime.fromtimestamp(config.stat().st_mtime)
+
+    @property
+    def epochs(self) -> int:
+        if "epochs" in self.summary:
+            return int(self.summary["epochs"])
+        return len(self.metrics.get("epoch", []))
+
+    def last(self, column: str) -> float | None:
+        """The summary's figure for ``column``, else the last finite value in metrics.csv."""
+        value = self.summary.get(column)
+        if isinstance(value, (int, float)):
+            return float(value)
+        values = [v for v in self.metrics.get(column, []) if math.isfinite(v)]
+        return values[-1] if values else None
+
+    @property
+    def best_validation_accuracy(self) -> float | None:
+        value = self.summary.get("best_validation_accuracy")
+        if isinstance(value, (int, float)):
+            return float(value)
+        values = [v for v in self.metrics.get("validation_accuracy", []) if math.isfinite(v)]
+        return max(values) if values else None
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.last("test_accuracy")
+
+    @property
+    def seconds(self) -> float | None:
+        value = self.summary.get("seconds")
+        if isinstance(value, (int, float)):
+            return float(value)
+        values = [v for v in self.metrics.get("seconds", []) if math.isfinite(v)]
+        return sum(values) if values else None
+
+    @property
+    def dataset(self) -> str | None:
+        if self.architecture and self.architecture.get("dataset"):
+            return str(self.architecture["dataset"])
+        table = self.config.get("dataset")
+        return str(table.get("type")) if isinstance(table, dict) and table.get("type") else None
+
+    def splits(self, metric: str) -> list[str]:
+        """The splits with a ``<split>_<metric>`` column, in the order train, validation, test, others."""
+        found = [c[: -len(metric) - 1] for c in self.metrics if c.endswith(f"_{metric}")]
+        order = {"train": 0, "validation": 1, "test": 2}
+        return sorted(found, key=lambda s: (order.get(s, 3), s))
+
+
+def is_run_folder(path: Path) -> bool:
+    return (path / "config.toml").is_file() and (
+        (path / "metrics.csv").is_file() or (path / "summary.json").is_file() or (path / "model.safetensors").is_file()
+    )
+
+
+def read_metrics(path: Path) -> dict[str, list[float]]:
+    """metrics.csv as columns of floats (empty when the file is missing)."""
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    columns: dict[str, list[float]] = {}
+    for row in rows:
+        for key in row:
+            if key is not None:
+                columns.setdefault(key, [])
+    for row in rows:
+        for key, values in columns.items():
+            values.append(_float(row.get(key)))
+    return columns
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def load_run(path: str | Path) -> RunData:
+    """Read a run folder; a folder that is not one raises :class:`UserError`."""
+    from ..serialization import read_architecture
+
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"{path}: no such run folder.")
+    config_path = path / "config.toml"
+    if not config_path.is_file():
+        raise UserError(f"{path}: not a run folder (it has no config.toml); give a folder written by 'numpyml run'.")
+    try:
+        config = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{config_path}: cannot be read as TOML ({exc}).") from None
+    summary: dict[str, Any] = {}
+    summary_path = path / "summary.json"
+    if summary_path.is_file():
+        try:
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"{summary_path}: is not valid JSON ({exc}).") from None
+    architecture = None
+    if (path / "model.safetensors").is_file():
+        try:
+            architecture = read_architecture(path / "model.safetensors")
+        except UserError:
+            architecture = None
+    return RunData(path=path, config=config, metrics=read_metrics(path / "metrics.csv"), summary=summary,
+                   architecture=architecture)
+
+
+def find_runs(folder: str | Path) -> list[RunData]:
+    """The run folders directly inside ``folder`` (or ``folder`` itself when it is one)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder (runs are written to runs/ unless 'numpyml run --output' says otherwise).")
+    if is_run_folder(folder):
+        return [load_run(folder)]
+    runs = []
+    for child in sorted(folder.iterdir()):
+        if child.is_dir() and is_run_folder(child):
+            try:
+                runs.append(load_run(child))
+            except UserError:
+                continue  # a damaged folder is skipped in a listing; 'numpyml show' explains it
+    return runs
+
+
+# --------------------------------------------------------------------------------------------
+# configs side by side
+# --------------------------------------------------------------------------------------------
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"optimizer": {"learning_rate": 0.1}}`` -> ``{"optimizer.learning_rate": 0.1}``; list items
+    of tables are numbered (``model.layers[0].units``)."""
+    out: dict[str, Any] = {}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(value, list) and any(isinstance(item, dict) for item in value):
+        for index, item in enumerate(value):
+            out.update(flatten(item, f"{prefix}[{index}]"))
+    else:
+        out[prefix] = value
+    return out
+
+
+def compare_configs(configs: list[dict[str, Any]]) -> list[tuple[str, list[Any], bool]]:
+    """Rows ``(key, [value per run or None], differs)`` over the union of keys, in first-seen order."""
+    flat = [flatten(c) for c in configs]
+    keys: list[str] = []
+    for f in flat:  # a key only a later run has goes right after its predecessor in that run
+        previous = None
+        for key in f:
+            if key not in keys:
+                keys.insert(keys.index(previous) + 1 if previous is not None else len(keys), key)
+            previous = key
+    missing = object()
+    rows = []
+    for key in keys:
+        values = [f.get(key, missing) for f in flat]
+        differs = len(flat) > 1 and any(v != values[0] for v in values[1:])
+        rows.append((key, [None if v is missing else v for v in values], differs))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# text
+# --------------------------------------------------------------------------------------------
+def sparkline(values: list[float], width: int = 40) -> str:
+    """Unicode block sparkline of the finite ``values``, averaged into at most ``width`` columns."""
+    finite = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    if not finite:
+        return ""
+    if len(finite) > width:
+        buckets = []
+        for i in range(width):
+            chunk = finite[i * len(finite) // width:(i + 1) * len(finite) // width]
+            buckets.append(sum(chunk) / len(chunk))
+        finite = buckets
+    low, high = min(finite), max(finite)
+    if high - low <= 1e-12 * max(1.0, abs(high)):
+        return SPARK_CHARS[3] * len(finite)
+    top = len(SPARK_CHARS) - 1
+    return "".join(SPARK_CHARS[int(round((v - low) / (high - low) * top))] for v in finite)
+
+
+def percent(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None or not math.isfinite(value) else f"{100 * value:.{digits}f}%"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def date(run: RunData) -> str:
+    started = run.started
+    return started.strftime("%Y-%m-%d %H:%M") if started else "—"

@@ -1,0 +1,209 @@
+"""conv2d: forward against a direct loop reference (and PyTorch when installed), float64 gradient
+checks over randomized shapes, both input-gradient algorithms, shapes, dtypes, errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gradcheck import check_layer_gradients
+from numpyml_core import ConfigError, create
+
+import numpyml_conv.conv as conv_module
+
+
+def reference_conv(x, weight, bias, strides, pads):
+    """Direct loops: y[n, i, j, f] = sum_{a, b, c} xpad[n, i*sh + a, j*sw + b, c] * w[a, b, c, f] + bias."""
+    top, bottom, left, right = pads
+    xp = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    kh, kw, _, filters = weight.shape
+    sh, sw = strides
+    out_h = (xp.shape[1] - kh) // sh + 1
+    out_w = (xp.shape[2] - kw) // sw + 1
+    y = np.zeros((x.shape[0], out_h, out_w, filters))
+    for n in range(x.shape[0]):
+        for i in range(out_h):
+            for j in range(out_w):
+                window = xp[n, i * sh:i * sh + kh, j * sw:j * sw + kw, :]
+                for f in range(filters):
+                    y[n, i, j, f] = np.sum(window * weight[:, :, :, f])
+    if bias is not None:
+        y += bias
+    return y
+
+
+def random_config(seed):
+    """A random conv2d configuration and input shape (small: float64 gradient checks are O(size^2))."""
+    rng = np.random.default_rng(seed)
+    kernel = [int(rng.integers(1, 4)), int(rng.integers(1, 4))]
+    strides = [int(rng.integers(1, 3)), int(rng.integers(1, 3))]
+    padding = [
+        "valid", "same", int(rng.integers(0, 3)), [int(rng.integers(0, 3)), int(rng.integers(0, 2))],
+        [int(v) for v in rng.integers(0, 3, size=4)],
+    ][seed % 5]
+    bias = ["tied", "untied", "none"][seed % 3]
+    height = kernel[0] + int(rng.integers(0, 4))
+    width = kernel[1] + int(rng.integers(0, 4))
+    channels = int(rng.integers(1, 4))
+    filters = int(rng.integers(1, 4))
+    params = dict(filters=filters, kernel_size=kernel, strides=strides, padding=padding, bias=bias,
+                  bias_initializer={"type": "gaussian", "stddev": 0.5})
+    return params, (height, width, channels)
+
+
+# -- registration and shapes ---------------------------------------------------------------------
+def test_conv2d_is_registered_with_keras_parameters():
+    layer = create("layer", "conv2d", filters=4, kernel_size=[3, 2], strides=[2, 1], padding="same",
+                   activation="relu", weight_initializer="he")
+    out = layer.build((7, 5, 3), np.random.default_rng(0))
+    assert out == (4, 5, 4)  # same: ceil(7/2), ceil(5/1)
+    assert layer.params["weight"].shape == (3, 2, 3, 4) and layer.params["weight"].dtype == np.float32
+    assert layer.params["bias"].shape == (4,)
+
+
+@pytest.mark.parametrize("bias, shape", [("tied", (4,)), ("untied", (5, 6, 4)), ("none", None)])
+def test_conv2d_bias_modes(bias, shape):
+    layer = create("layer", "conv2d", filters=4, kernel_size=3, bias=bias)
+    assert layer.build((7, 8, 2), np.random.default_rng(0)) == (5, 6, 4)
+    assert (layer.params.get("bias") is None) == (shape is None)
+    if shape:
+        assert layer.params["bias"].shape == shape
+    assert set(layer.grads) == set(layer.params)
+
+
+@pytest.mark.parametrize("size, kernel, stride", [(7, 3, 2), (8, 3, 2), (5, 4, 3), (6, 1, 4), (9, 2, 1)])
+def test_same_padding_gives_ceil_size(size, kernel, stride):
+    layer = create("layer", "conv2d", filters=1, kernel_size=kernel, strides=stride, padding="same")
+    assert layer.build((size, size, 1), np.random.default_rng(0))[:2] == (math.ceil(size / stride),) * 2
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"filters": 0}, "filters"),
+    ({"filters": 2, "kernel_size": [3, 0]}, "kernel_size"),
+    ({"filters": 2, "strides": [1, 2, 3]}, "strides"),
+    ({"filters": 2, "padding": "full"}, "padding"),
+    ({"filters": 2, "padding": [1, 2, 3]}, "padding"),
+    ({"filters": 2, "padding": -1}, "padding"),
+    ({"filters": 2, "bias": "shared"}, "bias"),
+    ({"filters": 2, "activation": "nope"}, "activation"),
+])
+def test_conv2d_rejects_bad_parameters(params, message):
+    with pytest.raises(ConfigError, match=message):
+        create("layer", "conv2d", **params)
+
+
+def test_conv2d_rejects_bad_input_shapes():
+    layer = create("layer", "conv2d", filters=2, kernel_size=5)
+    with pytest.raises(ValueError, match="height, width, channels"):
+        layer.build((28, 28), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="does not fit"):
+        layer.build((4, 8, 1), np.random.default_rng(0))
+    layer.build((8, 8, 1), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="built for"):
+        layer.forward(np.zeros((2, 8, 8, 3), np.float32), True)
+
+
+# -- forward -------------------------------------------------------------------------------------
+@pytest.fixture(params=["rows", "transposed"])
+def cols_layout(request, monkeypatch):
+    """Run a test with either column-matrix layout (normally chosen by the channel count)."""
+    monkeypatch.setattr(conv_module, "FEW_CHANNELS", 1 if request.param == "rows" else 1000)
+    return request.param
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_conv2d_forward_matches_loop_reference(seed, cols_layout):
+    params, shape = random_config(seed)
+    layer = create("layer", "conv2d", **params)
+    layer.build(shape, np.random.default_rng(seed))
+    x = np.random.default_rng(100 + seed).standard_normal((2, *shape)).astype(np.float32)
+    y = layer.forward(x, False)
+    bias = layer.params.get("bias")
+    expected = reference_conv(x.astype(np.float64), layer.params["weight"].astype(np.float64),
+                              None if bias is None else bias.astype(np.float64), layer.strides, layer.pads)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_conv2d_matches_pytorch(seed, cols_layout):
+    torch = pytest.importorskip("torch")
+    params, shape = random_config(seed)
+    params["bias"] = "tied"
+    layer = create("layer", "conv2d", **params)
+    layer.build(shape, np.random.default_rng(seed))
+    x = np.random.default_rng(seed).standard_normal((3, *shape))
+    top, bottom, left, right = layer.pads
+    xt = torch.nn.functional.pad(torch.from_numpy(x).permute(0, 3, 1, 2), (left, right, top, bottom))
+    xt.requires_grad_(True)
+    weight = torch.from_numpy(layer.params["weight"].astype(np.float64)).permute(3, 2, 0, 1).contiguous()
+    weight.requires_grad_(True)
+    yt = torch.nn.functional.conv2d(xt, weight, torch.from_numpy(layer.params["bias"].astype(np.float64)),
+                                    stride=layer.strides)
+    y = layer.forward(x.astype(np.float32), True)
+    np.testing.assert_allclose(y, yt.permute(0, 2, 3, 1).detach().numpy(), rtol=1e-4, atol=1e-5)
+    dy = np.random.default_rng(seed + 1).standard_normal(y.shape)
+    dx = layer.backward(dy.astype(np.float32))
+    yt.backward(torch.from_numpy(dy).permute(0, 3, 1, 2))
+    torch_dx = xt.grad.permute(0, 2, 3, 1).numpy()[:, top:top + shape[0], left:left + shape[1]]
+    np.testing.assert_allclose(dx, torch_dx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(layer.grads["weight"], weight.grad.permute(2, 3, 1, 0).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_evaluation_in_chunks_matches_one_pass(monkeypatch, cols_layout):
+    layer = create("layer", "conv2d", filters=3, kernel_size=3, padding="same")
+    layer.build((6, 5, 2), np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((7, 6, 5, 2)).astype(np.float32)
+    whole = layer.forward(x, True)
+    monkeypatch.setattr(conv_module, "EVAL_COLS_BYTES", 1000)  # forces chunks of ~1 sample
+    np.testing.assert_allclose(layer.forward(x, False), whole, rtol=1e-6)
+
+
+# -- gradients -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", range(16))
+def test_conv2d_gradients_randomized(seed, cols_layout):
+    params, shape = random_config(seed)
+    layer = create("layer", "conv2d", **params)
+    grads = check_layer_gradients(layer, shape, batch=2, seed=seed)
+    assert set(grads) == {"x", *layer.params}
+
+
+@pytest.mark.parametrize("transposed", [True, False])
+@pytest.mark.parametrize("padding", ["same", "valid", [2, 1, 0, 2]])
+def test_both_input_gradient_algorithms(monkeypatch, transposed, padding, cols_layout):
+    """dx as a transposed convolution (stride 1) and by col2im agree with finite differences."""
+    monkeypatch.setattr(conv_module.Conv2D, "_transposed_ok",
+                        lambda self: transposed and conv_module.Conv2D._fits_transposed(self))
+    layer = create("layer", "conv2d", filters=3, kernel_size=[3, 2], padding=padding, bias="untied")
+    check_layer_gradients(layer, (5, 4, 2), batch=2, seed=3)
+
+
+def test_conv2d_gradients_with_activation():
+    layer = create("layer", "conv2d", filters=2, kernel_size=2, strides=[1, 2], padding="same", activation="tanh")
+    check_layer_gradients(layer, (4, 5, 2), batch=2)
+
+
+def test_conv2d_first_layer_skips_input_gradient_but_fills_grads():
+    layer = create("layer", "conv2d", filters=2, kernel_size=3)
+    layer.build((5, 5, 1), np.random.default_rng(0))
+    layer.input_gradient = False
+    x = np.random.default_rng(0).standard_normal((2, 5, 5, 1)).astype(np.float32)
+    y = layer.forward(x, True)
+    assert layer.backward(np.ones_like(y)) is None
+    cols_sum = np.array([[x[:, a:a + 3, b:b + 3, 0].sum() for b in range(3)] for a in range(3)])
+    np.testing.assert_allclose(layer.grads["weight"][:, :, 0, 0], cols_sum, rtol=1e-5)
+    np.testing.assert_allclose(layer.grads["bias"], [y[..., 0].size] * 2)
+
+
+def test_conv2d_keeps_float32_and_checks_order():
+    layer = create("layer", "conv2d", filters=4, kernel_size=3, padding=1, activation="relu")
+    layer.build((6, 6, 3), np.random.default_rng(0))
+    x = np.random.default_rng(0).standard_normal((2, 6, 6, 3)).astype(np.float32)
+    with pytest.raises(RuntimeError, match="before forward"):
+        layer.backward(np.ones((2, 6, 6, 4), np.float32))
+    y = layer.forward(x, True)
+    dx = layer.backward(np.ones_like(y))
+    assert y.dtype == dx.dtype == layer.grads["weight"].dtype == np.float32
+    assert dx.shape == x.shape

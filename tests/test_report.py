@@ -1,0 +1,193 @@
+"""Looking at runs: the HTML report, `numpyml runs`, `numpyml show`, on real short blobs runs."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import os
+import re
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from numpyml_core.cli import app, run_experiment
+from numpyml_core.report.rundata import compare_configs, flatten, sparkline
+
+from blobs import EXPERIMENT, SOURCE
+
+
+def require_extra(module: str, extra: str = "plot"):
+    """Import an optional dependency; skip without it locally, fail in CI (NUMPYML_REQUIRE_REAL_DATA=1)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        reason = f"{module} is not installed (pip install 'numpyml[{extra}]')"
+        if os.environ.get("NUMPYML_REQUIRE_REAL_DATA"):
+            pytest.fail(f"{reason}; NUMPYML_REQUIRE_REAL_DATA is set, so this is an error, not a skip")
+        pytest.skip(reason)
+
+
+# noisier blobs, so that the models make mistakes to show (and the report must create the dataset with the
+# run's own [dataset] parameters to reproduce the run's test accuracy)
+NOISY = EXPERIMENT.replace('type = "fakeplug_blobs"', 'type = "fakeplug_blobs"\nnoise = 110.0')
+SCHEDULED = NOISY.replace('name = "blobs"', 'name = "blobs-cosine"').replace(
+    "learning_rate = 0.1", "learning_rate = 0.2") + '[training.schedule]\ntype = "cosine"\n'
+
+
+@pytest.fixture
+def two_runs(make_dist, tmp_path):
+    """Two finished blobs runs that differ in the learning rate and schedule, in tmp/runs/."""
+    make_dist("fakeplug-blobs", "0.0.1", {"blobs": "fakeplug_blobs"}, {"fakeplug_blobs": SOURCE})
+    folder = tmp_path / "runs"
+    paths = []
+    for name, text in (("plain", NOISY), ("cosine", SCHEDULED)):
+        experiment = tmp_path / f"{name}.toml"
+        experiment.write_text(text.replace("epochs = 3", "epochs = 2"))
+        _, run_dir = run_experiment(experiment, output=folder / name)
+        paths.append(run_dir)
+    return paths
+
+
+def _images(page: str) -> dict[str, bytes]:
+    found = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    return {alt: base64.b64decode(data) for alt, data in found}
+
+
+def test_report_of_two_runs_has_every_plot_and_table(two_runs, tmp_path):
+    require_extra("matplotlib")
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["report", *map(str, two_runs), "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "written to" in result.stdout
+    page = out.read_text()
+    images = _images(page)
+    assert set(images) == {"loss curves", "accuracy curves", "learning rate per epoch", "seconds per epoch",
+                           "confusion matrix of plain on the test split",
+                           "confusion matrix of cosine on the test split",
+                           "most confidently misclassified test images of plain",
+                           "most confidently misclassified test images of cosine"}
+    assert all(data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 2000 for data in images.values())
+    assert "http://" not in page.replace("http://www.w3.org", "") and "<script" not in page  # self-contained
+    # the summary: both runs, their test accuracy
+    for run_dir in two_runs:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert 0.3 < summary["test_accuracy"] < 1.0
+        right = round(summary["test_accuracy"] * 300)
+        # the summary table and the test section (recomputed from the model) agree with the run
+        assert page.count(f"{100 * summary['test_accuracy']:.2f}%") >= 2
+        assert f"300 test samples, {right} right" in page
+    # the configs side by side: the differing rows highlighted, the equal ones not
+    rows = {key: flag for flag, key in re.findall(r'<tr( class="diff")?><td>([^<]+)</td>', page)}
+    assert rows["optimizer.learning_rate"] == ' class="diff"' and rows["name"] == ' class="diff"'
+    assert rows["training.schedule.type"] == ' class="diff"'
+    assert rows["optimizer.momentum"] == "" and rows["model.layers[1].units"] == ""
+    assert "(not set)" in page  # the plain run has no schedule
+
+
+def test_report_of_one_run_defaults_to_the_run_folder(two_runs):
+    require_extra("matplotlib")
+    result = CliRunner().invoke(app, ["report", str(two_runs[0])], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    page = (two_runs[0] / "report.html").read_text()
+    assert "learning rate per epoch" not in page  # no schedule in this run
+    assert {"loss curves", "accuracy curves", "confusion matrix of plain on the test split"} <= set(_images(page))
+    assert '<table class="config">' in page and 'class="diff"' not in page
+
+
+def test_report_notes_missing_test_data_and_still_renders(two_runs, tmp_path):
+    require_extra("matplotlib")
+    (two_runs[0] / "model.safetensors").unlink()
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(app, ["report", str(two_runs[0]), "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert "No model.safetensors" in page and "loss curves" in page
+
+
+def test_report_without_matplotlib_says_how_to_install(two_runs, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    result = CliRunner().invoke(app, ["report", str(two_runs[0])])
+    assert result.exit_code == 2
+    assert "pip install 'numpyml[plot]'" in result.stderr and "Traceback" not in result.output
+    assert not (two_runs[0] / "report.html").exists()
+
+
+def test_report_rejects_a_folder_that_is_not_a_run(tmp_path):
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "not a run folder" in result.stderr
+
+
+def test_runs_table_and_sorting(two_runs, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["runs", str(tmp_path / "runs")], env={"COLUMNS": "200"}, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    for header in ("NAME", "DATE", "EPOCHS", "BEST VAL ACC", "TEST ACC", "TIME"):
+        assert header in result.stdout
+    assert "plain" in result.stdout and "cosine" in result.stdout
+
+    listed = json.loads(runner.invoke(app, ["runs", str(tmp_path / "runs"), "--json", "--sort", "name"]).stdout)
+    assert [r["name"] for r in listed] == ["cosine", "plain"]
+    assert all(r["epochs"] == 2 and r["finished"] for r in listed)
+    summary = json.loads((two_runs[1] / "summary.json").read_text())
+    assert listed[0]["test_accuracy"] == pytest.approx(summary["test_accuracy"])
+    assert listed[0]["best_validation_accuracy"] == pytest.approx(summary["best_validation_accuracy"])
+
+    by_test = json.loads(runner.invoke(app, ["runs", str(tmp_path / "runs"), "--json", "--sort", "test"]).stdout)
+    accuracies = [r["test_accuracy"] for r in by_test]
+    assert accuracies == sorted(accuracies, reverse=True)
+    reverse = json.loads(runner.invoke(app, ["runs", str(tmp_path / "runs"), "--json", "-s", "name", "-r"]).stdout)
+    assert [r["name"] for r in reverse] == ["plain", "cosine"]
+
+    bad = runner.invoke(app, ["runs", str(tmp_path / "runs"), "--sort", "tset"])
+    assert bad.exit_code == 2 and "did you mean 'test'" in bad.stderr
+
+
+def test_runs_lists_unfinished_runs_and_empty_folders(two_runs, tmp_path):
+    (two_runs[0] / "summary.json").unlink()
+    runner = CliRunner()
+    listed = json.loads(runner.invoke(app, ["runs", str(tmp_path / "runs"), "--json"]).stdout)
+    unfinished = next(r for r in listed if r["name"] == "plain")
+    assert not unfinished["finished"] and unfinished["epochs"] == 2 and unfinished["test_accuracy"] is not None
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, ["runs", str(empty)])
+    assert result.exit_code == 0 and "no runs" in result.stdout
+    missing = runner.invoke(app, ["runs", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "no such folder" in missing.stderr
+
+
+def test_show_prints_summary_and_sparklines(two_runs):
+    result = CliRunner().invoke(app, ["show", str(two_runs[1])], env={"COLUMNS": "160"}, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "cosine" in out and "fakeplug_blobs" in out and "test accuracy" in out
+    for metric in ("train_loss", "validation_accuracy", "test_loss", "learning_rate", "seconds"):
+        assert metric in out
+    assert re.search(r"train_loss\s+│\s+[▁▂▃▄▅▆▇█]{2}\s", out)
+
+
+def test_learning_rate_is_recomputed_per_step_and_matches_the_metrics(two_runs):
+    from numpyml_core.plugins import get_plugin_manager
+    from numpyml_core.report.html import schedule_curve
+    from numpyml_core.report.rundata import load_run
+
+    plain, cosine = (load_run(path) for path in two_runs)
+    assert schedule_curve(plain, get_plugin_manager()) is None  # no schedule
+    x, rates = schedule_curve(cosine, get_plugin_manager())
+    assert len(x) == 2 * 63 and x[-1] == pytest.approx(2.0)
+    assert rates[0] == pytest.approx(0.2, rel=1e-3)  # cosine starts at the optimizer's rate
+    # the rate in force at the end of each epoch is what metrics.csv recorded
+    assert [rates[62], rates[-1]] == pytest.approx(cosine.metrics["learning_rate"])
+
+
+def test_sparkline_and_config_helpers():
+    assert sparkline([0, 1, 2, 3, 4, 5, 6, 7]) == "▁▂▃▄▅▆▇█"
+    assert sparkline([1.0, 1.0]) == "▄▄"
+    assert sparkline([float("nan")]) == ""
+    assert len(sparkline(list(range(100)), width=20)) == 20
+    assert flatten({"a": {"b": 1}, "layers": [{"type": "x"}], "l": [1, 2]}) == {
+        "a.b": 1, "layers[0].type": "x", "l": [1, 2]}
+    rows = compare_configs([{"a": 1, "b": 2}, {"a": 1, "b": 3, "c": 4}])
+    assert rows == [("a", [1, 1], False), ("b", [2, 3], True), ("c", [None, 4], True)]
