@@ -1,0 +1,162 @@
+"""Samples per second and accuracy of the update strategies: serial, sync and async (1 and 2 workers).
+
+    flock /tmp/numpyml-cpu.lock uv run --no-sync python benchmarks/parallel.py [--epochs 3] [--cnn-epochs 1]
+
+Networks (real MNIST from NUMPYML_DATA_DIR, the last 10,000 training images held out for the
+accuracy figure):
+
+* MLP: the seed network, 784-100 sigmoid-10 softmax, SGD lr 0.5, batch 32 (experiments/mnist.toml);
+* CNN (only when a ``conv2d`` layer is registered): conv2d 16 5x5 + relu, 2x2 pooling, conv2d 32 5x5
+  + relu, 2x2 pooling, dense 10 softmax, SGD lr 0.05 with momentum 0.9, batch 32, trained on the
+  first 10,000 training images (``--cnn-train``) to keep the run short.
+
+Everything runs through the real trainer. ``samples/s`` counts training samples over the epochs'
+training time (evaluation excluded; the workers' start, about a second, is not in it either: it
+happens once per run, in ``setup``, shown as ``setup s``). ``serial`` uses NumPy's default BLAS
+threads (all cores); ``serial 1 BLAS`` is the same run in a fresh process with one BLAS thread;
+every worker uses one. ``speed-up`` is relative to ``serial``. Accuracy is on the held-out 10,000
+after the fixed number of epochs, same seed for every strategy. Run it alone on the machine
+(``flock``), or the figures say more about the neighbours than about numpyml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from numpyml_core.config import parse_experiment
+from numpyml_core.plugins import get_plugin_manager
+from numpyml_core.trainer import evaluate, prepare, train
+
+BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+                         "VECLIB_MAXIMUM_THREADS")
+
+STRATEGIES = [
+    ("serial", {"type": "serial"}),
+    ("sync 1", {"type": "sync", "workers": 1}),
+    ("sync 2", {"type": "sync", "workers": 2}),
+    ("async 1", {"type": "async", "workers": 1, "staleness": "dc"}),
+    ("async 2", {"type": "async", "workers": 2, "staleness": "dc"}),
+]
+
+MLP_LAYERS = [
+    {"type": "flatten"},
+    {"type": "dense", "units": 100, "activation": "sigmoid"},
+    {"type": "dense", "units": 10, "activation": "softmax"},
+]
+
+CNN_LAYERS = [
+    {"type": "conv2d", "filters": 16, "kernel_size": 5, "activation": "relu", "weight_initializer": "he"},
+    {"type": "pool2d", "pool_size": 2},
+    {"type": "conv2d", "filters": 32, "kernel_size": 5, "activation": "relu", "weight_initializer": "he"},
+    {"type": "pool2d", "pool_size": 2},
+    {"type": "flatten"},
+    {"type": "dense", "units": 10, "activation": "softmax"},
+]
+
+
+def experiment(layers: list, optimizer: dict, strategy: dict, epochs: int, batch_size: int) -> dict:
+    return {
+        "name": "bench-parallel", "seed": 6942,
+        "dataset": {"type": "mnist", "download": False, "validation": 10000},
+        "model": {"layers": layers},
+        "cost": {"type": "cross_entropy"},
+        "optimizer": optimizer,
+        "training": {"epochs": epochs, "batch_size": batch_size, "eval_splits": [], "strategy": strategy},
+    }
+
+
+def measure(data: dict, data_dir: str, train_samples: int | None) -> tuple[float, float, float]:
+    """(samples per second, held-out accuracy, seconds of setup) of one run."""
+    manager = get_plugin_manager()
+    spec = parse_experiment(data, "benchmarks/parallel.py", manager.registry)
+    run = prepare(spec, manager, data_dir=data_dir)
+    if train_samples is not None:
+        run.splits["train"] = run.splits["train"].subset(0, train_samples)
+    setup_seconds = 0.0
+    strategy_setup = run.strategy.setup
+
+    def timed_setup(r):
+        nonlocal setup_seconds
+        started = time.perf_counter()
+        strategy_setup(r)
+        setup_seconds = time.perf_counter() - started
+
+    run.strategy.setup = timed_setup
+    train(run)
+    seconds = sum(row["seconds"] for row in run.history)
+    samples = len(run.splits["train"]) * len(run.history)
+    accuracy = evaluate(run.model, run.cost, run.splits["validation"])["accuracy"]
+    return samples / seconds, accuracy, setup_seconds
+
+
+def serial_one_thread(net: str, args: argparse.Namespace) -> tuple[float, float, float]:
+    """The serial row again in a fresh process with one BLAS thread (set before NumPy loads)."""
+    env = {**os.environ, **{name: "1" for name in BLAS_THREAD_VARIABLES}}
+    command = [sys.executable, __file__, "--row", net, "--epochs", str(args.epochs), "--cnn-epochs",
+               str(args.cnn_epochs), "--cnn-train", str(args.cnn_train), "--batch-size", str(args.batch_size)]
+    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    return tuple(json.loads(output.strip().splitlines()[-1]))
+
+
+def table(title: str, net: str, args: argparse.Namespace, data_dir: str) -> None:
+    layers, optimizer, epochs, train_samples = NETS[net](args)
+    batch_size = args.batch_size
+    print(f"\n{title}: batch {batch_size}, {epochs} epoch(s)"
+          f"{f' on {train_samples} training images' if train_samples else ' on 50,000 training images'}")
+    print(f"{'strategy':<14} {'samples/s':>10} {'speed-up':>9} {'accuracy':>9} {'setup s':>8}")
+    base = None
+    rows = [(name, strategy) for name, strategy in STRATEGIES]
+    rows.insert(1, ("serial 1 BLAS", None))
+    for name, strategy in rows:
+        if strategy is None:
+            rate, accuracy, setup = serial_one_thread(net, args)
+        else:
+            rate, accuracy, setup = measure(experiment(layers, optimizer, strategy, epochs, batch_size), data_dir,
+                                            train_samples)
+        base = base or rate
+        print(f"{name:<14} {rate:>10.0f} {rate / base:>8.2f}x {100 * accuracy:>8.2f}% {setup:>8.2f}")
+        sys.stdout.flush()
+
+
+NETS = {
+    "mlp": lambda args: (MLP_LAYERS, {"type": "sgd", "learning_rate": 0.5}, args.epochs, None),
+    "cnn": lambda args: (CNN_LAYERS, {"type": "sgd", "learning_rate": 0.05, "momentum": 0.9}, args.cnn_epochs,
+                         args.cnn_train),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=3, help="MLP epochs per strategy")
+    parser.add_argument("--cnn-epochs", type=int, default=1, help="CNN epochs per strategy")
+    parser.add_argument("--cnn-train", type=int, default=10000, help="CNN training images")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--row", choices=sorted(NETS), help=argparse.SUPPRESS)  # internal: one serial row
+    args = parser.parse_args()
+
+    data_dir = os.environ.get("NUMPYML_DATA_DIR")
+    if not data_dir or not os.path.exists(os.path.join(data_dir, "mnist", "train-images-idx3-ubyte.gz")):
+        sys.exit("benchmarks/parallel.py needs real MNIST: set NUMPYML_DATA_DIR to a folder holding mnist/")
+    if args.row:
+        layers, optimizer, epochs, train_samples = NETS[args.row](args)
+        print(json.dumps(measure(experiment(layers, optimizer, {"type": "serial"}, epochs, args.batch_size),
+                                 data_dir, train_samples)))
+        return
+    manager = get_plugin_manager()
+    print(f"numpy {np.__version__}, {os.cpu_count()} CPUs; workers use 1 BLAS thread each; async uses staleness = dc")
+    table("MNIST MLP 784-100-10", "mlp", args, data_dir)
+    if ("layer", "conv2d") in manager.registry.components:
+        table("MNIST CNN conv16-pool-conv32-pool-10", "cnn", args, data_dir)
+    else:
+        print("\nMNIST CNN: skipped, no 'conv2d' layer is registered (plugins/numpyml_conv not installed?)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,340 @@
+"""The ``sync`` and ``async`` strategies: local worker processes, shared-memory arrays."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Literal
+
+import numpy as np
+
+from ._pool import WorkerError, WorkerPool
+from ._shared import SharedArrays, new_token
+from .staleness import StalenessCompensation
+
+
+def _check_common(workers: int, blas_threads: int, timeout: float) -> None:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if isinstance(blas_threads, bool) or not isinstance(blas_threads, int) or blas_threads < 1:
+        raise ValueError(f"blas_threads must be a positive integer, got {blas_threads!r}")
+    if not timeout > 0:
+        raise ValueError(f"timeout must be greater than 0 seconds, got {timeout}")
+
+
+class _LocalWorkers:
+    """What ``sync`` and ``async`` share: shared-memory segments, the worker pool, publishing
+    parameters, batch buffers, merging layer state (running statistics) and teardown.
+
+    Segments (all named ``numpyml_<token>_<role>``): parameter segments (``param.<name>`` and
+    ``state.<name>``: what workers read), one output segment per worker (``grad.<name>`` and
+    ``state.<name>``: what it writes) and batch segments (``x``, ``y``), grown when a batch does
+    not fit.
+    """
+
+    label = "parallel"
+    shared_parameters = True  # one parameter segment for all workers (sync) or one each (async)
+
+    def __init__(self, workers: int, blas_threads: int, timeout: float) -> None:
+        _check_common(workers, blas_threads, timeout)
+        self.workers = workers
+        self.blas_threads = blas_threads
+        self.timeout = float(timeout)
+        self.pool: WorkerPool | None = None
+        self.token: str | None = None
+        self._params: list[SharedArrays] = []  # per worker (the same object for all with sync)
+        self._outputs: list[SharedArrays] = []
+        self._data: dict[int, SharedArrays] = {}  # batch segment by slot
+        self._segments: list[SharedArrays] = []
+        self._generation = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def setup(self, run: Any) -> None:
+        if self.pool is not None:
+            raise RuntimeError(f"the {self.label} strategy is already set up (one run at a time)")
+        try:
+            self._setup(run)
+        except BaseException:
+            self.teardown(run)
+            raise
+
+    def _setup(self, run: Any) -> None:
+        model = run.model
+        self.token = new_token()
+        param_specs = {f"param.{k}": (v.shape, v.dtype) for k, v in model.params().items()}
+        state_specs = {f"state.{k}": (v.shape, v.dtype) for k, v in model.state().items()}
+        output_specs = {f"grad.{k}": (v.shape, v.dtype) for k, v in model.params().items()}
+        output_specs.update(state_specs)
+        if self.shared_parameters:
+            shared = self._segment("p", {**param_specs, **state_specs})
+            self._params = [shared] * self.workers
+        else:
+            self._params = [self._segment(f"p{k}", {**param_specs, **state_specs}) for k in range(self.workers)]
+        self._outputs = [self._segment(f"g{k}", output_specs) for k in range(self.workers)]
+        for segment in dict.fromkeys(self._params):
+            self._publish(run, segment)
+        self.pool = WorkerPool(
+            self.workers, run.spec, model.input_shape, run.spec.seed,
+            [s.handle for s in self._params], [s.handle for s in self._outputs], self.token,
+            blas_threads=self.blas_threads, timeout=self.timeout, label=self.label,
+        )
+        expected = {k: (tuple(shape), np.dtype(dtype).str) for k, (shape, dtype) in {**param_specs, **state_specs}.items()}
+        for index, layout in enumerate(self.pool.layouts):
+            got = {k: (tuple(shape), dtype) for k, (shape, dtype) in layout.items()}
+            if got != expected:
+                raise WorkerError(
+                    f"parallel worker {index} rebuilt a different network from the experiment: "
+                    f"{sorted(set(got) ^ set(expected)) or 'same names, other shapes or dtypes'}. "
+                    "Are all layer plugins installed as entry points (workers load plugins themselves)?"
+                )
+
+    def teardown(self, run: Any) -> None:
+        pool, self.pool = self.pool, None
+        try:
+            if pool is not None:
+                pool.shutdown()
+        finally:
+            segments, self._segments = self._segments, []
+            self._params, self._outputs, self._data = [], [], {}
+            for segment in segments:
+                segment.unlink()
+
+    # -- shared memory -----------------------------------------------------------------------------
+    def _segment(self, role: str, specs: dict) -> SharedArrays:
+        segment = SharedArrays.create(self.token, role, specs)
+        self._segments.append(segment)
+        return segment
+
+    @staticmethod
+    def _publish(run: Any, segment: SharedArrays) -> None:
+        """Copy the model's current parameters and state into a parameter segment."""
+        for name, value in run.model.params().items():
+            np.copyto(segment[f"param.{name}"], value)
+        for name, value in run.model.state().items():
+            np.copyto(segment[f"state.{name}"], value)
+
+    def _batch_buffer(self, slot: int, users: list[int], x: np.ndarray, y: np.ndarray) -> SharedArrays:
+        """The batch segment of ``slot`` holding ``x`` and ``y`` (created or grown as needed, and
+        announced to the workers in ``users``)."""
+        x, y = np.asarray(x), np.asarray(y)
+        data = self._data.get(slot)
+        fits = (
+            data is not None
+            and data["x"].shape[1:] == x.shape[1:] and data["x"].dtype == x.dtype and len(data["x"]) >= len(x)
+            and data["y"].shape[1:] == y.shape[1:] and data["y"].dtype == y.dtype
+        )
+        if not fits:
+            rows = max(len(x), len(data["x"]) if data is not None else 0)
+            self._generation += 1
+            new = self._segment(f"d{slot}v{self._generation}", {
+                "x": ((rows, *x.shape[1:]), x.dtype), "y": ((rows, *y.shape[1:]), y.dtype),
+            })
+            for index in users:
+                self.pool.send(index, ("data", new.handle))
+            if data is not None:  # the workers now map the new one; drop the name of the old one
+                self._segments.remove(data)
+                data.unlink()
+            data = self._data[slot] = new
+        n = len(x)
+        data["x"][:n] = x
+        data["y"][:n] = y
+        return data
+
+    @staticmethod
+    def _merge_state(run: Any, parts: list[tuple[SharedArrays, SharedArrays, float]]) -> None:
+        """Layer state (running statistics) after workers trained: the state plus the weighted
+        sum of each worker's change, ``state += sum(weight * (after - before))``."""
+        state = run.model.state()
+        if not state:
+            return
+        for name, value in state.items():
+            key = f"state.{name}"
+            change = sum(weight * (after[key].astype(np.float64) - before[key]) for after, before, weight in parts)
+            value[...] = (value + change).astype(value.dtype, copy=False)
+
+
+class Sync(_LocalWorkers):
+    """Synchronous data-parallel training on local worker processes.
+
+    Each mini-batch is split into ``workers`` nearly equal, contiguous shares (fewer when the batch
+    has fewer samples). Worker ``k`` computes the gradient of the mean loss of its share of ``n_k``
+    samples; the training process sums the shares' gradients weighted by ``n_k / n`` (the workers
+    apply the weight), which is the gradient of the whole batch's mean loss, then calls the
+    ``numpyml_before_update`` hook and applies one optimizer step to ``run.model``. Every worker
+    reads the new parameters before the next batch, so with the same seed the run follows
+    ``serial`` up to float rounding. The batch loss is ``sum(n_k / n * loss_k)``.
+
+    Parameters:
+
+    * ``workers``: worker processes (started once per run, with the ``spawn`` method; each rebuilds
+      the network from the experiment through the plugin manager).
+    * ``blas_threads``: BLAS/OpenMP threads per worker (1: ``workers`` processes use ``workers``
+      cores without oversubscribing them).
+    * ``timeout``: seconds to wait for a worker's reply before failing the run.
+
+    Parameters, gradients and batches travel through shared memory; only tiny commands go through
+    pipes. A worker that raises or dies fails the run at once with its error; Ctrl-C, the end of the
+    run and every error stop the workers and remove the shared memory (``teardown``).
+    Layer state (batch-norm running statistics) is merged as the weighted sum of the workers' changes.
+    """
+
+    label = "sync"
+    shared_parameters = True
+
+    def __init__(self, workers: int = 2, blas_threads: int = 1, timeout: float = 300.0) -> None:
+        super().__init__(workers, blas_threads, timeout)
+
+    def train_batch(self, run: Any, x: np.ndarray, y: np.ndarray) -> float:
+        pool = self.pool
+        if pool is None:
+            raise RuntimeError("sync.train_batch() before setup()")
+        n = len(x)
+        shares = min(self.workers, n)
+        base, extra = divmod(n, shares)
+        self._batch_buffer(0, list(range(self.workers)), x, y)
+        start = 0
+        weights = []
+        for k in range(shares):
+            stop = start + base + (1 if k < extra else 0)
+            weight = (stop - start) / n
+            weights.append(weight)
+            pool.gradient(k, start, stop, weight)
+            start = stop
+        losses = pool.gather(range(shares))
+        loss = float(sum(weights[k] * losses[k] for k in range(shares)))
+
+        params = run.model.params()
+        grads = run.model.grads()
+        outputs = self._outputs
+        for name, grad in grads.items():
+            key = f"grad.{name}"
+            np.copyto(grad, outputs[0][key])
+            for k in range(1, shares):
+                grad += outputs[k][key]
+        shared = self._params[0]
+        self._merge_state(run, [(outputs[k], shared, weights[k]) for k in range(shares)])
+        run.hooks.numpyml_before_update(run=run, params=params, grads=grads)
+        run.optimizer.step(params, grads)
+        self._publish(run, shared)
+        return loss
+
+    def __repr__(self) -> str:
+        return f"Sync(workers={self.workers}, blas_threads={self.blas_threads}, timeout={self.timeout})"
+
+
+class Async(_LocalWorkers):
+    """Asynchronous training on local worker processes, with gradient-staleness compensation.
+
+    The training process owns the parameters (``run.model``). ``train_batch`` hands the batch to a
+    free worker together with a copy of the current parameters (waiting for one to finish when all
+    are busy), and applies every gradient as it arrives: staleness compensation, the
+    ``numpyml_before_update`` hook, one optimizer step. It returns the loss of a batch completed
+    earlier (in completion order, one per call) or ``None``; ``end_epoch`` waits for the batches
+    still in flight, applies them and returns their losses, so evaluation sees every update.
+
+    Staleness ``tau`` of a gradient = updates applied before it minus updates applied when its
+    worker read the parameters, plus one (``tau = 1``: nothing happened in between, as in
+    ``serial``; with ``N`` workers taking turns, ``tau = N``). ``staleness`` chooses the rule:
+
+    * ``"none"``: no compensation.
+    * ``"divide"`` (default): learning rate divided by the staleness, ``learning_rate / tau`` (the
+      original project's rule; Zhang et al., "Staleness-aware Async-SGD for Distributed Deep
+      Learning", IJCAI 2016). Only that step's learning rate changes, the gradient does not.
+    * ``"dc"``: delay-compensated ASGD (Zheng et al., "Asynchronous Stochastic Gradient Descent
+      with Delay Compensation", ICML 2017), element-wise
+      ``g <- g + dc_lambda * g * g * (w_now - w_stale)``, ``w_stale`` the parameters the worker read.
+    * ``"dc_adaptive"``: the paper's adaptive variant, ``lambda = dc_lambda / sqrt(mean_square + 1e-7)``
+      with ``mean_square <- dc_momentum * mean_square + (1 - dc_momentum) * g * g``.
+
+    With ``workers = 1`` there is never another update in between (``tau = 1``): the run follows
+    ``serial`` up to float rounding, with the batch loading of the next batch overlapping the
+    gradient of the current one.
+
+    Other parameters as for ``sync``: ``blas_threads`` per worker, ``timeout`` in seconds.
+    Layer state (running statistics) is updated by adding each worker's change when its gradient
+    is applied. A checkpoint written mid-epoch (``every_batches``) holds the parameters without
+    the batches still in flight (at most ``workers``), so resuming such a run repeats no batch but
+    loses those updates; epoch-end checkpoints are complete.
+    """
+
+    label = "async"
+    shared_parameters = False
+
+    def __init__(self, workers: int = 2,
+                 staleness: Literal["none", "divide", "dc", "dc_adaptive"] = "divide",
+                 dc_lambda: float = 0.04, dc_momentum: float = 0.95,
+                 blas_threads: int = 1, timeout: float = 300.0) -> None:
+        super().__init__(workers, blas_threads, timeout)
+        self.staleness = staleness
+        self.compensation = StalenessCompensation(staleness, dc_lambda, dc_momentum)
+        self.version = 0  # gradients applied in this run
+        self.staleness_counts: dict[int, int] = {}  # tau -> how many gradients had it
+        self._free: list[int] = []
+        self._busy: dict[int, int] = {}  # worker -> version it read
+        self._losses: deque[float] = deque()
+
+    def _setup(self, run: Any) -> None:
+        super()._setup(run)
+        self.version = 0
+        self.staleness_counts = {}
+        self._free = list(range(self.workers - 1, -1, -1))  # pop() hands out worker 0 first
+        self._busy, self._losses = {}, deque()
+
+    def train_batch(self, run: Any, x: np.ndarray, y: np.ndarray) -> float | None:
+        pool = self.pool
+        if pool is None:
+            raise RuntimeError("async.train_batch() before setup()")
+        if self._busy:
+            self._collect(run, block=not self._free)
+        k = self._free.pop()
+        self._publish(run, self._params[k])
+        self._batch_buffer(k, [k], x, y)
+        self._busy[k] = self.version
+        pool.gradient(k, 0, len(x), 1.0)
+        return self._losses.popleft() if self._losses else None
+
+    def end_epoch(self, run: Any) -> list[float]:
+        while self._busy:
+            self._collect(run, block=True)
+        losses, self._losses = list(self._losses), deque()
+        return losses
+
+    def _collect(self, run: Any, block: bool) -> None:
+        """Apply every gradient that has arrived (waiting for at least one when ``block``)."""
+        replies = self.pool.receive_any(sorted(self._busy), poll=not block)
+        while replies:
+            for k, loss in replies:
+                self._apply(run, k, loss)
+            replies = self.pool.receive_any(sorted(self._busy), poll=True) if self._busy else []
+
+    def _apply(self, run: Any, k: int, loss: float) -> None:
+        read_version = self._busy.pop(k)
+        tau = self.version - read_version + 1
+        self.staleness_counts[tau] = self.staleness_counts.get(tau, 0) + 1
+        output, stale = self._outputs[k], self._params[k]
+        params = run.model.params()
+        grads = {name: output[f"grad.{name}"] for name in params}
+        self.compensation.compensate(grads, params, {name: stale[f"param.{name}"] for name in params}, tau)
+        self._merge_state(run, [(output, stale, 1.0)])
+        run.hooks.numpyml_before_update(run=run, params=params, grads=grads)
+        optimizer = run.optimizer
+        factor = self.compensation.learning_rate_factor(tau)
+        if factor != 1.0:
+            base = optimizer.learning_rate
+            optimizer.learning_rate = base * factor
+            try:
+                optimizer.step(params, grads)
+            finally:
+                optimizer.learning_rate = base
+        else:
+            optimizer.step(params, grads)
+        self.version += 1
+        self._free.append(k)
+        self._losses.append(loss)
+
+    def teardown(self, run: Any) -> None:
+        self._busy, self._free = {}, []
+        super().teardown(run)
+
+    def __repr__(self) -> str:
+        return (f"Async(workers={self.workers}, staleness={self.staleness!r}, blas_threads={self.blas_threads}, "
+                f"timeout={self.timeout})")

@@ -1,0 +1,331 @@
+"""The sync and async strategies: same parameters as serial, staleness rules, and robustness
+(worker errors and deaths, Ctrl-C, the end of a run: no orphan processes, no leaked shared memory)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from numpyml_core import hookimpl
+from numpyml_core.config import load_experiment, parse_experiment
+from numpyml_core.plugins import get_plugin_manager
+from numpyml_core.trainer import evaluate, prepare, train
+
+from blobs import EXPERIMENT, SOURCE
+from numpyml_parallel import StalenessCompensation, WorkerError
+from numpyml_parallel._shared import segment_names
+
+EXPLODE = '''
+import numpy as np
+from numpyml_core import hookimpl
+
+
+class Explode:
+    """Identity, but the training forward pass number ``after + 1`` raises (in a worker)."""
+
+    def __init__(self, after: int = 3):
+        self.after = after
+        self.calls = 0
+        self.params, self.grads = {}, {}
+
+    def build(self, input_shape, rng):
+        return tuple(input_shape)
+
+    def forward(self, x, training):
+        if training:
+            self.calls += 1
+            if self.calls > self.after:
+                raise ValueError(f"kaboom in forward call {self.calls}")
+        return x
+
+    def backward(self, dy):
+        return dy
+
+
+@hookimpl
+def numpyml_register_components(register):
+    register("layer", "fakeplug_explode", Explode)
+'''
+
+
+@pytest.fixture
+def site(make_dist):
+    return make_dist("fakeplug-blobs", "0.0.1", {"blobs": "fakeplug_blobs", "explode": "fakeplug_explode"},
+                     {"fakeplug_blobs": SOURCE, "fakeplug_explode": EXPLODE})
+
+
+def blobs_experiment(strategy: dict | None = None, epochs: int = 2, **training) -> str:
+    text = EXPERIMENT.replace("epochs = 3", f"epochs = {epochs}")
+    for key, value in training.items():
+        text += f"{key} = {value}\n"
+    if strategy:
+        text += "[training.strategy]\n" + "".join(
+            f"{k} = {value!r}\n".replace("'", '"') for k, value in strategy.items())
+    return text
+
+
+def run_blobs(tmp_path: Path, strategy: dict | None, epochs: int = 2, extra_callbacks=(), **training):
+    path = tmp_path / f"blobs-{time.monotonic_ns()}.toml"
+    path.write_text(blobs_experiment(strategy, epochs, **training))
+    manager = get_plugin_manager()
+    spec = load_experiment(path, manager.registry)
+    run = prepare(spec, manager)
+    for callback in extra_callbacks:
+        manager.pm.register(callback)
+    try:
+        summary = train(run)
+    finally:
+        for callback in extra_callbacks:
+            manager.pm.unregister(callback)
+    return run, summary
+
+
+def leftovers(before: set[str]) -> list[str]:
+    return sorted(set(segment_names()) - before)
+
+
+@pytest.fixture
+def clean():
+    """Check that a test leaves no worker process and no shared-memory segment behind."""
+    before = set(segment_names())
+    yield
+    assert multiprocessing.active_children() == []
+    assert leftovers(before) == []
+
+
+def assert_same_params(a, b, rtol=1e-4, atol=1e-6):
+    pa, pb = a.model.params(), b.model.params()
+    assert pa.keys() == pb.keys()
+    for key in pa:
+        np.testing.assert_allclose(pa[key], pb[key], rtol=rtol, atol=atol, err_msg=key)
+
+
+# -- same updates as serial -----------------------------------------------------------------------
+def test_sync_follows_serial(site, tmp_path, clean):
+    serial, serial_summary = run_blobs(tmp_path, None)
+    # 3 workers on batches of 16: shares 6, 5, 5 (and 3, 3, 2 for the last batch of 8)
+    sync, sync_summary = run_blobs(tmp_path, {"type": "sync", "workers": 3})
+    assert_same_params(serial, sync)
+    assert sync_summary["steps"] == serial_summary["steps"]
+    assert sync_summary["train_loss"] == pytest.approx(serial_summary["train_loss"], rel=1e-5)
+    assert sync_summary["test_accuracy"] == serial_summary["test_accuracy"]
+
+
+def test_async_with_one_worker_follows_serial(site, tmp_path, clean):
+    serial, serial_summary = run_blobs(tmp_path, None)
+    run, summary = run_blobs(tmp_path, {"type": "async", "workers": 1, "staleness": "dc"})
+    assert_same_params(serial, run)
+    assert run.strategy.staleness_counts == {1: serial_summary["steps"]}
+    assert summary["train_loss"] == pytest.approx(serial_summary["train_loss"], rel=1e-5)
+
+
+class Updates:
+    def __init__(self):
+        self.count = 0
+
+    @hookimpl
+    def numpyml_before_update(self, params, grads):
+        assert params.keys() == grads.keys()
+        self.count += 1
+
+
+@pytest.mark.parametrize("staleness", ["divide", "dc_adaptive"])
+def test_async_two_workers_learns_with_stale_gradients(site, tmp_path, clean, staleness):
+    updates = Updates()
+    run, summary = run_blobs(tmp_path, {"type": "async", "workers": 2, "staleness": staleness},
+                             extra_callbacks=[updates])
+    counts = run.strategy.staleness_counts
+    assert sum(counts.values()) == updates.count == summary["steps"] == 2 * 63
+    assert counts.get(2, 0) > 0  # the other worker's update came in between
+    assert summary["test_accuracy"] > 0.9
+    assert np.isfinite(summary["train_loss"])
+
+
+# -- staleness rules ----------------------------------------------------------------------------
+def test_divide_scales_the_learning_rate_by_the_staleness():
+    rule = StalenessCompensation("divide")
+    assert [rule.learning_rate_factor(t) for t in (1, 2, 4)] == [1.0, 0.5, 0.25]
+    assert StalenessCompensation("none").learning_rate_factor(3) == 1.0
+    assert StalenessCompensation("dc").learning_rate_factor(3) == 1.0
+
+
+def test_delay_compensation_formula():
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal(5).astype(np.float32)
+    now, stale = rng.standard_normal(5).astype(np.float32), rng.standard_normal(5).astype(np.float32)
+    grads = {"0.weight": g.copy()}
+    StalenessCompensation("dc", dc_lambda=0.5).compensate(grads, {"0.weight": now}, {"0.weight": stale}, tau=2)
+    np.testing.assert_allclose(grads["0.weight"], g + 0.5 * g * g * (now - stale), rtol=1e-6)
+
+    fresh = {"0.weight": g.copy()}
+    StalenessCompensation("dc", dc_lambda=0.5).compensate(fresh, {"0.weight": now}, {"0.weight": stale}, tau=1)
+    np.testing.assert_array_equal(fresh["0.weight"], g)
+
+    adaptive = StalenessCompensation("dc_adaptive", dc_lambda=2.0, dc_momentum=0.9)
+    first = {"0.weight": g.copy()}
+    adaptive.compensate(first, {"0.weight": now}, {"0.weight": stale}, tau=1)  # only the mean square moves
+    second_g = rng.standard_normal(5).astype(np.float32)
+    second = {"0.weight": second_g.copy()}
+    adaptive.compensate(second, {"0.weight": now}, {"0.weight": stale}, tau=3)
+    mean_square = 0.9 * (0.1 * g * g) + 0.1 * second_g * second_g
+    expected = second_g + 2.0 / np.sqrt(mean_square + 1e-7) * second_g * second_g * (now - stale)
+    np.testing.assert_allclose(second["0.weight"], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"type": "async", "staleness": "halve"}, "staleness"),
+    ({"type": "sync", "workers": 0}, "workers"),
+    ({"type": "async", "dc_lambda": -1.0}, "dc_lambda"),
+    ({"type": "sync", "timeout": 0.0}, "timeout"),
+])
+def test_invalid_settings_are_config_errors(site, tmp_path, params, message):
+    from numpyml_core import ConfigError
+
+    path = tmp_path / "bad.toml"
+    path.write_text(blobs_experiment(params))
+    manager = get_plugin_manager()
+    with pytest.raises(ConfigError, match=message):
+        prepare(load_experiment(path, manager.registry), manager)
+
+
+# -- robustness -----------------------------------------------------------------------------------
+def explode_experiment(tmp_path: Path, strategy: dict) -> Path:
+    text = blobs_experiment(strategy, epochs=50).replace(
+        '[[model.layers]]\ntype = "flatten"', '[[model.layers]]\ntype = "fakeplug_explode"\nafter = 20\n'
+                                              '[[model.layers]]\ntype = "flatten"')
+    path = tmp_path / "explode.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("strategy", [{"type": "sync", "workers": 2}, {"type": "async", "workers": 2}])
+def test_worker_exception_fails_the_run_with_its_error(site, tmp_path, clean, strategy):
+    manager = get_plugin_manager()
+    run = prepare(load_experiment(explode_experiment(tmp_path, strategy), manager.registry), manager)
+    started = time.monotonic()
+    with pytest.raises(WorkerError, match=r"(?s)parallel worker \d \(pid \d+\) failed:.*ValueError: kaboom in forward"):
+        train(run)
+    assert time.monotonic() - started < 20
+    assert run.strategy.pool is None
+
+
+class KillWorker:
+    def __init__(self, at_step: int):
+        self.at_step = at_step
+        self.pid = None
+
+    @hookimpl
+    def numpyml_on_batch_end(self, run):
+        if run.step == self.at_step:
+            self.pid = run.strategy.pool.pids[1]
+            os.kill(self.pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_killed_worker_fails_the_run_within_seconds(site, tmp_path, clean, kind):
+    killer = KillWorker(at_step=5)
+    started = time.monotonic()
+    with pytest.raises(WorkerError, match=r"parallel worker 1 \(pid \d+\) died \(killed by signal SIGKILL\)"):
+        run_blobs(tmp_path, {"type": kind, "workers": 2}, epochs=50, extra_callbacks=[killer])
+    assert time.monotonic() - started < 20
+    assert not Path(f"/proc/{killer.pid}").exists()
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def is_worker(pid: int) -> bool:
+    try:
+        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_ctrl_c_stops_workers_and_frees_shared_memory(site, tmp_path, kind):
+    before = set(segment_names())
+    path = tmp_path / "long.toml"
+    path.write_text(blobs_experiment({"type": kind, "workers": 2}, epochs=1000))
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    process = subprocess.Popen([sys.executable, "-m", "numpyml_core.cli", "run", str(path), "--output",
+                                str(tmp_path / "run"), "--quiet"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        workers: list[int] = []
+        while time.monotonic() < deadline and len(workers) < 2:
+            time.sleep(0.2)
+            workers = [pid for pid in children_of(process.pid) if is_worker(pid)]
+        assert len(workers) == 2, "the workers did not start"
+        while time.monotonic() < deadline and not (tmp_path / "run" / "metrics.csv").exists():
+            time.sleep(0.1)  # let it train an epoch
+        assert leftovers(before), "no shared memory while training?"
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "numpyml resume" in err
+    time.sleep(0.5)
+    assert [pid for pid in workers if alive(pid)] == []
+    assert leftovers(before) == []
+
+
+def test_end_of_run_leaves_nothing(site, tmp_path, clean):
+    run, _ = run_blobs(tmp_path, {"type": "async", "workers": 2}, epochs=1)
+    assert run.strategy.pool is None and run.strategy._segments == []
+    # the clean fixture checks: no child process, no shared-memory segment
+
+
+# -- real data ------------------------------------------------------------------------------------
+@pytest.mark.realdata
+def test_async_reaches_serial_accuracy_on_mnist(mnist_dir, clean):
+    """The seed network (784-100 sigmoid-10, SGD lr 0.5, batch 32) for 3 epochs on MNIST."""
+    manager = get_plugin_manager()
+
+    def accuracy(strategy: dict) -> float:
+        data = {
+            "name": "async-vs-serial", "seed": 6942,
+            "dataset": {"type": "mnist", "validation": 10000},
+            "model": {"layers": [{"type": "flatten"}, {"type": "dense", "units": 100, "activation": "sigmoid"},
+                                 {"type": "dense", "units": 10, "activation": "softmax"}]},
+            "cost": {"type": "cross_entropy"},
+            "optimizer": {"type": "sgd", "learning_rate": 0.5},
+            "training": {"epochs": 3, "batch_size": 32, "eval_splits": [], "strategy": strategy},
+        }
+        run = prepare(parse_experiment(data, "test", manager.registry), manager, data_dir=str(mnist_dir))
+        train(run)
+        return evaluate(run.model, run.cost, run.splits["validation"])["accuracy"]
+
+    serial = accuracy({"type": "serial"})
+    asynchronous = accuracy({"type": "async", "workers": 2, "staleness": "dc"})
+    assert serial > 0.95
+    assert asynchronous >= serial - 0.005, f"async {asynchronous:.4f} vs serial {serial:.4f}"
