@@ -1,6 +1,7 @@
 """Helpers for dataset plugins (public: third-party datasets use them too).
 
-* :class:`ArraySplit`: a split held in memory (images as uint8), converted one batch at a time.
+* :class:`ArraySplit`: a split held in memory (images as uint8), converted one batch at a time,
+  optionally normalized per channel (``mean``, ``std``).
 * :func:`data_dir_from_env`, :func:`cache_dir`: where data is looked for and downloaded to.
 * :func:`search_directories`, :func:`find_file`, :func:`describe_directories`: look a data file
   up in the usual places, in order, and say where it looked when it is missing.
@@ -29,28 +30,54 @@ from .errors import UserError
 class ArraySplit:
     """A split held as arrays: ``x`` (uint8 images or float features) and integer labels ``y``.
 
-    ``batch(indices)`` returns float32 inputs (uint8 scaled by ``scale``, 1/255 by default) and
-    int64 labels, converting only the requested rows.
+    ``batch(indices)`` returns float32 inputs and int64 labels, converting only the requested rows:
+    ``x * scale`` (``scale`` is 1/255 for uint8 by default, else 1), then, when ``mean`` and ``std``
+    are given, ``(x * scale - mean) / std`` per channel (the last axis). ``mean`` and ``std`` are
+    in the scaled units (for images: fractions of 255), scalars or one value per channel, so the
+    same normalization applies to every split made with them (training, validation, test).
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, scale: float | None = None):
+    def __init__(self, x: np.ndarray, y: np.ndarray, scale: float | None = None,
+                 mean: float | Sequence[float] | np.ndarray | None = None,
+                 std: float | Sequence[float] | np.ndarray | None = None):
         if len(x) != len(y):
             raise ValueError(f"{len(x)} inputs but {len(y)} labels")
+        if (mean is None) != (std is None):
+            raise ValueError("give both mean and std for normalization, or neither")
         self.x = x
         self.y = np.asarray(y, dtype=np.int64)
         self.scale = scale if scale is not None else (1.0 / 255.0 if x.dtype == np.uint8 else 1.0)
+        self.mean: np.ndarray | None = None
+        self.std: np.ndarray | None = None
+        if mean is not None:
+            self.mean = np.asarray(mean, dtype=np.float32).reshape(-1)
+            self.std = np.asarray(std, dtype=np.float32).reshape(-1)
+            channels = x.shape[-1] if x.ndim > 1 else 1
+            for name, value in (("mean", self.mean), ("std", self.std)):
+                if value.size not in (1, channels):
+                    raise ValueError(
+                        f"{name} has {value.size} values but the inputs have {channels} channels (last axis)"
+                    )
+            if not np.all(self.std > 0):
+                raise ValueError(f"std must be greater than 0, got {self.std.tolist()}")
+            # (x * scale - mean) / std  ==  x * multiplier + offset, one fused pass per batch
+            self._multiplier = (np.float32(self.scale) / self.std).astype(np.float32)
+            self._offset = (-self.mean / self.std).astype(np.float32)
 
     def __len__(self) -> int:
         return len(self.y)
 
     def batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = self.x[indices].astype(np.float32)
-        if self.scale != 1.0:
+        if self.mean is not None:
+            x *= self._multiplier
+            x += self._offset
+        elif self.scale != 1.0:
             x *= np.float32(self.scale)
         return x, self.y[indices]
 
     def subset(self, start: int, stop: int) -> "ArraySplit":
-        return ArraySplit(self.x[start:stop], self.y[start:stop], self.scale)
+        return ArraySplit(self.x[start:stop], self.y[start:stop], self.scale, self.mean, self.std)
 
 
 def data_dir_from_env() -> str | None:
