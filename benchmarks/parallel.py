@@ -10,6 +10,11 @@ accuracy figure):
   + relu, 2x2 pooling, dense 10 softmax, SGD lr 0.05 with momentum 0.9, batch 32, trained on the
   first 10,000 training images (``--cnn-train``) to keep the run short.
 
+When Ray is installed (``numpyml[ray]``), the table also has ``ray_sync`` and ``ray_async`` with 1 and
+2 workers on a local Ray instance started per row, and with 2 workers on a simulated two-node
+cluster on loopback (``ray.cluster_utils.Cluster``, one CPU per node); ``--no-ray`` and
+``--no-cluster`` leave them out.
+
 Everything runs through the real trainer. ``samples/s`` counts training samples over the epochs'
 training time (evaluation excluded; the workers' start, about a second, is not in it either: it
 happens once per run, in ``setup``, shown as ``setup s``). ``serial`` uses NumPy's default BLAS
@@ -105,6 +110,22 @@ def serial_one_thread(net: str, args: argparse.Namespace) -> tuple[float, float,
     return tuple(json.loads(output.strip().splitlines()[-1]))
 
 
+def ray_rows(args: argparse.Namespace) -> list[tuple[str, dict]]:
+    """The Ray strategies with 1 and 2 workers on a local Ray instance, and on a simulated two-node
+    cluster on loopback (``ray.cluster_utils.Cluster``) when ``args.cluster_address`` is set."""
+    if not args.ray:
+        return []
+    rows = []
+    for kind, extra in (("ray_sync", {}), ("ray_async", {"staleness": "dc"})):
+        for workers in (1, 2):
+            rows.append((f"{kind} {workers}", {"type": kind, "workers": workers, **extra}))
+    if args.cluster_address:
+        for kind, extra in (("ray_sync", {}), ("ray_async", {"staleness": "dc"})):
+            rows.append((f"{kind} 2 (2 nodes)", {"type": kind, "workers": 2, "address": args.cluster_address,
+                                                 **extra}))
+    return rows
+
+
 def table(title: str, net: str, args: argparse.Namespace, data_dir: str) -> None:
     layers, optimizer, epochs, train_samples = NETS[net](args)
     batch_size = args.batch_size
@@ -112,9 +133,11 @@ def table(title: str, net: str, args: argparse.Namespace, data_dir: str) -> None
           f"{f' on {train_samples} training images' if train_samples else ' on 50,000 training images'}")
     print(f"{'strategy':<14} {'samples/s':>10} {'speed-up':>9} {'accuracy':>9} {'setup s':>8}")
     base = None
-    rows = [(name, strategy) for name, strategy in STRATEGIES]
+    rows = [(name, strategy) for name, strategy in STRATEGIES] + ray_rows(args)
     rows.insert(1, ("serial 1 BLAS", None))
     for name, strategy in rows:
+        if strategy is not None and strategy.get("address") == "two-node cluster":
+            strategy = {**strategy, "address": cluster_address()}
         if strategy is None:
             rate, accuracy, setup = serial_one_thread(net, args)
         else:
@@ -139,7 +162,44 @@ def main() -> None:
     parser.add_argument("--cnn-train", type=int, default=10000, help="CNN training images")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--row", choices=sorted(NETS), help=argparse.SUPPRESS)  # internal: one serial row
+    parser.add_argument("--no-ray", dest="ray", action="store_false",
+                        help="leave out the Ray strategies (they are measured when Ray is installed)")
+    parser.add_argument("--no-cluster", dest="cluster", action="store_false",
+                        help="leave out the simulated two-node Ray cluster")
     args = parser.parse_args()
+    args.cluster_address = None
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        if args.ray:
+            print("Ray is not installed: the ray_sync/ray_async rows are left out (pip install 'numpyml[ray]')")
+        args.ray = False
+    args.cluster_address = "two-node cluster" if args.ray and args.cluster and not args.row else None
+    try:
+        run_tables(args)
+    finally:
+        if _CLUSTER:
+            _CLUSTER[0].shutdown()
+
+
+_CLUSTER: list = []
+
+
+def cluster_address() -> str:
+    """Start (once) a simulated two-node Ray cluster on loopback: one CPU per node."""
+    if not _CLUSTER:
+        from ray.cluster_utils import Cluster
+
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        _CLUSTER.append(cluster)
+    return _CLUSTER[0].address
+
+
+def run_tables(args: argparse.Namespace) -> None:
 
     data_dir = os.environ.get("NUMPYML_DATA_DIR")
     if not data_dir or not os.path.exists(os.path.join(data_dir, "mnist", "train-images-idx3-ubyte.gz")):

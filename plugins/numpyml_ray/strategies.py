@@ -96,7 +96,7 @@ class _RayWorkers:
             if self.address:
                 _check_reachable(self.address, self.connect_timeout)
             try:
-                ray.init(address=self.address or None, log_to_driver=False, include_dashboard=False,
+                ray.init(address=self.address or "local", log_to_driver=False, include_dashboard=False,
                          **({} if self.address else {"num_cpus": max(os.cpu_count() or 1, 1)}))
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise RunFailed(f"cannot start or join Ray (address {self.address or 'local'}): {exc}") from None
