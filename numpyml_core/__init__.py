@@ -13,7 +13,7 @@ entry-point group.
 """
 
 from .errors import ConfigError, PluginError, RunFailed, UserError
-from .plugins import Component, PluginManager, create, get_plugin_manager, hookimpl
+from .plugins import Component, PluginManager, create, create_from_spec, get_plugin_manager, hookimpl
 
 __version__ = "0.1.0"
 
@@ -25,6 +25,7 @@ __all__ = [
     "Component",
     "PluginManager",
     "create",
+    "create_from_spec",
     "get_plugin_manager",
     "hookimpl",
     "KINDS",

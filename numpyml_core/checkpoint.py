@@ -56,17 +56,11 @@ def _set_rng_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
 
 
 def check_finite(run: Any) -> None:
-    """Raise :class:`~numpyml_core.trainer.TrainingDiverged` if any parameter is not finite."""
-    from .trainer import TrainingDiverged
+    """Refuse to checkpoint non-finite parameters (the last good checkpoint stays)."""
+    from .trainer import check_parameters
 
-    for name, value in run.model.params().items():
-        if not np.all(np.isfinite(value)):
-            raise TrainingDiverged(
-                f"training diverged: parameter '{name}' is no longer finite after epoch {run.epoch + (run.batch > 0)}, "
-                f"batch {run.batch or run.batches_per_epoch}. The usual cause is a learning rate that is too high "
-                f"(it is {run.optimizer.learning_rate:g} in {run.spec.source} [optimizer]); try a smaller one or "
-                "gradient clipping (clip_norm). The last good checkpoint was kept."
-            )
+    check_parameters(run, f"after epoch {run.epoch + (run.batch > 0)}, batch {run.batch or run.batches_per_epoch}",
+                     " The last good checkpoint was kept.")
 
 
 def capture(run: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

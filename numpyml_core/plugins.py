@@ -233,6 +233,32 @@ def set_plugin_manager(manager: PluginManager | None) -> None:
     _MANAGER = manager
 
 
+def create_from_spec(kind: str, spec: Any, what: str) -> Any:
+    """Build a component from a config value, for components that take others as parameters
+    (``activation`` of a layer, its initializers): a registered name (``"relu"``), a table
+    (``{type = "leaky_relu", alpha = 0.2}``), or an already built object (programmatic use).
+
+    Built through :func:`create`, so third-party components work too. Raises ``ValueError``
+    naming ``what`` (the parameter) when the spec is not usable; a factory's ``ValueError``
+    becomes a config error naming the outer component.
+    """
+    if isinstance(spec, str):
+        name, params = spec, {}
+    elif isinstance(spec, dict):
+        params = dict(spec)
+        name = params.pop("type", None)
+        if not isinstance(name, str):
+            raise ValueError(f"{what}: a table needs a key 'type' naming a registered {kind}, got {spec!r}")
+    elif callable(spec) or hasattr(spec, "forward"):
+        return spec
+    else:
+        raise ValueError(f"{what}: expected the name of a {kind} or a table {{type = ...}}, got {spec!r}")
+    try:
+        return create(kind, name, **params)
+    except ConfigError as exc:
+        raise ValueError(f"{what}: {exc}") from None
+
+
 def create(kind: str, name: str, **params: Any) -> Any:
     """Build a registered component: ``create("layer", "dense", units=10)``.
 

@@ -227,13 +227,15 @@ def _check_finite(run: Run, loss: float, epoch: int, batch: int) -> None:
     )
 
 
-def _check_parameters(run: Run, epoch: int) -> None:
+def check_parameters(run: Run, where: str, note: str = "") -> None:
+    """Raise :class:`TrainingDiverged` if a parameter is not finite; ``where`` says when (for the
+    message), ``note`` is appended to it."""
     for name, value in run.model.params().items():
         if not np.all(np.isfinite(value)):
             raise TrainingDiverged(
-                f"training diverged: parameter '{name}' is no longer finite at the end of epoch {epoch}. "
-                f"The usual cause is a learning rate that is too high (it is {run.optimizer.learning_rate:g} "
-                f"in {run.spec.source} [optimizer]); try a smaller one or gradient clipping (clip_norm)."
+                f"training diverged: parameter '{name}' is no longer finite {where}. The usual cause is a "
+                f"learning rate that is too high (it is {run.optimizer.learning_rate:g} in {run.spec.source} "
+                f"[optimizer]); try a smaller one or gradient clipping (clip_norm).{note}"
             )
 
 
@@ -303,7 +305,7 @@ def train(run: Run) -> dict[str, Any]:
                 for loss in end_epoch(run):
                     _check_finite(run, loss, epoch, batches - 1)
                     losses.append(loss)
-            _check_parameters(run, epoch)
+            check_parameters(run, f"at the end of epoch {epoch}")
             metrics: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan}
             for name in run.eval_splits:
                 result = evaluate(run.model, run.cost, run.splits[name], spec.training.eval_batch_size,

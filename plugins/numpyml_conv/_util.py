@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from numpyml_core import ConfigError, create
+from numpyml_core import create_from_spec as component_from_spec  # noqa: F401 - re-exported
 
 
 # -- arguments -----------------------------------------------------------------------------------
@@ -69,26 +69,6 @@ def output_size(size: tuple[int, int], window: tuple[int, int], strides: tuple[i
     h = (size[0] + pads[0] + pads[1] - window[0]) // strides[0] + 1
     w = (size[1] + pads[2] + pads[3] - window[1]) // strides[1] + 1
     return h, w
-
-
-def component_from_spec(kind: str, spec: Any, what: str) -> Any:
-    """A component from a config value: a registered name, a table ``{type = ..., ...}`` or an
-    already built object. Built through :func:`numpyml_core.create` so third-party ones work too."""
-    if isinstance(spec, str):
-        name, params = spec, {}
-    elif isinstance(spec, dict):
-        params = dict(spec)
-        name = params.pop("type", None)
-        if not isinstance(name, str):
-            raise ValueError(f"{what}: a table needs a key 'type' naming a registered {kind}, got {spec!r}")
-    elif callable(spec) or hasattr(spec, "forward"):
-        return spec
-    else:
-        raise ValueError(f"{what}: expected the name of a {kind} or a table {{type = ...}}, got {spec!r}")
-    try:
-        return create(kind, name, **params)
-    except ConfigError as exc:
-        raise ValueError(f"{what}: {exc}") from None
 
 
 def as_float(x: np.ndarray) -> np.ndarray:

@@ -6,33 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from numpyml_core import ConfigError, create
-
-
-def component_from_spec(kind: str, spec: Any, what: str) -> Any:
-    """Build a component from a config value: a registered name (``"relu"``), a table
-    (``{type = "leaky_relu", alpha = 0.2}``), or an already built object (programmatic use).
-
-    Components are always built through :func:`numpyml_core.create`, so third-party ones work too.
-    Raises ``ValueError`` naming ``what`` (the parameter) when the spec is not usable.
-    """
-    if isinstance(spec, str):
-        name, params = spec, {}
-    elif isinstance(spec, dict):
-        params = dict(spec)
-        name = params.pop("type", None)
-        if not isinstance(name, str):
-            raise ValueError(
-                f"{what}: a table needs a key 'type' naming a registered {kind}, got {spec!r}"
-            )
-    elif callable(spec) or hasattr(spec, "forward"):
-        return spec
-    else:
-        raise ValueError(f"{what}: expected the name of a {kind} or a table {{type = ...}}, got {spec!r}")
-    try:
-        return create(kind, name, **params)
-    except ConfigError as exc:
-        raise ValueError(f"{what}: {exc}") from None
+from numpyml_core import create_from_spec as component_from_spec  # noqa: F401 - re-exported
 
 
 def match_dtype(array: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -8,8 +8,10 @@ from typing import Mapping
 
 import numpy as np
 
+from ._common import UpdateRule, check_common
 
-class Adam:
+
+class Adam(UpdateRule):
     """Adam: adaptive moment estimation (Kingma & Ba, "Adam: A Method for Stochastic Optimization",
     ICLR 2015, Algorithm 1), with the AdamW option (Loshchilov & Hutter, "Decoupled Weight Decay
     Regularization", ICLR 2019).
@@ -51,20 +53,13 @@ class Adam:
         weight_decay: float = 0.0,
         clip_norm: float | None = None,
     ) -> None:
-        if not learning_rate > 0:
-            raise ValueError(f"learning_rate must be greater than 0, got {learning_rate}")
+        check_common(learning_rate, l2, weight_decay, clip_norm)
         if not 0 <= beta_1 < 1:
             raise ValueError(f"beta_1 must be in [0, 1), got {beta_1}")
         if not 0 <= beta_2 < 1:
             raise ValueError(f"beta_2 must be in [0, 1), got {beta_2}")
         if not epsilon > 0:
             raise ValueError(f"epsilon must be greater than 0, got {epsilon}")
-        if not l2 >= 0:
-            raise ValueError(f"l2 must be at least 0, got {l2}")
-        if not weight_decay >= 0:
-            raise ValueError(f"weight_decay must be at least 0, got {weight_decay}")
-        if clip_norm is not None and not clip_norm > 0:
-            raise ValueError(f"clip_norm must be greater than 0 (or left out for no clipping), got {clip_norm}")
         self.learning_rate = float(learning_rate)
         self.beta_1 = float(beta_1)
         self.beta_2 = float(beta_2)
@@ -78,15 +73,10 @@ class Adam:
         self._scratch: dict[tuple[int, np.dtype], np.ndarray] = {}
 
     def step(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> None:
-        missing = sorted(set(params) - set(grads))
-        if missing:
-            raise ValueError(f"no gradient for parameters {missing}")
-        for name, weight in params.items():
-            if grads[name].shape != weight.shape:
-                raise ValueError(f"gradient of '{name}' has shape {grads[name].shape}, the parameter {weight.shape}")
+        self._check_gradients(params, grads)
         t = self.iterations + 1
         lr = self.learning_rate
-        scale = self._clip_scale(grads) if self.clip_norm is not None else 1.0
+        scale = self._clip_scale(grads)
         step_size = lr / (1.0 - self.beta_1 ** t)
         bias_correction_2_sqrt = math.sqrt(1.0 - self.beta_2 ** t)
         for name, weight in params.items():
@@ -124,14 +114,6 @@ class Adam:
             weight -= work
         self.iterations = t
 
-    def _clip_scale(self, grads: Mapping[str, np.ndarray]) -> float:
-        squares = 0.0
-        for grad in grads.values():
-            flat = grad.reshape(-1)
-            squares += float(np.dot(flat, flat))
-        norm = squares ** 0.5
-        return self.clip_norm / norm if norm > self.clip_norm else 1.0
-
     @staticmethod
     def _moment(store: dict[str, np.ndarray], kind: str, name: str, weight: np.ndarray) -> np.ndarray:
         moment = store.get(name)
@@ -140,14 +122,6 @@ class Adam:
         elif moment.shape != weight.shape:
             raise ValueError(f"{kind} of '{name}' has shape {moment.shape}, the parameter {weight.shape}")
         return moment
-
-    def _buffer(self, like: np.ndarray, slot: int) -> np.ndarray:
-        """A scratch array shaped like ``like``, a view into one flat buffer per (slot, dtype)."""
-        key = (slot, like.dtype)
-        flat = self._scratch.get(key)
-        if flat is None or flat.size < like.size:
-            flat = self._scratch[key] = np.empty(like.size, dtype=like.dtype)
-        return flat[: like.size].reshape(like.shape)
 
     # -- state -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -7,8 +7,10 @@ from typing import Mapping
 
 import numpy as np
 
+from ._common import UpdateRule, check_common
 
-class SGD:
+
+class SGD(UpdateRule):
     """Stochastic gradient descent (Keras's formulation of momentum).
 
     Parameters: ``learning_rate`` (> 0), ``momentum`` (in ``[0, 1)``), ``nesterov`` (needs
@@ -39,18 +41,11 @@ class SGD:
         weight_decay: float = 0.0,
         clip_norm: float | None = None,
     ) -> None:
-        if not learning_rate > 0:
-            raise ValueError(f"learning_rate must be greater than 0, got {learning_rate}")
+        check_common(learning_rate, l2, weight_decay, clip_norm)
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         if nesterov and momentum == 0:
             raise ValueError("nesterov = true needs a momentum greater than 0")
-        if not l2 >= 0:
-            raise ValueError(f"l2 must be at least 0, got {l2}")
-        if not weight_decay >= 0:
-            raise ValueError(f"weight_decay must be at least 0, got {weight_decay}")
-        if clip_norm is not None and not clip_norm > 0:
-            raise ValueError(f"clip_norm must be greater than 0 (or left out for no clipping), got {clip_norm}")
         self.learning_rate = float(learning_rate)
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
@@ -62,15 +57,11 @@ class SGD:
         self._scratch: dict[tuple[int, np.dtype], np.ndarray] = {}
 
     def step(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> None:
-        missing = sorted(set(params) - set(grads))
-        if missing:
-            raise ValueError(f"no gradient for parameters {missing}")
+        self._check_gradients(params, grads)
         lr = self.learning_rate
-        scale = self._clip_scale(grads) if self.clip_norm is not None else 1.0
+        scale = self._clip_scale(grads)
         for name, weight in params.items():
             grad = grads[name]
-            if grad.shape != weight.shape:
-                raise ValueError(f"gradient of '{name}' has shape {grad.shape}, the parameter {weight.shape}")
             decay = name.endswith("weight")
             update = self._buffer(weight, 0)
             np.multiply(grad, lr * scale, out=update)  # update = lr * g (clipped)
@@ -95,14 +86,6 @@ class SGD:
                 weight -= update
         self.iterations += 1
 
-    def _clip_scale(self, grads: Mapping[str, np.ndarray]) -> float:
-        squares = 0.0
-        for grad in grads.values():
-            flat = grad.reshape(-1)
-            squares += float(np.dot(flat, flat))
-        norm = squares ** 0.5
-        return self.clip_norm / norm if norm > self.clip_norm else 1.0
-
     def _velocity(self, name: str, weight: np.ndarray) -> np.ndarray:
         velocity = self.velocity.get(name)
         if velocity is None:
@@ -110,15 +93,6 @@ class SGD:
         elif velocity.shape != weight.shape:
             raise ValueError(f"velocity of '{name}' has shape {velocity.shape}, the parameter {weight.shape}")
         return velocity
-
-    def _buffer(self, like: np.ndarray, slot: int) -> np.ndarray:
-        """A scratch array shaped like ``like``: a view into one flat buffer per (slot, dtype),
-        grown to the largest parameter, so a step allocates nothing after the first."""
-        key = (slot, like.dtype)
-        flat = self._scratch.get(key)
-        if flat is None or flat.size < like.size:
-            flat = self._scratch[key] = np.empty(like.size, dtype=like.dtype)
-        return flat[: like.size].reshape(like.shape)
 
     # -- state -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
