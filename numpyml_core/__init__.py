@@ -13,7 +13,15 @@ entry-point group.
 """
 
 from .errors import ConfigError, PluginError, RunFailed, UserError
-from .plugins import Component, PluginManager, create, create_from_spec, get_plugin_manager, hookimpl
+from .plugins import (
+    Component,
+    PluginManager,
+    create,
+    create_from_spec,
+    get_plugin_manager,
+    hookimpl,
+    lazy_exports,
+)
 
 __version__ = "0.1.0"
 
@@ -28,6 +36,7 @@ __all__ = [
     "create_from_spec",
     "get_plugin_manager",
     "hookimpl",
+    "lazy_exports",
     "KINDS",
     "__version__",
 ]

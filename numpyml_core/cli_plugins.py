@@ -133,7 +133,7 @@ def check(
     """
     from .cli import _manager, _user_errors
     from .data import data_dir_from_env
-    from .errors import UserError, did_you_mean
+    from .errors import PluginError, UserError, did_you_mean
     from .testing import CheckResult, check_component
 
     with _user_errors():
@@ -155,7 +155,12 @@ def check(
             rows.append((None, CheckResult("plugin", failure.plugin, "fail",
                                            f"{failure.distribution}: failed to load: {failure.error}")))
     for component in components:
-        rows.append((component, check_component(component.kind, component.name, component.factory, data_dir)))
+        try:
+            factory = component.factory  # a lazy reference is imported here
+        except PluginError as exc:
+            rows.append((component, CheckResult(component.kind, component.name, "fail", str(exc))))
+            continue
+        rows.append((component, check_component(component.kind, component.name, factory, data_dir)))
     failed = sum(1 for _, r in rows if r.status == "fail")
     if as_json:
         print(json.dumps({"results": [

@@ -30,6 +30,12 @@ def numpyml_register_components(register: Callable[..., None]) -> None:
     a new kind), ``name`` the name used in experiment files, ``factory`` a class or function whose
     keyword arguments (with type hints and defaults) are the component's parameters. A (kind,
     name) pair registered by two plugins is an error naming both distributions.
+
+    ``factory`` may also be a lazy reference, the string ``"package.module:attribute"``: the
+    module is located at registration (a missing module fails the plugin) but imported only when
+    the component is first used, so ``numpyml list`` and ``--help`` stay fast however many plugins
+    are installed. The built-in plugins register this way; an import error then surfaces when the
+    component is used (or in ``numpyml check``), naming the plugin and its distribution.
     """
 
 

@@ -26,20 +26,79 @@ ENTRY_POINT_GROUP = "numpyml"
 hookimpl = pluggy.HookimplMarker("numpyml")
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Component:
-    """One registered component with its provenance."""
+    """One registered component with its provenance.
+
+    ``target`` is what the plugin registered: the factory itself, or a lazy reference
+    ``"package.module:attribute"`` that is imported the first time :attr:`factory` is used, so
+    listing components never imports NumPy or a plugin's heavy modules.
+    """
 
     kind: str
     name: str
-    factory: Callable[..., Any]
+    target: Callable[..., Any] | str
     plugin: str
     distribution: str
     version: str
 
     @property
+    def factory(self) -> Callable[..., Any]:
+        if isinstance(self.target, str):
+            self.target = _resolve(self)
+        return self.target
+
+    @property
     def doc(self) -> str:
         return inspect.getdoc(self.factory) or ""
+
+
+def _resolve(component: Component) -> Callable[..., Any]:
+    """Import a lazy ``"module:attribute"`` reference; a failure names the plugin and distribution."""
+    import importlib
+
+    module_name, _, attribute = str(component.target).partition(":")
+    where = (
+        f"{component.kind} '{component.name}' of plugin '{component.plugin}' "
+        f"(distribution {component.distribution} {component.version})"
+    )
+    try:
+        factory: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            factory = getattr(factory, part)
+    except Exception as exc:  # noqa: BLE001 - any import failure is reported the same way
+        raise PluginError(f"{where}: cannot load '{component.target}': {type(exc).__name__}: {exc}") from exc
+    _check_factory(component.kind, component.name, factory, where)
+    return factory
+
+
+def _check_factory(kind: str, name: str, factory: Any, where: str | None = None) -> None:
+    where = where or f"{kind} '{name}'"
+    if not callable(factory):
+        raise PluginError(f"{where}: factory {factory!r} is not callable")
+    try:
+        inspect.signature(factory)
+    except (TypeError, ValueError) as exc:
+        raise PluginError(f"{where}: factory has no usable signature ({exc})") from exc
+
+
+def _check_reference(kind: str, name: str, target: str) -> None:
+    """A lazy reference must be ``module:attribute`` with a module that can be found (not imported)."""
+    import importlib.util
+
+    module_name, colon, attribute = target.partition(":")
+    if not colon or not module_name or not attribute:
+        raise PluginError(
+            f"{kind} '{name}': a lazy factory must be written 'package.module:attribute', got {target!r}"
+        )
+    try:
+        found = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError) as exc:
+        found, error = None, f" ({type(exc).__name__}: {exc})"
+    else:
+        error = ""
+    if found is None:
+        raise PluginError(f"{kind} '{name}': module '{module_name}' of {target!r} not found{error}")
 
 
 @dataclass
@@ -153,15 +212,13 @@ class PluginManager:
         """Register one plugin module (or object with ``@hookimpl`` functions) and its components."""
         staged: list[Component] = []
 
-        def register(kind: str, name: str, factory: Callable[..., Any]) -> None:
+        def register(kind: str, name: str, factory: Callable[..., Any] | str) -> None:
             if not isinstance(kind, str) or not isinstance(name, str) or not name:
                 raise PluginError(f"register() needs a kind and a name as strings, got {kind!r}, {name!r}")
-            if not callable(factory):
-                raise PluginError(f"{kind} '{name}': factory {factory!r} is not callable")
-            try:
-                inspect.signature(factory)
-            except (TypeError, ValueError) as exc:
-                raise PluginError(f"{kind} '{name}': factory has no usable signature ({exc})") from exc
+            if isinstance(factory, str):
+                _check_reference(kind, name, factory)
+            else:
+                _check_factory(kind, name, factory)
             staged.append(Component(kind, name, factory, plugin, distribution, version))
 
         try:
@@ -231,6 +288,29 @@ def set_plugin_manager(manager: PluginManager | None) -> None:
     """Replace (or with ``None`` reset) the process-wide plugin manager (tests, the CLI)."""
     global _MANAGER
     _MANAGER = manager
+
+
+def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) for a plugin package that registers lazily.
+
+    ``exports`` maps a public name to ``".module:attribute"`` (relative to ``package``) or an
+    absolute ``"package.module:attribute"``; the module is imported the first time the name is
+    used, so ``from my_plugin import MyLayer`` keeps working while loading the plugin stays cheap::
+
+        __getattr__ = lazy_exports(__name__, {"MyLayer": ".layers:MyLayer"})
+    """
+    import importlib
+
+    def __getattr__(name: str) -> Any:
+        try:
+            reference = exports[name]
+        except KeyError:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
+        module_name, _, attribute = reference.partition(":")
+        module = importlib.import_module(module_name, package if module_name.startswith(".") else None)
+        return getattr(module, attribute)
+
+    return __getattr__
 
 
 def create_from_spec(kind: str, spec: Any, what: str) -> Any:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from numpyml_core import PluginError, PluginManager
@@ -87,6 +90,61 @@ def test_factory_without_signature_is_rejected(make_dist):
     manager = loaded()
     (failure,) = manager.failed
     assert failure.distribution == "fake-nosig" and "no usable signature" in failure.error
+
+
+LAZY = """
+from numpyml_core import hookimpl
+
+@hookimpl
+def numpyml_register_components(register):
+    register("activation", "fake_lazy", "fakeplug_lazyimpl:Swish")
+    register("activation", "fake_lazy_missing_attr", "fakeplug_lazyimpl:Nope")
+"""
+
+
+def test_lazy_reference_is_imported_on_first_use(make_dist):
+    make_dist("fake-lazy", "0.2", {"lazy": "fakeplug_lazy"},
+              {"fakeplug_lazy": LAZY, "fakeplug_lazyimpl": GOOD.replace("fake_swish", "unused_swish")})
+    manager = loaded()
+    import sys
+
+    assert manager.failed == []
+    assert "fakeplug_lazyimpl" not in sys.modules  # listed, not imported
+    assert manager.registry.get("activation", "fake_lazy").distribution == "fake-lazy"
+    assert manager.create("activation", "fake_lazy", beta=3).beta == 3.0
+    assert "fakeplug_lazyimpl" in sys.modules
+    with pytest.raises(PluginError, match=r"fake_lazy_missing_attr' of plugin 'lazy' \(distribution fake-lazy "
+                                          r"0.2\): cannot load 'fakeplug_lazyimpl:Nope': AttributeError"):
+        manager.create("activation", "fake_lazy_missing_attr")
+
+
+@pytest.mark.parametrize("reference,message", [
+    ("fakeplug_nowhere:Swish", "module 'fakeplug_nowhere' of 'fakeplug_nowhere:Swish' not found"),
+    ("no_colon_here", "a lazy factory must be written 'package.module:attribute'"),
+])
+def test_lazy_reference_to_a_missing_module_fails_the_plugin(make_dist, reference, message):
+    source = LAZY.replace("fakeplug_lazyimpl:Swish", reference)
+    make_dist("fake-lazybad", "0.1", {"lazybad": "fakeplug_lazybad"}, {"fakeplug_lazybad": source})
+    manager = loaded()
+    (failure,) = manager.failed
+    assert failure.distribution == "fake-lazybad" and message in failure.error
+    assert ("activation", "fake_lazy_missing_attr") not in manager.registry.components  # rolled back
+
+
+def test_listing_components_imports_no_numpy():
+    """numpyml list/--help stay fast: loading every built-in plugin imports no NumPy and no
+    implementation module (they register lazy references)."""
+    code = (
+        "import sys\n"
+        "from numpyml_core.plugins import PluginManager\n"
+        "m = PluginManager(); m.load_entry_points()\n"
+        "assert not m.failed, m.failed\n"
+        "assert len(m.registry.all()) > 40\n"
+        "print(sorted(k for k in sys.modules if k == 'numpy' or k.startswith('numpy.')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 def test_disable_by_entry_point_name(monkeypatch):

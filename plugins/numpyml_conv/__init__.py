@@ -8,19 +8,30 @@ algorithms (im2col + one BLAS product, col2im or a transposed convolution for th
 
 from __future__ import annotations
 
-from numpyml_core import hookimpl
+from numpyml_core import hookimpl, lazy_exports
 
-from .conv import Conv2D
-from .pooling import GlobalAvgPool, Pool2D, avg_pool2d, max_pool2d
+# What this plugin provides, as lazy references: a module is imported when its component is first
+# used, so loading the plugin (numpyml list, --help) does not import NumPy or the implementation.
+COMPONENTS: dict[tuple[str, str], str] = {
+    ("layer", "conv2d"): "numpyml_conv.conv:Conv2D",
+    ("layer", "pool2d"): "numpyml_conv.pooling:Pool2D",
+    ("layer", "max_pool2d"): "numpyml_conv.pooling:max_pool2d",
+    ("layer", "avg_pool2d"): "numpyml_conv.pooling:avg_pool2d",
+    ("layer", "global_avg_pool"): "numpyml_conv.pooling:GlobalAvgPool",
+    ("layer", "global_average_pooling2d"): "numpyml_conv.pooling:GlobalAvgPool",
+}
 
 __all__ = ["Conv2D", "GlobalAvgPool", "Pool2D", "avg_pool2d", "max_pool2d"]
+__getattr__ = lazy_exports(__name__, {
+    "Conv2D": ".conv:Conv2D",
+    "GlobalAvgPool": ".pooling:GlobalAvgPool",
+    "Pool2D": ".pooling:Pool2D",
+    "avg_pool2d": ".pooling:avg_pool2d",
+    "max_pool2d": ".pooling:max_pool2d",
+})
 
 
 @hookimpl
 def numpyml_register_components(register):
-    register("layer", "conv2d", Conv2D)
-    register("layer", "pool2d", Pool2D)
-    register("layer", "max_pool2d", max_pool2d)
-    register("layer", "avg_pool2d", avg_pool2d)
-    register("layer", "global_avg_pool", GlobalAvgPool)
-    register("layer", "global_average_pooling2d", GlobalAvgPool)
+    for (kind, name), factory in COMPONENTS.items():
+        register(kind, name, factory)

@@ -1,16 +1,28 @@
 """numpyml built-in plugin: datasets (MNIST, Fashion-MNIST, CIFAR-10, CIFAR-100)."""
 
-from numpyml_core import hookimpl
+from __future__ import annotations
 
-from .cifar import CIFAR10, CIFAR100
-from .mnist import MNIST, FashionMNIST
+from numpyml_core import hookimpl, lazy_exports
+
+# What this plugin provides, as lazy references: a module is imported when its component is first
+# used, so loading the plugin (numpyml list, --help) does not import NumPy or the implementation.
+COMPONENTS: dict[tuple[str, str], str] = {
+    ("dataset", "mnist"): "numpyml_datasets.mnist:MNIST",
+    ("dataset", "fashion_mnist"): "numpyml_datasets.mnist:FashionMNIST",
+    ("dataset", "cifar10"): "numpyml_datasets.cifar:CIFAR10",
+    ("dataset", "cifar100"): "numpyml_datasets.cifar:CIFAR100",
+}
 
 __all__ = ["MNIST", "FashionMNIST", "CIFAR10", "CIFAR100"]
+__getattr__ = lazy_exports(__name__, {
+    "MNIST": ".mnist:MNIST",
+    "FashionMNIST": ".mnist:FashionMNIST",
+    "CIFAR10": ".cifar:CIFAR10",
+    "CIFAR100": ".cifar:CIFAR100",
+})
 
 
 @hookimpl
 def numpyml_register_components(register):
-    register("dataset", "mnist", MNIST)
-    register("dataset", "fashion_mnist", FashionMNIST)
-    register("dataset", "cifar10", CIFAR10)
-    register("dataset", "cifar100", CIFAR100)
+    for (kind, name), factory in COMPONENTS.items():
+        register(kind, name, factory)

@@ -6,14 +6,35 @@
 
 from __future__ import annotations
 
-from numpyml_core import hookimpl
+from numpyml_core import hookimpl, lazy_exports
 
-from .initializers import INITIALIZERS, Constant, Gaussian, He, LeCun, Ones, VarianceScaling, Xavier, Zeros, fans
+# What this plugin provides, as lazy references: a module is imported when its component is first
+# used, so loading the plugin (numpyml list, --help) does not import NumPy or the implementation.
+COMPONENTS: dict[tuple[str, str], str] = {
+    ("initializer", "zeros"): "numpyml_initializers.initializers:Zeros",
+    ("initializer", "ones"): "numpyml_initializers.initializers:Ones",
+    ("initializer", "constant"): "numpyml_initializers.initializers:Constant",
+    ("initializer", "gaussian"): "numpyml_initializers.initializers:Gaussian",
+    ("initializer", "lecun"): "numpyml_initializers.initializers:LeCun",
+    ("initializer", "xavier"): "numpyml_initializers.initializers:Xavier",
+    ("initializer", "he"): "numpyml_initializers.initializers:He",
+}
 
 __all__ = ["Constant", "Gaussian", "He", "LeCun", "Ones", "VarianceScaling", "Xavier", "Zeros", "fans"]
+__getattr__ = lazy_exports(__name__, {
+    "Constant": ".initializers:Constant",
+    "Gaussian": ".initializers:Gaussian",
+    "He": ".initializers:He",
+    "LeCun": ".initializers:LeCun",
+    "Ones": ".initializers:Ones",
+    "VarianceScaling": ".initializers:VarianceScaling",
+    "Xavier": ".initializers:Xavier",
+    "Zeros": ".initializers:Zeros",
+    "fans": ".initializers:fans",
+})
 
 
 @hookimpl
 def numpyml_register_components(register):
-    for name, initializer in INITIALIZERS.items():
-        register("initializer", name, initializer)
+    for (kind, name), factory in COMPONENTS.items():
+        register(kind, name, factory)

@@ -8,28 +8,52 @@ Layers: ``dense``, ``flatten``, ``reshape``, ``dropout``, ``batch_norm`` (alias
 
 from __future__ import annotations
 
-from numpyml_core import hookimpl
+from numpyml_core import hookimpl, lazy_exports
 
-from .activations import ACTIVATIONS, Activation, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
-from .dense import Dense
-from .dropout import Dropout
-from .normalization import BatchNorm
-from .reshaping import Flatten, Reshape
+# What this plugin provides, as lazy references: a module is imported when its component is first
+# used, so loading the plugin (numpyml list, --help) does not import NumPy or the implementation.
+COMPONENTS: dict[tuple[str, str], str] = {
+    ("layer", "dense"): "numpyml_layers.dense:Dense",
+    ("layer", "flatten"): "numpyml_layers.reshaping:Flatten",
+    ("layer", "reshape"): "numpyml_layers.reshaping:Reshape",
+    ("layer", "dropout"): "numpyml_layers.dropout:Dropout",
+    ("layer", "batch_norm"): "numpyml_layers.normalization:BatchNorm",
+    ("layer", "batch_normalization"): "numpyml_layers.normalization:BatchNorm",
+    ("activation", "identity"): "numpyml_layers.activations:Identity",
+    ("layer", "identity"): "numpyml_layers.activations:Identity",
+    ("activation", "sigmoid"): "numpyml_layers.activations:Sigmoid",
+    ("layer", "sigmoid"): "numpyml_layers.activations:Sigmoid",
+    ("activation", "tanh"): "numpyml_layers.activations:Tanh",
+    ("layer", "tanh"): "numpyml_layers.activations:Tanh",
+    ("activation", "softmax"): "numpyml_layers.activations:Softmax",
+    ("layer", "softmax"): "numpyml_layers.activations:Softmax",
+    ("activation", "relu"): "numpyml_layers.activations:ReLU",
+    ("layer", "relu"): "numpyml_layers.activations:ReLU",
+    ("activation", "leaky_relu"): "numpyml_layers.activations:LeakyReLU",
+    ("layer", "leaky_relu"): "numpyml_layers.activations:LeakyReLU",
+}
 
 __all__ = [
-    "Activation", "BatchNorm", "Dense", "Dropout", "Flatten", "Identity", "LeakyReLU", "ReLU", "Reshape", "Sigmoid",
-    "Softmax", "Tanh",
+    "Activation", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh", "BatchNorm", "Dense", "Dropout",
+    "Flatten", "Reshape",
 ]
+__getattr__ = lazy_exports(__name__, {
+    "Activation": ".activations:Activation",
+    "Identity": ".activations:Identity",
+    "LeakyReLU": ".activations:LeakyReLU",
+    "ReLU": ".activations:ReLU",
+    "Sigmoid": ".activations:Sigmoid",
+    "Softmax": ".activations:Softmax",
+    "Tanh": ".activations:Tanh",
+    "BatchNorm": ".normalization:BatchNorm",
+    "Dense": ".dense:Dense",
+    "Dropout": ".dropout:Dropout",
+    "Flatten": ".reshaping:Flatten",
+    "Reshape": ".reshaping:Reshape",
+})
 
 
 @hookimpl
 def numpyml_register_components(register):
-    register("layer", "dense", Dense)
-    register("layer", "flatten", Flatten)
-    register("layer", "reshape", Reshape)
-    register("layer", "dropout", Dropout)
-    register("layer", "batch_norm", BatchNorm)
-    register("layer", "batch_normalization", BatchNorm)
-    for name, activation in ACTIVATIONS.items():
-        register("activation", name, activation)
-        register("layer", name, activation)
+    for (kind, name), factory in COMPONENTS.items():
+        register(kind, name, factory)

@@ -8,15 +8,23 @@ global-norm gradient clipping.
 
 from __future__ import annotations
 
-from numpyml_core import hookimpl
+from numpyml_core import hookimpl, lazy_exports
 
-from .adam import Adam
-from .sgd import SGD
+# What this plugin provides, as lazy references: a module is imported when its component is first
+# used, so loading the plugin (numpyml list, --help) does not import NumPy or the implementation.
+COMPONENTS: dict[tuple[str, str], str] = {
+    ("optimizer", "sgd"): "numpyml_optimizers.sgd:SGD",
+    ("optimizer", "adam"): "numpyml_optimizers.adam:Adam",
+}
 
-__all__ = ["Adam", "SGD"]
+__all__ = ["SGD", "Adam"]
+__getattr__ = lazy_exports(__name__, {
+    "SGD": ".sgd:SGD",
+    "Adam": ".adam:Adam",
+})
 
 
 @hookimpl
 def numpyml_register_components(register):
-    register("optimizer", "sgd", SGD)
-    register("optimizer", "adam", Adam)
+    for (kind, name), factory in COMPONENTS.items():
+        register(kind, name, factory)

@@ -14,16 +14,25 @@ manager and exchange parameters, gradients and batches through shared memory. Se
 
 from __future__ import annotations
 
-from numpyml_core import hookimpl
+from numpyml_core import hookimpl, lazy_exports
 
-from ._pool import WorkerError
-from .staleness import StalenessCompensation
-from .strategies import Async, Sync
+# What this plugin provides, as lazy references: a module is imported when its component is first
+# used, so loading the plugin (numpyml list, --help) does not import NumPy or the implementation.
+COMPONENTS: dict[tuple[str, str], str] = {
+    ("strategy", "sync"): "numpyml_parallel.strategies:Sync",
+    ("strategy", "async"): "numpyml_parallel.strategies:Async",
+}
 
 __all__ = ["Async", "Sync", "StalenessCompensation", "WorkerError"]
+__getattr__ = lazy_exports(__name__, {
+    "Async": ".strategies:Async",
+    "Sync": ".strategies:Sync",
+    "StalenessCompensation": ".staleness:StalenessCompensation",
+    "WorkerError": "._pool:WorkerError",
+})
 
 
 @hookimpl
 def numpyml_register_components(register):
-    register("strategy", "sync", Sync)
-    register("strategy", "async", Async)
+    for (kind, name), factory in COMPONENTS.items():
+        register(kind, name, factory)

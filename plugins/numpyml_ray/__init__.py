@@ -5,12 +5,25 @@ strategy's run starts, so ``numpyml list`` shows these components without Ray in
 selecting one without Ray prints how to install it. See docs/distributed.md.
 """
 
-from numpyml_core import hookimpl
+from __future__ import annotations
 
-from .strategies import RayAsync, RaySync
+from numpyml_core import hookimpl, lazy_exports
+
+# What this plugin provides, as lazy references: a module is imported when its component is first
+# used, so loading the plugin (numpyml list, --help) does not import NumPy or the implementation.
+COMPONENTS: dict[tuple[str, str], str] = {
+    ("strategy", "ray_sync"): "numpyml_ray.strategies:RaySync",
+    ("strategy", "ray_async"): "numpyml_ray.strategies:RayAsync",
+}
+
+__all__ = ["RaySync", "RayAsync"]
+__getattr__ = lazy_exports(__name__, {
+    "RaySync": ".strategies:RaySync",
+    "RayAsync": ".strategies:RayAsync",
+})
 
 
 @hookimpl
 def numpyml_register_components(register):
-    register("strategy", "ray_sync", RaySync)
-    register("strategy", "ray_async", RayAsync)
+    for (kind, name), factory in COMPONENTS.items():
+        register(kind, name, factory)

@@ -6,34 +6,21 @@ optimizer step. Multi-core and distributed strategies plug into the same seam.
 
 from __future__ import annotations
 
-from typing import Any
+from numpyml_core import hookimpl, lazy_exports
 
-import numpy as np
+# What this plugin provides, as lazy references: a module is imported when its component is first
+# used, so loading the plugin (numpyml list, --help) does not import NumPy or the implementation.
+COMPONENTS: dict[tuple[str, str], str] = {
+    ("strategy", "serial"): "numpyml_strategies.serial:Serial",
+}
 
-from numpyml_core import hookimpl
-
-
-class Serial:
-    """Compute the mini-batch gradient in this process and apply one optimizer step."""
-
-    def __init__(self) -> None:
-        pass
-
-    def setup(self, run: Any) -> None:
-        pass
-
-    def train_batch(self, run: Any, x: np.ndarray, y: np.ndarray) -> float:
-        loss = run.model.loss_and_gradients(x, y, run.cost)
-        params = run.model.params()
-        grads = run.model.grads()
-        run.hooks.numpyml_before_update(run=run, params=params, grads=grads)
-        run.optimizer.step(params, grads)
-        return loss
-
-    def teardown(self, run: Any) -> None:
-        pass
+__all__ = ["Serial"]
+__getattr__ = lazy_exports(__name__, {
+    "Serial": ".serial:Serial",
+})
 
 
 @hookimpl
 def numpyml_register_components(register):
-    register("strategy", "serial", Serial)
+    for (kind, name), factory in COMPONENTS.items():
+        register(kind, name, factory)
