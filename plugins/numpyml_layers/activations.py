@@ -51,21 +51,23 @@ class Sigmoid(Activation):
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         x = as_float(x)
-        # exp(-|x|) <= 1 never overflows: sigmoid(x) = 1/(1+z) for x >= 0 and z/(1+z) for x < 0
-        z = np.abs(x)
-        np.negative(z, out=z)
-        with np.errstate(under="ignore"):
-            np.exp(z, out=z)
-        y = np.where(x >= 0, 1, z)
-        z += 1
-        y /= z
+        # 1 / (1 + exp(-x)) in place, four passes: for x < -88 (float32) exp(-x) overflows to inf
+        # and 1 / inf = 0 is the correctly rounded result, so the overflow is expected and silenced.
+        y = np.negative(x)
+        with np.errstate(over="ignore", under="ignore"):
+            np.exp(y, out=y)
+        y += 1
+        np.reciprocal(y, out=y)
         self._cache = y
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         require_forward(self._cache, self)
         y = self._cache
-        return dy * y * (1 - y)
+        dx = np.subtract(1, y, dtype=y.dtype)  # dy * y * (1 - y), two temporaries fewer
+        dx *= y
+        dx *= dy
+        return dx
 
 
 class Tanh(Activation):
