@@ -207,3 +207,33 @@ def test_conv2d_keeps_float32_and_checks_order():
     dx = layer.backward(np.ones_like(y))
     assert y.dtype == dx.dtype == layer.grads["weight"].dtype == np.float32
     assert dx.shape == x.shape
+
+
+def test_scratch_buffers_grow_and_are_shared_between_shapes():
+    """A smaller request (an evaluation chunk, a short last batch) reuses the front of the
+    existing buffer, so a layer holds one buffer per name at its largest size, not one per shape."""
+    from numpyml_conv._util import Scratch
+
+    scratch = Scratch()
+    big = scratch.get("cols", (6, 5), np.float32)
+    small = scratch.get("cols", (4, 3), np.float32)
+    assert small.shape == (4, 3) and small.flags.c_contiguous and np.shares_memory(big, small)
+    bigger = scratch.get("cols", (8, 5), np.float32)
+    assert bigger.shape == (8, 5) and not np.shares_memory(big, bigger)
+    assert scratch.get("cols", (8, 5), np.float64).dtype == np.float64
+    padded = scratch.get("padded", (2, 3), np.float32, zero_new=True)
+    padded[0, 0] = 1.0
+    assert scratch.get("padded", (2, 3), np.float32, zero_new=True)[0, 0] == 1.0  # same array back
+    assert not scratch.get("padded", (3, 2), np.float32, zero_new=True).any()  # new shape: fresh zeros
+
+
+def test_conv_holds_one_column_buffer_for_training_and_evaluation():
+    layer = create("layer", "conv2d", filters=4, kernel_size=3, padding="same")
+    layer.build((8, 8, 3), np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((5, 8, 8, 3)).astype(np.float32)
+    train_out = layer.forward(x, training=True)
+    layer.backward(np.ones_like(train_out))
+    eval_out = layer.forward(x[:2], training=False)
+    np.testing.assert_allclose(eval_out, train_out[:2], rtol=1e-5, atol=1e-6)
+    arrays = layer._scratch._arrays
+    assert "eval_cols" not in arrays and arrays["cols"].size == 5 * 8 * 8 * 3 * 3 * 3  # the training size

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import math
+
 import numpy as np
 
 from numpyml_core import create_from_spec as component_from_spec  # noqa: F401 - re-exported
@@ -110,12 +112,21 @@ class Scratch:
 
     def get(self, name: str, shape: tuple[int, ...], dtype: Any, zero_new: bool = False) -> np.ndarray:
         """The array called ``name`` with this shape and dtype; a new one is zeroed when
-        ``zero_new`` (for padded buffers whose border is never written)."""
+        ``zero_new`` (for padded buffers whose border is never written).
+
+        Other buffers are kept flat and only ever grow: a smaller request (an evaluation chunk, the
+        last short batch) is a view of the front of the existing one, so a layer holds one buffer
+        per name at the largest size it has needed instead of one per shape."""
         array = self._arrays.get(name)
-        if array is None or array.shape != shape or array.dtype != dtype:
-            array = np.zeros(shape, dtype) if zero_new else np.empty(shape, dtype)
-            self._arrays[name] = array
-        return array
+        if zero_new:
+            if array is None or array.shape != shape or array.dtype != dtype:
+                array = self._arrays[name] = np.zeros(shape, dtype)
+            return array
+        size = math.prod(shape)
+        if array is None or array.dtype != dtype or array.size < size:
+            self._arrays[name] = None  # let the old buffer go before the new one is allocated
+            array = self._arrays[name] = np.empty(size, dtype)
+        return array[:size].reshape(shape)
 
     def clear(self) -> None:
         self._arrays.clear()

@@ -168,7 +168,7 @@ class Conv2D:
         self._cols = None
         for start in range(0, n, chunk):  # one pass in training; bounded memory in evaluation
             stop = min(start + chunk, n)
-            cols = self._columns(x[start:stop] if chunk < n else x, "cols" if training else "eval_cols")
+            cols = self._columns(x[start:stop] if chunk < n else x, "cols")  # one buffer for both modes
             np.matmul(cols.T if self.transposed_cols else cols, weight, out=z[start * rows:stop * rows])
             if training:
                 self._cols = cols
