@@ -68,7 +68,8 @@ def blobs_experiment(strategy: dict | None = None, epochs: int = 2, **training) 
         text += f"{key} = {value}\n"
     if strategy:
         text += "[training.strategy]\n" + "".join(
-            f"{k} = {value!r}\n".replace("'", '"') for k, value in strategy.items())
+            f"{k} = {str(value).lower() if isinstance(value, bool) else repr(value)}\n".replace("'", '"')
+            for k, value in strategy.items())
     return text
 
 
@@ -109,10 +110,13 @@ def assert_same_params(a, b, rtol=1e-4, atol=1e-6):
 
 
 # -- same updates as serial -----------------------------------------------------------------------
-def test_sync_follows_serial(site, tmp_path, clean):
+@pytest.mark.parametrize("settings", [{"workers": 3}, {"workers": 3, "local_share": False}, {"workers": 1}])
+def test_sync_follows_serial(site, tmp_path, clean, settings):
     serial, serial_summary = run_blobs(tmp_path, None)
-    # 3 workers on batches of 16: shares 6, 5, 5 (and 3, 3, 2 for the last batch of 8)
-    sync, sync_summary = run_blobs(tmp_path, {"type": "sync", "workers": 3})
+    # 3 workers on batches of 16: shares 6, 5, 5 (and 3, 3, 2 for the last batch of 8); with
+    # local_share the training process computes the first share, 2 worker processes the others
+    sync, sync_summary = run_blobs(tmp_path, {"type": "sync", **settings})
+    assert sync.strategy.pool is None
     assert_same_params(serial, sync)
     assert sync_summary["steps"] == serial_summary["steps"]
     assert sync_summary["train_loss"] == pytest.approx(serial_summary["train_loss"], rel=1e-5)
@@ -206,7 +210,8 @@ def explode_experiment(tmp_path: Path, strategy: dict) -> Path:
     return path
 
 
-@pytest.mark.parametrize("strategy", [{"type": "sync", "workers": 2}, {"type": "async", "workers": 2}])
+@pytest.mark.parametrize("strategy", [{"type": "sync", "workers": 2, "local_share": False},
+                                      {"type": "async", "workers": 2}])
 def test_worker_exception_fails_the_run_with_its_error(site, tmp_path, clean, strategy):
     manager = get_plugin_manager()
     run = prepare(load_experiment(explode_experiment(tmp_path, strategy), manager.registry), manager)
@@ -214,6 +219,17 @@ def test_worker_exception_fails_the_run_with_its_error(site, tmp_path, clean, st
     with pytest.raises(WorkerError, match=r"(?s)parallel worker \d \(pid \d+\) failed:.*ValueError: kaboom in forward"):
         train(run)
     assert time.monotonic() - started < 20
+    assert run.strategy.pool is None
+
+
+def test_sync_share_in_the_training_process_fails_with_the_layer_error(site, tmp_path, clean):
+    """With local_share (the default) the training process computes a share too: a layer that
+    raises there fails the run with its own error, and the worker process is still stopped."""
+    manager = get_plugin_manager()
+    run = prepare(load_experiment(explode_experiment(tmp_path, {"type": "sync", "workers": 2}), manager.registry),
+                  manager)
+    with pytest.raises((ValueError, WorkerError), match=r"kaboom in forward"):
+        train(run)
     assert run.strategy.pool is None
 
 
@@ -225,7 +241,7 @@ class KillWorker:
     @hookimpl
     def numpyml_on_batch_end(self, run):
         if run.step == self.at_step:
-            self.pid = run.strategy.pool.pids[1]
+            self.pid = run.strategy.pool.pids[-1]  # sync: worker 1 is the only process (the trainer is 0)
             os.kill(self.pid, signal.SIGKILL)
 
 
@@ -279,10 +295,11 @@ def test_ctrl_c_stops_workers_and_frees_shared_memory(site, tmp_path, kind):
     try:
         deadline = time.monotonic() + 60
         workers: list[int] = []
-        while time.monotonic() < deadline and len(workers) < 2:
+        expected = 1 if kind == "sync" else 2  # sync computes one share in the training process
+        while time.monotonic() < deadline and len(workers) < expected:
             time.sleep(0.2)
             workers = [pid for pid in children_of(process.pid) if is_worker(pid)]
-        assert len(workers) == 2, "the workers did not start"
+        assert len(workers) == expected, "the workers did not start"
         while time.monotonic() < deadline and not (tmp_path / "run" / "metrics.csv").exists():
             time.sleep(0.1)  # let it train an epoch
         assert leftovers(before), "no shared memory while training?"

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from numpyml_core import create_from_spec as component_from_spec  # noqa: F401 - re-exported
+from numpyml_core.blas import blas_threads
 
 
 # -- arguments -----------------------------------------------------------------------------------
@@ -209,40 +210,13 @@ def col2im_taps(taps: np.ndarray, window: tuple[int, int], out_hw: tuple[int, in
 
 
 # -- BLAS threads ------------------------------------------------------------------------------
-def _openblas_local_threads() -> Any:
-    """OpenBLAS's ``openblas_set_num_threads_local`` from the library NumPy bundles (``None`` when
-    NumPy uses another BLAS or an OpenBLAS without it)."""
-    import ctypes
-    import glob
-    import os
-
-    folder = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
-    for path in sorted(glob.glob(os.path.join(folder, "*openblas*"))):
-        try:
-            function = ctypes.CDLL(path).openblas_set_num_threads_local
-        except (OSError, AttributeError):
-            continue
-        function.argtypes = [ctypes.c_int]
-        function.restype = ctypes.c_int
-        return function
-    return None
-
-
-_SET_LOCAL_THREADS = _openblas_local_threads()
-
-
 def matmul_single_thread(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``np.matmul(a, b, out=out)`` on one BLAS thread.
 
     For a small result over a very long inner dimension (a first layer's weight gradient: a
     25x32 result summed over 36,864 rows) OpenBLAS splits only the tiny result between its
     threads: measured here, one thread is 1.3x faster on an idle machine and 20-300x faster when
-    another process holds a core. Falls back to a plain product with another BLAS.
+    another process holds a core. With another BLAS this is a plain product.
     """
-    if _SET_LOCAL_THREADS is None:
+    with blas_threads(1):
         return np.matmul(a, b, out=out)
-    previous = _SET_LOCAL_THREADS(1)
-    try:
-        return np.matmul(a, b, out=out)
-    finally:
-        _SET_LOCAL_THREADS(previous)

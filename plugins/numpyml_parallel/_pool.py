@@ -92,8 +92,9 @@ class WorkerPool:
 
     def __init__(self, count: int, spec: Any, input_shape: tuple[int, ...], seed: int,
                  params_handles: list[Any], output_handles: list[Any], token: str, blas_threads: int = 1,
-                 timeout: float = 300.0, label: str = "worker"):
+                 timeout: float = 300.0, label: str = "worker", first_index: int = 0, spin: float = 0.0):
         self.count = count
+        self.first_index = first_index  # how messages number the workers (1 when the trainer is worker 0)
         self.timeout = float(timeout)
         self.pids: list[int] = []
         self.layouts: list[dict] = []
@@ -102,26 +103,30 @@ class WorkerPool:
         self._closed = False
         self.control = SharedArrays.create(token, "c", {
             "command": ((count,), np.int64), "rows": ((count, 2), np.int64), "flag": ((count,), np.int64),
+            "seq": ((count,), np.int64), "spin": ((1,), np.float64),
             "scale": ((count,), np.float64), "loss": ((count,), np.float64),
         })
+        self.spin = float(spin)
+        self.control["spin"][0] = self.spin
         context = multiprocessing.get_context("spawn")
         self._go = [context.Semaphore(0) for _ in range(count)]
         self._done = context.Semaphore(0)
         self._finalizer = weakref.finalize(self, _stop_processes, self._processes, self._connections,
                                            self._go, self.control, 2.0)
         try:
-            self._start(context, spec, input_shape, seed, params_handles, output_handles, blas_threads, label)
+            self._start(context, spec, input_shape, seed, params_handles, output_handles, blas_threads, label,
+                        first_index)
         except BaseException:
             self.shutdown(grace=1.0)
             raise
 
     def _start(self, context: Any, spec: Any, input_shape: tuple[int, ...], seed: int, params_handles: list[Any],
-               output_handles: list[Any], blas_threads: int, label: str) -> None:
+               output_handles: list[Any], blas_threads: int, label: str, first_index: int) -> None:
         with _worker_environment(blas_threads):
             for index in range(self.count):
                 parent_end, child_end = context.Pipe(duplex=True)
                 process = context.Process(
-                    target=worker_main, name=f"numpyml-{label}-{index}", daemon=True,
+                    target=worker_main, name=f"numpyml-{label}-{index + first_index}", daemon=True,
                     args=(index, child_end, self._go[index], self._done, self.control.handle, os.getpid(), spec,
                           tuple(input_shape), [seed, 1 + index], params_handles[index], output_handles[index]),
                 )
@@ -135,7 +140,7 @@ class WorkerPool:
             if reply[0] == "error":
                 self._fail(index, reply[1])
             if reply[0] != "ready":
-                raise WorkerError(f"parallel worker {index} sent {reply[0]!r} instead of 'ready'")
+                raise WorkerError(f"{self._name(index)} sent {reply[0]!r} instead of 'ready'")
             self.pids.append(reply[1])
             self.layouts.append(reply[2])
 
@@ -152,7 +157,7 @@ class WorkerPool:
             if ready:
                 self._raise_for(index, "died")
             if time.monotonic() >= deadline:
-                raise WorkerError(f"parallel worker {index} did not start within {max(self.timeout, 120.0):g} s")
+                raise WorkerError(f"{self._name(index)} did not start within {max(self.timeout, 120.0):g} s")
 
     def send(self, index: int, message: tuple) -> None:
         """A rare message through the pipe (read by the worker before its next command)."""
@@ -170,6 +175,7 @@ class WorkerPool:
         control["scale"][index] = scale
         control["flag"][index] = IDLE
         control["command"][index] = GRAD
+        control["seq"][index] += 1  # a worker that is still spinning sees this at once
         self._go[index].release()
 
     def receive_any(self, indices: Iterable[int], poll: bool = False) -> list[tuple[int, float]]:
@@ -183,6 +189,8 @@ class WorkerPool:
         if poll:
             if not self._done.acquire(False):
                 return []
+        elif self.spin and self._spin_until_done(indices):
+            self._done.acquire()  # released right after the flag was set: returns at once
         else:
             deadline = time.monotonic() + self.timeout
             while not self._done.acquire(timeout=self.poll_interval):
@@ -190,7 +198,7 @@ class WorkerPool:
                     if not self._processes[index].is_alive():
                         self._raise_for(index, "died")
                 if time.monotonic() >= deadline:
-                    names = ", ".join(str(i) for i in indices)
+                    names = ", ".join(str(i + self.first_index) for i in indices)
                     raise WorkerError(
                         f"parallel worker(s) {names} did not answer within {self.timeout:g} s; stopping the run "
                         "(raise [training.strategy] timeout if batches really take this long)"
@@ -205,6 +213,19 @@ class WorkerPool:
                 return [(index, float(self.control["loss"][index]))]
         raise WorkerError(f"a completion was signalled but none of the workers {indices} reports one")
 
+    def _spin_until_done(self, indices: list[int]) -> bool:
+        """Busy-wait up to ``spin`` seconds for one of ``indices`` to set its flag (no sleep and
+        wake-up when a reply is due within microseconds); ``False`` if none did."""
+        flags = self.control["flag"]
+        clock = time.perf_counter
+        deadline = clock() + self.spin
+        while True:
+            for index in indices:
+                if flags[index] != IDLE:
+                    return True
+            if clock() >= deadline:
+                return False
+
     def gather(self, indices: Iterable[int]) -> dict[int, float]:
         """Wait for every worker in ``indices``; return their losses by index."""
         pending = set(indices)
@@ -217,7 +238,10 @@ class WorkerPool:
 
     # -- failures ----------------------------------------------------------------------------------
     def _fail(self, index: int, text: str) -> None:
-        raise WorkerError(f"parallel worker {index} (pid {self._pid(index)}) failed:\n{text}")
+        raise WorkerError(f"{self._name(index)} (pid {self._pid(index)}) failed:\n{text}")
+
+    def _name(self, index: int) -> str:
+        return f"parallel worker {index + self.first_index}"
 
     def _pid(self, index: int) -> Any:
         return self.pids[index] if index < len(self.pids) else self._processes[index].pid
@@ -236,7 +260,7 @@ class WorkerPool:
         code = process.exitcode
         status = "" if code is None else (f" with exit status {code}" if code >= 0 else
                                           f" (killed by signal {signal.Signals(-code).name})")
-        raise WorkerError(f"parallel worker {index} (pid {self._pid(index)}) {what}{status}")
+        raise WorkerError(f"{self._name(index)} (pid {self._pid(index)}) {what}{status}")
 
     def alive(self) -> list[bool]:
         return [process.is_alive() for process in self._processes]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -99,6 +100,9 @@ def worker_main(index: int, conn: Any, go: Any, done: Any, control_handle: Any, 
         segments.append(control)
         command, rows, flag, scale, result = (control["command"], control["rows"], control["flag"],
                                               control["scale"], control["loss"])
+        seq, spin = control["seq"], float(control["spin"][0])
+        seen = int(seq[index])
+        clock = time.perf_counter
         worker = GradientWorker(spec, input_shape, seed)
         params = SharedArrays.attach(params_handle)
         segments.append(params)
@@ -106,10 +110,15 @@ def worker_main(index: int, conn: Any, go: Any, done: Any, control_handle: Any, 
         segments.append(output)
         conn.send(("ready", os.getpid(), worker.layout()))
         while True:
+            if spin:  # the next command usually follows within microseconds: watch for it awake
+                deadline = clock() + spin
+                while seq[index] == seen and clock() < deadline:
+                    pass
             if not go.acquire(timeout=1.0):
                 if os.getppid() != parent_pid:  # the training process is gone
                     break
                 continue
+            seen = int(seq[index])
             while conn.poll():  # a new batch segment, sent before the command that needs it
                 message = conn.recv()
                 if message[0] == "data":

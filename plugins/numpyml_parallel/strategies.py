@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from numpyml_core.blas import blas_threads
+
 from ._pool import WorkerError, WorkerPool
 from ._shared import SharedArrays, new_token
 from .staleness import StalenessCompensation
@@ -33,6 +35,12 @@ class _LocalWorkers:
 
     label = "parallel"
     shared_parameters = True  # one parameter segment for all workers (sync) or one each (async)
+    first_index = 0  # the number of the first worker process in messages (1 when the trainer is worker 0)
+
+    @property
+    def processes(self) -> int:
+        """Worker processes to start (``sync`` computes one share in the training process)."""
+        return self.workers
 
     def __init__(self, workers: int, blas_threads: int, timeout: float) -> None:
         _check_common(workers, blas_threads, timeout)
@@ -46,10 +54,12 @@ class _LocalWorkers:
         self._data: dict[int, SharedArrays] = {}  # batch segment by slot
         self._segments: list[SharedArrays] = []
         self._generation = 0
+        self._ready = False
+        self.spin = 0.0  # seconds a waiting process busy-waits before it sleeps (see Sync)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def setup(self, run: Any) -> None:
-        if self.pool is not None:
+        if self._ready:
             raise RuntimeError(f"the {self.label} strategy is already set up (one run at a time)")
         try:
             self._setup(run)
@@ -64,30 +74,36 @@ class _LocalWorkers:
         state_specs = {f"state.{k}": (v.shape, v.dtype) for k, v in model.state().items()}
         output_specs = {f"grad.{k}": (v.shape, v.dtype) for k, v in model.params().items()}
         output_specs.update(state_specs)
+        count = self.processes
         if self.shared_parameters:
             shared = self._segment("p", {**param_specs, **state_specs})
-            self._params = [shared] * self.workers
+            self._params = [shared] * max(count, 1)
         else:
-            self._params = [self._segment(f"p{k}", {**param_specs, **state_specs}) for k in range(self.workers)]
-        self._outputs = [self._segment(f"g{k}", output_specs) for k in range(self.workers)]
+            self._params = [self._segment(f"p{k}", {**param_specs, **state_specs}) for k in range(count)]
+        self._outputs = [self._segment(f"g{k}", output_specs) for k in range(count)]
         for segment in dict.fromkeys(self._params):
             self._publish(run, segment)
+        self._ready = True
+        if count == 0:  # sync with one worker: the training process computes every batch itself
+            return
         self.pool = WorkerPool(
-            self.workers, run.spec, model.input_shape, run.spec.seed,
+            count, run.spec, model.input_shape, run.spec.seed,
             [s.handle for s in self._params], [s.handle for s in self._outputs], self.token,
-            blas_threads=self.blas_threads, timeout=self.timeout, label=self.label,
+            blas_threads=self.blas_threads, timeout=self.timeout, label=self.label, first_index=self.first_index,
+            spin=self.spin,
         )
         expected = {k: (tuple(shape), np.dtype(dtype).str) for k, (shape, dtype) in {**param_specs, **state_specs}.items()}
         for index, layout in enumerate(self.pool.layouts):
             got = {k: (tuple(shape), dtype) for k, (shape, dtype) in layout.items()}
             if got != expected:
                 raise WorkerError(
-                    f"parallel worker {index} rebuilt a different network from the experiment: "
+                    f"parallel worker {index + self.first_index} rebuilt a different network from the experiment: "
                     f"{sorted(set(got) ^ set(expected)) or 'same names, other shapes or dtypes'}. "
                     "Are all layer plugins installed as entry points (workers load plugins themselves)?"
                 )
 
     def teardown(self, run: Any) -> None:
+        self._ready = False
         pool, self.pool = self.pool, None
         try:
             if pool is not None:
@@ -140,85 +156,131 @@ class _LocalWorkers:
         return data
 
     @staticmethod
-    def _merge_state(run: Any, parts: list[tuple[SharedArrays, SharedArrays, float]]) -> None:
-        """Layer state (running statistics) after workers trained: the state plus the weighted
-        sum of each worker's change, ``state += sum(weight * (after - before))``."""
+    def _merge_state(run: Any, parts: list[tuple[SharedArrays, SharedArrays, float]],
+                     local: tuple[SharedArrays, float] | None = None) -> None:
+        """Layer state (running statistics) after workers trained: the state before the batch plus
+        the weighted sum of each worker's change, ``before + sum(weight * (after - before))``.
+        ``local = (segment holding the state before, weight)`` when the training process computed
+        a share itself (``run.model``'s state is then its ``after``); otherwise ``run.model`` still
+        holds the state before."""
         state = run.model.state()
         if not state:
             return
         for name, value in state.items():
             key = f"state.{name}"
             change = sum(weight * (after[key].astype(np.float64) - before[key]) for after, before, weight in parts)
-            value[...] = (value + change).astype(value.dtype, copy=False)
+            if local is not None:
+                before, weight = local
+                change = change + weight * (value.astype(np.float64) - before[key])
+                value[...] = (before[key] + change).astype(value.dtype, copy=False)
+            else:
+                value[...] = (value + change).astype(value.dtype, copy=False)
 
 
 class Sync(_LocalWorkers):
-    """Synchronous data-parallel training on local worker processes.
+    """Synchronous data-parallel training: every mini-batch split across ``workers`` cores.
 
     Each mini-batch is split into ``workers`` nearly equal, contiguous shares (fewer when the batch
-    has fewer samples). Worker ``k`` computes the gradient of the mean loss of its share of ``n_k``
-    samples; the training process sums the shares' gradients weighted by ``n_k / n`` (the workers
-    apply the weight), which is the gradient of the whole batch's mean loss, then calls the
-    ``numpyml_before_update`` hook and applies one optimizer step to ``run.model``. Every worker
-    reads the new parameters before the next batch, so with the same seed the run follows
-    ``serial`` up to float rounding. The batch loss is ``sum(n_k / n * loss_k)``.
+    has fewer samples). Share ``k`` of ``n_k`` samples gives the gradient of its mean loss; the
+    training process sums the shares' gradients weighted by ``n_k / n``, which is the gradient of
+    the whole batch's mean loss, calls the ``numpyml_before_update`` hook and applies one optimizer
+    step to ``run.model``. Every worker reads the new parameters before the next batch, so with the
+    same seed the run follows ``serial`` up to float rounding. The batch loss is
+    ``sum(n_k / n * loss_k)``.
 
     Parameters:
 
-    * ``workers``: worker processes (started once per run, with the ``spawn`` method; each rebuilds
-      the network from the experiment through the plugin manager).
-    * ``blas_threads``: BLAS/OpenMP threads per worker (1: ``workers`` processes use ``workers``
-      cores without oversubscribing them).
+    * ``workers``: how many shares each batch is split into, i.e. how many cores compute.
+    * ``local_share`` (default true): the training process computes the first share itself, on
+      ``run.model``, while ``workers - 1`` worker processes compute the others (it would otherwise
+      sit idle waiting for them, and on a machine with as many cores as workers a third process
+      only adds switching). ``false``: ``workers`` worker processes compute every share.
+    * ``blas_threads``: BLAS/OpenMP threads per worker, and for the training process while it
+      computes its share (1: ``workers`` shares use ``workers`` cores without oversubscribing them).
     * ``timeout``: seconds to wait for a worker's reply before failing the run.
+    * ``spin_ms``: how long a waiting process busy-waits before it sleeps: a worker for its next
+      command, the training process for the workers' replies. Hand-overs then take microseconds
+      instead of a sleep and a wake-up (tens of microseconds, per batch and direction). 0 disables
+      it; keep it at 0 when other jobs need the cores, or with ``local_share = false`` on a machine
+      with no more cores than workers.
 
-    Parameters, gradients and batches travel through shared memory; only tiny commands go through
-    pipes. A worker that raises or dies fails the run at once with its error; Ctrl-C, the end of the
-    run and every error stop the workers and remove the shared memory (``teardown``).
-    Layer state (batch-norm running statistics) is merged as the weighted sum of the workers' changes.
+    Worker processes start once per run (``spawn``; each rebuilds the network from the experiment
+    through the plugin manager). Parameters, gradients and batches travel through shared memory;
+    only tiny commands go through pipes. A worker that raises or dies fails the run at once with
+    its error; Ctrl-C, the end of the run and every error stop the workers and remove the shared
+    memory (``teardown``). Layer state (batch-norm running statistics) is merged as the weighted
+    sum of the shares' changes; each share normalizes with its own batch statistics.
     """
 
     label = "sync"
     shared_parameters = True
 
-    def __init__(self, workers: int = 2, blas_threads: int = 1, timeout: float = 300.0) -> None:
+    def __init__(self, workers: int = 2, blas_threads: int = 1, timeout: float = 300.0,
+                 local_share: bool = True, spin_ms: float = 0.5) -> None:
         super().__init__(workers, blas_threads, timeout)
+        if not spin_ms >= 0:
+            raise ValueError(f"spin_ms must be at least 0, got {spin_ms}")
+        self.spin_ms = float(spin_ms)
+        self.spin = self.spin_ms / 1000.0
+        self.local_share = bool(local_share)
+        self.first_index = 1 if self.local_share else 0
+
+    @property
+    def processes(self) -> int:
+        return self.workers - 1 if self.local_share else self.workers
 
     def train_batch(self, run: Any, x: np.ndarray, y: np.ndarray) -> float:
-        pool = self.pool
-        if pool is None:
+        if not self._ready:
             raise RuntimeError("sync.train_batch() before setup()")
+        pool = self.pool
         n = len(x)
         shares = min(self.workers, n)
         base, extra = divmod(n, shares)
-        self._batch_buffer(0, list(range(self.workers)), x, y)
-        start = 0
-        weights = []
+        bounds, start = [], 0
         for k in range(shares):
             stop = start + base + (1 if k < extra else 0)
-            weight = (stop - start) / n
-            weights.append(weight)
-            pool.gradient(k, start, stop, weight)
+            bounds.append((start, stop, (stop - start) / n))
             start = stop
-        losses = pool.gather(range(shares))
-        loss = float(sum(weights[k] * losses[k] for k in range(shares)))
-
+        local = bounds.pop(0) if self.local_share else None
+        if bounds:  # the shares of the worker processes: worker k computes bounds[k]
+            self._batch_buffer(0, list(range(self.processes)), x, y)
+            for k, (start, stop, weight) in enumerate(bounds):
+                pool.gradient(k, start, stop, weight)
         params = run.model.params()
         grads = run.model.grads()
-        outputs = self._outputs
-        for name, grad in grads.items():
-            key = f"grad.{name}"
-            np.copyto(grad, outputs[0][key])
-            for k in range(1, shares):
-                grad += outputs[k][key]
-        shared = self._params[0]
-        self._merge_state(run, [(outputs[k], shared, weights[k]) for k in range(shares)])
+        loss = 0.0
+        if local is not None:
+            start, stop, weight = local
+            with blas_threads(self.blas_threads):
+                loss = weight * run.model.loss_and_gradients(x[start:stop], y[start:stop], run.cost)
+            if weight != 1.0:
+                for grad in grads.values():
+                    grad *= weight
+        if bounds:
+            losses = pool.gather(range(len(bounds)))
+            loss += float(sum(bounds[k][2] * losses[k] for k in range(len(bounds))))
+            outputs = self._outputs
+            for name, grad in grads.items():
+                key = f"grad.{name}"
+                if local is None:
+                    np.copyto(grad, outputs[0][key])
+                    first = 1
+                else:
+                    first = 0
+                for k in range(first, len(bounds)):
+                    grad += outputs[k][key]
+            shared = self._params[0]
+            self._merge_state(run, [(outputs[k], shared, bounds[k][2]) for k in range(len(bounds))],
+                              local=(shared, local[2]) if local is not None else None)
         run.hooks.numpyml_before_update(run=run, params=params, grads=grads)
         run.optimizer.step(params, grads)
-        self._publish(run, shared)
-        return loss
+        if self.processes:
+            self._publish(run, self._params[0])
+        return float(loss)
 
     def __repr__(self) -> str:
-        return f"Sync(workers={self.workers}, blas_threads={self.blas_threads}, timeout={self.timeout})"
+        return (f"Sync(workers={self.workers}, blas_threads={self.blas_threads}, timeout={self.timeout}, "
+                f"local_share={self.local_share}, spin_ms={self.spin_ms})")
 
 
 class Async(_LocalWorkers):
