@@ -152,13 +152,33 @@ def test_conv2d_matches_pytorch(seed, cols_layout):
     np.testing.assert_allclose(layer.grads["weight"], weight.grad.permute(2, 3, 1, 0).numpy(), rtol=1e-4, atol=1e-4)
 
 
-def test_conv2d_evaluation_in_chunks_matches_one_pass(monkeypatch, cols_layout):
-    layer = create("layer", "conv2d", filters=3, kernel_size=3, padding="same")
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_conv2d_in_chunks_matches_one_pass(monkeypatch, cols_layout, padding):
+    """Forward, weight gradient and input gradient are computed a chunk of samples at a time:
+    chunks of 1-2 samples (with a short last chunk) give what one pass gives."""
+    layer = create("layer", "conv2d", filters=3, kernel_size=3, padding=padding, activation="relu")
     layer.build((6, 5, 2), np.random.default_rng(0))
-    x = np.random.default_rng(1).standard_normal((7, 6, 5, 2)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((7, 6, 5, 2)).astype(np.float32)
     whole = layer.forward(x, True)
-    monkeypatch.setattr(conv_module, "EVAL_COLS_BYTES", 1000)  # forces chunks of ~1 sample
+    dy = rng.standard_normal(whole.shape).astype(np.float32)
+    whole_dx = layer.backward(dy)
+    whole_grads = {k: v.copy() for k, v in layer.grads.items()}
+    monkeypatch.setattr(conv_module, "COLS_CHUNK_BYTES", 600)  # chunks of one or two samples
+    assert 1 <= layer._cols_chunk(7, np.dtype(np.float32)) <= 2
     np.testing.assert_allclose(layer.forward(x, False), whole, rtol=1e-6)
+    np.testing.assert_allclose(layer.forward(x, True), whole, rtol=1e-6)
+    np.testing.assert_allclose(layer.backward(dy), whole_dx, rtol=1e-5, atol=1e-6)
+    for name, grad in whole_grads.items():
+        np.testing.assert_allclose(layer.grads[name], grad, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_conv2d_gradients_in_small_chunks(monkeypatch, seed, cols_layout):
+    monkeypatch.setattr(conv_module, "COLS_CHUNK_BYTES", 1)  # one sample per chunk
+    params, shape = random_config(seed)
+    layer = create("layer", "conv2d", **params)
+    check_layer_gradients(layer, shape, batch=3, seed=seed)
 
 
 # -- gradients -----------------------------------------------------------------------------------
