@@ -16,6 +16,7 @@ from .errors import ConfigError, PluginError, RunFailed, UserError
 from .plugins import (
     Component,
     PluginManager,
+    component_table,
     create,
     create_from_spec,
     get_plugin_manager,
@@ -31,6 +32,7 @@ __all__ = [
     "RunFailed",
     "UserError",
     "Component",
+    "component_table",
     "PluginManager",
     "create",
     "create_from_spec",

@@ -290,6 +290,22 @@ def set_plugin_manager(manager: PluginManager | None) -> None:
     _MANAGER = manager
 
 
+def component_table(components: dict[tuple[str, str], Callable[..., Any] | str]) -> Callable[..., None]:
+    """The ``numpyml_register_components`` hook implementation of a plugin that registers a table::
+
+        numpyml_register_components = component_table({
+            ("layer", "swish"): "my_plugin.layers:Swish",   # a lazy reference, or the factory itself
+        })
+    """
+
+    @hookimpl
+    def numpyml_register_components(register: Callable[..., None]) -> None:
+        for (kind, name), factory in components.items():
+            register(kind, name, factory)
+
+    return numpyml_register_components
+
+
 def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
     """A module ``__getattr__`` (PEP 562) for a plugin package that registers lazily.
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from numpyml_core import hookimpl, lazy_exports
+from numpyml_core import component_table, lazy_exports
 
-# What this plugin provides, as lazy references: a module is imported when its component is first
-# used, so loading the plugin (numpyml list, --help) does not import NumPy or the implementation.
-COMPONENTS: dict[tuple[str, str], str] = {
+# lazy references (docs/plugins.md): each module is imported when its component is first used
+numpyml_register_components = component_table({
     ("transform", "random_crop"): "numpyml_augment.transforms:RandomCrop",
     ("transform", "horizontal_flip"): "numpyml_augment.transforms:HorizontalFlip",
     ("transform", "cutout"): "numpyml_augment.transforms:Cutout",
-}
+})
 
 __all__ = ["RandomCrop", "HorizontalFlip", "Cutout"]
 __getattr__ = lazy_exports(__name__, {
@@ -18,9 +17,3 @@ __getattr__ = lazy_exports(__name__, {
     "HorizontalFlip": ".transforms:HorizontalFlip",
     "Cutout": ".transforms:Cutout",
 })
-
-
-@hookimpl
-def numpyml_register_components(register):
-    for (kind, name), factory in COMPONENTS.items():
-        register(kind, name, factory)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from numpyml_core import hookimpl, lazy_exports
+from numpyml_core import component_table, lazy_exports
 
-# What this plugin provides, as lazy references: a module is imported when its component is first
-# used, so loading the plugin (numpyml list, --help) does not import NumPy or the implementation.
-COMPONENTS: dict[tuple[str, str], str] = {
+# lazy references (docs/plugins.md): each module is imported when its component is first used
+numpyml_register_components = component_table({
     ("dataset", "mnist"): "numpyml_datasets.mnist:MNIST",
     ("dataset", "fashion_mnist"): "numpyml_datasets.mnist:FashionMNIST",
     ("dataset", "cifar10"): "numpyml_datasets.cifar:CIFAR10",
     ("dataset", "cifar100"): "numpyml_datasets.cifar:CIFAR100",
-}
+})
 
 __all__ = ["MNIST", "FashionMNIST", "CIFAR10", "CIFAR100"]
 __getattr__ = lazy_exports(__name__, {
@@ -20,9 +19,3 @@ __getattr__ = lazy_exports(__name__, {
     "CIFAR10": ".cifar:CIFAR10",
     "CIFAR100": ".cifar:CIFAR100",
 })
-
-
-@hookimpl
-def numpyml_register_components(register):
-    for (kind, name), factory in COMPONENTS.items():
-        register(kind, name, factory)

@@ -6,11 +6,10 @@
 
 from __future__ import annotations
 
-from numpyml_core import hookimpl, lazy_exports
+from numpyml_core import component_table, lazy_exports
 
-# What this plugin provides, as lazy references: a module is imported when its component is first
-# used, so loading the plugin (numpyml list, --help) does not import NumPy or the implementation.
-COMPONENTS: dict[tuple[str, str], str] = {
+# lazy references (docs/plugins.md): each module is imported when its component is first used
+numpyml_register_components = component_table({
     ("initializer", "zeros"): "numpyml_initializers.initializers:Zeros",
     ("initializer", "ones"): "numpyml_initializers.initializers:Ones",
     ("initializer", "constant"): "numpyml_initializers.initializers:Constant",
@@ -18,7 +17,7 @@ COMPONENTS: dict[tuple[str, str], str] = {
     ("initializer", "lecun"): "numpyml_initializers.initializers:LeCun",
     ("initializer", "xavier"): "numpyml_initializers.initializers:Xavier",
     ("initializer", "he"): "numpyml_initializers.initializers:He",
-}
+})
 
 __all__ = ["Constant", "Gaussian", "He", "LeCun", "Ones", "VarianceScaling", "Xavier", "Zeros", "fans"]
 __getattr__ = lazy_exports(__name__, {
@@ -32,9 +31,3 @@ __getattr__ = lazy_exports(__name__, {
     "Zeros": ".initializers:Zeros",
     "fans": ".initializers:fans",
 })
-
-
-@hookimpl
-def numpyml_register_components(register):
-    for (kind, name), factory in COMPONENTS.items():
-        register(kind, name, factory)

@@ -8,11 +8,10 @@ Layers: ``dense``, ``flatten``, ``reshape``, ``dropout``, ``batch_norm`` (alias
 
 from __future__ import annotations
 
-from numpyml_core import hookimpl, lazy_exports
+from numpyml_core import component_table, lazy_exports
 
-# What this plugin provides, as lazy references: a module is imported when its component is first
-# used, so loading the plugin (numpyml list, --help) does not import NumPy or the implementation.
-COMPONENTS: dict[tuple[str, str], str] = {
+# lazy references (docs/plugins.md): each module is imported when its component is first used
+numpyml_register_components = component_table({
     ("layer", "dense"): "numpyml_layers.dense:Dense",
     ("layer", "flatten"): "numpyml_layers.reshaping:Flatten",
     ("layer", "reshape"): "numpyml_layers.reshaping:Reshape",
@@ -31,7 +30,7 @@ COMPONENTS: dict[tuple[str, str], str] = {
     ("layer", "relu"): "numpyml_layers.activations:ReLU",
     ("activation", "leaky_relu"): "numpyml_layers.activations:LeakyReLU",
     ("layer", "leaky_relu"): "numpyml_layers.activations:LeakyReLU",
-}
+})
 
 __all__ = [
     "Activation", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh", "BatchNorm", "Dense", "Dropout",
@@ -51,9 +50,3 @@ __getattr__ = lazy_exports(__name__, {
     "Flatten": ".reshaping:Flatten",
     "Reshape": ".reshaping:Reshape",
 })
-
-
-@hookimpl
-def numpyml_register_components(register):
-    for (kind, name), factory in COMPONENTS.items():
-        register(kind, name, factory)

@@ -15,23 +15,16 @@ fails at once (before training) with a message naming the extra to install when 
 
 from __future__ import annotations
 
-from numpyml_core import hookimpl, lazy_exports
+from numpyml_core import component_table, lazy_exports
 
-# What this plugin provides, as lazy references: a module is imported when its component is first
-# used, so loading the plugin (numpyml list, --help) does not import NumPy or the implementation.
-COMPONENTS: dict[tuple[str, str], str] = {
+# lazy references (docs/plugins.md): each module is imported when its component is first used
+numpyml_register_components = component_table({
     ("callback", "tensorboard"): "numpyml_loggers.tensorboard_logger:TensorBoardLogger",
     ("callback", "mlflow"): "numpyml_loggers.mlflow_logger:MLflowLogger",
-}
+})
 
 __all__ = ["TensorBoardLogger", "MLflowLogger"]
 __getattr__ = lazy_exports(__name__, {
     "TensorBoardLogger": ".tensorboard_logger:TensorBoardLogger",
     "MLflowLogger": ".mlflow_logger:MLflowLogger",
 })
-
-
-@hookimpl
-def numpyml_register_components(register):
-    for (kind, name), factory in COMPONENTS.items():
-        register(kind, name, factory)

@@ -14,14 +14,13 @@ manager and exchange parameters, gradients and batches through shared memory. Se
 
 from __future__ import annotations
 
-from numpyml_core import hookimpl, lazy_exports
+from numpyml_core import component_table, lazy_exports
 
-# What this plugin provides, as lazy references: a module is imported when its component is first
-# used, so loading the plugin (numpyml list, --help) does not import NumPy or the implementation.
-COMPONENTS: dict[tuple[str, str], str] = {
+# lazy references (docs/plugins.md): each module is imported when its component is first used
+numpyml_register_components = component_table({
     ("strategy", "sync"): "numpyml_parallel.strategies:Sync",
     ("strategy", "async"): "numpyml_parallel.strategies:Async",
-}
+})
 
 __all__ = ["Async", "Sync", "StalenessCompensation", "WorkerError"]
 __getattr__ = lazy_exports(__name__, {
@@ -30,9 +29,3 @@ __getattr__ = lazy_exports(__name__, {
     "StalenessCompensation": ".staleness:StalenessCompensation",
     "WorkerError": "._pool:WorkerError",
 })
-
-
-@hookimpl
-def numpyml_register_components(register):
-    for (kind, name), factory in COMPONENTS.items():
-        register(kind, name, factory)

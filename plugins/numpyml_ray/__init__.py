@@ -7,23 +7,16 @@ selecting one without Ray prints how to install it. See docs/distributed.md.
 
 from __future__ import annotations
 
-from numpyml_core import hookimpl, lazy_exports
+from numpyml_core import component_table, lazy_exports
 
-# What this plugin provides, as lazy references: a module is imported when its component is first
-# used, so loading the plugin (numpyml list, --help) does not import NumPy or the implementation.
-COMPONENTS: dict[tuple[str, str], str] = {
+# lazy references (docs/plugins.md): each module is imported when its component is first used
+numpyml_register_components = component_table({
     ("strategy", "ray_sync"): "numpyml_ray.strategies:RaySync",
     ("strategy", "ray_async"): "numpyml_ray.strategies:RayAsync",
-}
+})
 
 __all__ = ["RaySync", "RayAsync"]
 __getattr__ = lazy_exports(__name__, {
     "RaySync": ".strategies:RaySync",
     "RayAsync": ".strategies:RayAsync",
 })
-
-
-@hookimpl
-def numpyml_register_components(register):
-    for (kind, name), factory in COMPONENTS.items():
-        register(kind, name, factory)

@@ -9,23 +9,16 @@
 
 from __future__ import annotations
 
-from numpyml_core import hookimpl, lazy_exports
+from numpyml_core import component_table, lazy_exports
 
-# What this plugin provides, as lazy references: a module is imported when its component is first
-# used, so loading the plugin (numpyml list, --help) does not import NumPy or the implementation.
-COMPONENTS: dict[tuple[str, str], str] = {
+# lazy references (docs/plugins.md): each module is imported when its component is first used
+numpyml_register_components = component_table({
     ("callback", "checkpoint"): "numpyml_training.callbacks:Checkpoint",
     ("callback", "early_stopping"): "numpyml_training.callbacks:EarlyStopping",
-}
+})
 
 __all__ = ["Checkpoint", "EarlyStopping"]
 __getattr__ = lazy_exports(__name__, {
     "Checkpoint": ".callbacks:Checkpoint",
     "EarlyStopping": ".callbacks:EarlyStopping",
 })
-
-
-@hookimpl
-def numpyml_register_components(register):
-    for (kind, name), factory in COMPONENTS.items():
-        register(kind, name, factory)
