@@ -46,11 +46,6 @@ def _setter() -> Any:
     return _set_local
 
 
-def can_limit_threads() -> bool:
-    """Whether :func:`blas_threads` has an effect with the BLAS NumPy uses here."""
-    return _setter() is not None
-
-
 @contextlib.contextmanager
 def blas_threads(n: int) -> Iterator[None]:
     """Within the block, BLAS calls of this thread use at most ``n`` threads (when supported)."""

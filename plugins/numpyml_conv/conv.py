@@ -139,11 +139,13 @@ class Conv2D:
         """Samples per chunk: as many as fit in :data:`COLS_CHUNK_BYTES` (at least one)."""
         return max(1, min(n, COLS_CHUNK_BYTES // max(1, bytes_per_sample)))
 
-    def _padded(self, x: np.ndarray, chunk: int, name: str = "padded") -> np.ndarray:
-        """``x`` (at most ``chunk`` samples) with its zero border, in a reused buffer of ``chunk``
-        samples whose border is never written (``x`` itself when there is no padding)."""
-        top, bottom, left, right = self.pads
-        if not any(self.pads):
+    def _padded(self, x: np.ndarray, chunk: int, pads: tuple[int, int, int, int] | None = None,
+                name: str = "padded") -> np.ndarray:
+        """``x`` (at most ``chunk`` samples) with a zero border of ``pads`` (top, bottom, left,
+        right; the layer's padding by default), in a reused buffer ``name`` of ``chunk`` samples
+        whose border is never written (``x`` itself when there is no padding)."""
+        top, bottom, left, right = self.pads if pads is None else pads
+        if not (top or bottom or left or right):
             return x
         n, h, w, c = x.shape
         shape = (chunk, h + top + bottom, w + left + right, c)
@@ -255,7 +257,6 @@ class Conv2D:
         if self._transposed_ok():
             # dx = full correlation of dz with the kernel flipped in space, in/out swapped, chunk by
             # chunk of samples (the columns stay in the cache, as in the forward pass)
-            out_h, out_w = self.out_hw
             pt, pb, pl, pr = kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right
             flipped = self._scratch.get("flipped", (kh, kw, self.filters, channels), dz.dtype)
             np.copyto(flipped, weight[::-1, ::-1].transpose(0, 1, 3, 2))
@@ -265,9 +266,7 @@ class Conv2D:
             rows = height * width
             for start in range(0, n, chunk):
                 stop = min(start + chunk, n)
-                padded = self._scratch.get("dz_padded", (chunk, out_h + pt + pb, out_w + pl + pr, self.filters),
-                                           dz.dtype, zero_new=True)[:stop - start]
-                padded[:, pt:pt + out_h, pl:pl + out_w, :] = dz[start:stop]
+                padded = self._padded(dz[start:stop], chunk, (pt, pb, pl, pr), "dz_padded")
                 cols = self._scratch.get("dz_cols", ((stop - start) * rows, kh * kw * self.filters), dz.dtype)
                 im2col(padded, self.kernel_size, (height, width), (1, 1), cols)
                 np.matmul(cols, flipped, out=dx[start * rows:stop * rows])

@@ -114,19 +114,18 @@ class WorkerPool:
         self._finalizer = weakref.finalize(self, _stop_processes, self._processes, self._connections,
                                            self._go, self.control, 2.0)
         try:
-            self._start(context, spec, input_shape, seed, params_handles, output_handles, blas_threads, label,
-                        first_index)
+            self._start(context, spec, input_shape, seed, params_handles, output_handles, blas_threads, label)
         except BaseException:
             self.shutdown(grace=1.0)
             raise
 
     def _start(self, context: Any, spec: Any, input_shape: tuple[int, ...], seed: int, params_handles: list[Any],
-               output_handles: list[Any], blas_threads: int, label: str, first_index: int) -> None:
+               output_handles: list[Any], blas_threads: int, label: str) -> None:
         with _worker_environment(blas_threads):
             for index in range(self.count):
                 parent_end, child_end = context.Pipe(duplex=True)
                 process = context.Process(
-                    target=worker_main, name=f"numpyml-{label}-{index + first_index}", daemon=True,
+                    target=worker_main, name=f"numpyml-{label}-{index + self.first_index}", daemon=True,
                     args=(index, child_end, self._go[index], self._done, self.control.handle, os.getpid(), spec,
                           tuple(input_shape), [seed, 1 + index], params_handles[index], output_handles[index]),
                 )

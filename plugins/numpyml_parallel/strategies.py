@@ -36,6 +36,7 @@ class _LocalWorkers:
     label = "parallel"
     shared_parameters = True  # one parameter segment for all workers (sync) or one each (async)
     first_index = 0  # the number of the first worker process in messages (1 when the trainer is worker 0)
+    spin_ms = 0.0  # how long a waiting process busy-waits before it sleeps (see Sync)
 
     @property
     def processes(self) -> int:
@@ -55,7 +56,6 @@ class _LocalWorkers:
         self._segments: list[SharedArrays] = []
         self._generation = 0
         self._ready = False
-        self.spin = 0.0  # seconds a waiting process busy-waits before it sleeps (see Sync)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def setup(self, run: Any) -> None:
@@ -75,22 +75,22 @@ class _LocalWorkers:
         output_specs = {f"grad.{k}": (v.shape, v.dtype) for k, v in model.params().items()}
         output_specs.update(state_specs)
         count = self.processes
+        self._ready = True
+        if count == 0:  # sync with one worker: the training process computes every batch itself
+            return
         if self.shared_parameters:
             shared = self._segment("p", {**param_specs, **state_specs})
-            self._params = [shared] * max(count, 1)
+            self._params = [shared] * count
         else:
             self._params = [self._segment(f"p{k}", {**param_specs, **state_specs}) for k in range(count)]
         self._outputs = [self._segment(f"g{k}", output_specs) for k in range(count)]
         for segment in dict.fromkeys(self._params):
             self._publish(run, segment)
-        self._ready = True
-        if count == 0:  # sync with one worker: the training process computes every batch itself
-            return
         self.pool = WorkerPool(
             count, run.spec, model.input_shape, run.spec.seed,
             [s.handle for s in self._params], [s.handle for s in self._outputs], self.token,
             blas_threads=self.blas_threads, timeout=self.timeout, label=self.label, first_index=self.first_index,
-            spin=self.spin,
+            spin=self.spin_ms / 1000.0,
         )
         expected = {k: (tuple(shape), np.dtype(dtype).str) for k, (shape, dtype) in {**param_specs, **state_specs}.items()}
         for index, layout in enumerate(self.pool.layouts):
@@ -221,13 +221,15 @@ class Sync(_LocalWorkers):
         if not spin_ms >= 0:
             raise ValueError(f"spin_ms must be at least 0, got {spin_ms}")
         self.spin_ms = float(spin_ms)
-        self.spin = self.spin_ms / 1000.0
         self.local_share = bool(local_share)
-        self.first_index = 1 if self.local_share else 0
 
     @property
     def processes(self) -> int:
         return self.workers - 1 if self.local_share else self.workers
+
+    @property
+    def first_index(self) -> int:  # type: ignore[override]
+        return 1 if self.local_share else 0
 
     def train_batch(self, run: Any, x: np.ndarray, y: np.ndarray) -> float:
         if not self._ready:
@@ -259,16 +261,13 @@ class Sync(_LocalWorkers):
         if bounds:
             losses = pool.gather(range(len(bounds)))
             loss += float(sum(bounds[k][2] * losses[k] for k in range(len(bounds))))
-            outputs = self._outputs
+            outputs = self._outputs[:len(bounds)]
             for name, grad in grads.items():
                 key = f"grad.{name}"
-                if local is None:
+                if local is None:  # nothing computed here: the first worker's share starts the sum
                     np.copyto(grad, outputs[0][key])
-                    first = 1
-                else:
-                    first = 0
-                for k in range(first, len(bounds)):
-                    grad += outputs[k][key]
+                for output in outputs[0 if local is not None else 1:]:
+                    grad += output[key]
             shared = self._params[0]
             self._merge_state(run, [(outputs[k], shared, bounds[k][2]) for k in range(len(bounds))],
                               local=(shared, local[2]) if local is not None else None)
