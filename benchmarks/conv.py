@@ -23,9 +23,9 @@ import argparse
 import sys
 import time
 
-import numpy as np
+from numpyml_core import hookimpl  # first, as `numpyml` does: before NumPy loads OpenBLAS (see blas.py)
 
-from numpyml_core import hookimpl
+import numpy as np  # noqa: E402
 from numpyml_core.config import parse_experiment
 from numpyml_core.data import ArraySplit
 from numpyml_core.plugins import get_plugin_manager
@@ -190,8 +190,13 @@ def main() -> None:
         torch_info = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
     except ImportError:
         torch_info = "PyTorch not installed: no reference"
+    import os
+
+    from numpyml_core.blas import parallel_threads
+
     print(f"batch {BATCH}, {args.batches} batches per timed epoch, best of {args.repeats}; "
-          f"numpy {np.__version__}; {torch_info}")
+          f"numpy {np.__version__}, layers split over {parallel_threads()} threads "
+          f"(OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')}); {torch_info}")
     print(f"{'net':<22} {'numpyml s/epoch':>16} {'torch s/epoch':>14} {'ratio':>6} "
           f"{'numpyml GFLOP/s':>16} {'torch GFLOP/s':>14}")
     for net in args.nets:

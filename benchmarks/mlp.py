@@ -16,9 +16,9 @@ import os
 import sys
 import time
 
-import numpy as np
+from numpyml_core import hookimpl  # first, as `numpyml` does: before NumPy loads OpenBLAS (see blas.py)
 
-from numpyml_core import hookimpl
+import numpy as np  # noqa: E402
 from numpyml_core.config import parse_experiment
 from numpyml_core.data import ArraySplit
 from numpyml_core.plugins import get_plugin_manager

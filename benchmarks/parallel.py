@@ -33,9 +33,9 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+from numpyml_core.config import parse_experiment  # first, as `numpyml` does: before NumPy (see blas.py)
 
-from numpyml_core.config import parse_experiment
+import numpy as np  # noqa: E402
 from numpyml_core.plugins import get_plugin_manager
 from numpyml_core.trainer import evaluate, prepare, train
 

@@ -12,6 +12,7 @@ The core never imports a plugin: every concrete component arrives through the ``
 entry-point group.
 """
 
+from . import _openblas_env  # noqa: F401 - first: before anything imports NumPy
 from .errors import ConfigError, PluginError, RunFailed, UserError
 from .plugins import (
     Component,

@@ -181,6 +181,51 @@ def test_conv2d_gradients_in_small_chunks(monkeypatch, seed, cols_layout):
     check_layer_gradients(layer, shape, batch=3, seed=seed)
 
 
+@pytest.fixture(params=[1, 3])
+def forced_parts(request, monkeypatch):
+    """The layer splits its batch into this many thread parts, whatever the machine's cores."""
+    from numpyml_core.blas import parallel_parts
+
+    monkeypatch.setattr(conv_module, "parallel_parts",
+                        lambda function, n: parallel_parts(function, n, parts=request.param))
+    return request.param
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_conv2d_thread_parts_match_one_part(monkeypatch, seed, cols_layout):
+    """Forward, both input-gradient algorithms, weight and bias gradients split into thread parts
+    of the batch (with chunks of one or two samples inside each) give what one part gives."""
+    from numpyml_core.blas import parallel_parts
+
+    params, shape = random_config(seed)
+    layer = create("layer", "conv2d", **params)
+    layer.build(shape, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed + 1)
+    x = rng.standard_normal((7, *shape)).astype(np.float32)
+    results = {}
+    for parts in (1, 2, 3, 7):
+        monkeypatch.setattr(conv_module, "parallel_parts",
+                            lambda function, n, parts=parts: parallel_parts(function, n, parts=parts))
+        monkeypatch.setattr(conv_module, "COLS_CHUNK_BYTES", 1 if parts == 3 else 4 * 2**20)
+        y = layer.forward(x, True)
+        dy = np.random.default_rng(seed + 2).standard_normal(y.shape).astype(np.float32)
+        dx = layer.backward(dy)
+        results[parts] = (y, dx, {k: v.copy() for k, v in layer.grads.items()})
+    y1, dx1, grads1 = results[1]
+    for parts, (y, dx, grads) in results.items():
+        np.testing.assert_allclose(y, y1, rtol=1e-5, atol=1e-6, err_msg=f"forward, {parts} parts")
+        np.testing.assert_allclose(dx, dx1, rtol=1e-5, atol=1e-5, err_msg=f"dx, {parts} parts")
+        for name in grads1:
+            np.testing.assert_allclose(grads[name], grads1[name], rtol=1e-4, atol=1e-5, err_msg=f"{name}, {parts}")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_conv2d_gradients_in_thread_parts(monkeypatch, forced_parts, seed, cols_layout):
+    monkeypatch.setattr(conv_module, "COLS_CHUNK_BYTES", 1)  # one sample per chunk
+    params, shape = random_config(seed)
+    check_layer_gradients(create("layer", "conv2d", **params), shape, batch=4, seed=seed)
+
+
 # -- gradients -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("seed", range(16))
 def test_conv2d_gradients_randomized(seed, cols_layout):
@@ -256,4 +301,9 @@ def test_conv_holds_one_column_buffer_for_training_and_evaluation():
     eval_out = layer.forward(x[:2], training=False)
     np.testing.assert_allclose(eval_out, train_out[:2], rtol=1e-5, atol=1e-6)
     arrays = layer._scratch._arrays
-    assert "eval_cols" not in arrays and arrays["cols"].size == 5 * 8 * 8 * 3 * 3 * 3  # the training size
+    # one column buffer per thread's part of the batch, together the size of the training batch
+    from numpyml_core.blas import parallel_threads, split
+
+    cols = [name for name in arrays if name.startswith("cols")]
+    assert sorted(cols) == [f"cols{k}" for k in range(len(split(5, parallel_threads())))]
+    assert sum(arrays[name].size for name in cols) == 5 * 8 * 8 * 3 * 3 * 3

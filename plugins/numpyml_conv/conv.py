@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from numpyml_core.blas import parallel_parts
+
 from ._util import (
     Scratch,
     as_float,
@@ -153,17 +155,17 @@ class Conv2D:
         padded[:, top:top + h, left:left + w, :] = x
         return padded
 
-    def _columns(self, x: np.ndarray, chunk: int) -> np.ndarray:
+    def _columns(self, x: np.ndarray, chunk: int, part: int) -> np.ndarray:
         """The column matrix of the samples ``x``: ``(n*out_h*out_w, kh*kw*in)``, or its transpose
-        with few input channels (``self.transposed_cols``), in a reused buffer."""
+        with few input channels (``self.transposed_cols``), in the reused buffers of ``part``."""
         kh, kw = self.kernel_size
         rows = x.shape[0] * self.out_hw[0] * self.out_hw[1]
         taps = kh * kw * x.shape[3]
-        padded = self._padded(x, chunk)
+        padded = self._padded(x, chunk, name=f"padded{part}")
         if self.transposed_cols:
-            cols = self._scratch.get("cols", (taps, rows), x.dtype)
+            cols = self._scratch.get(f"cols{part}", (taps, rows), x.dtype)
             return im2col_transposed(padded, self.kernel_size, self.out_hw, self.strides, cols)
-        cols = self._scratch.get("cols", (rows, taps), x.dtype)
+        cols = self._scratch.get(f"cols{part}", (rows, taps), x.dtype)
         return im2col(padded, self.kernel_size, self.out_hw, self.strides, cols)
 
     def _cols_chunk(self, n: int, dtype: np.dtype) -> int:
@@ -171,20 +173,26 @@ class Conv2D:
         return self._chunk(n, self.out_hw[0] * self.out_hw[1] * kh * kw * self.input_shape[2] * dtype.itemsize)
 
     def _linear(self, x: np.ndarray) -> np.ndarray:
-        """``conv(x, weight) + bias`` as ``(N, out_h, out_w, filters)``, chunk by chunk."""
+        """``conv(x, weight) + bias`` as ``(N, out_h, out_w, filters)``: each thread's part of the
+        batch chunk by chunk (see :func:`numpyml_core.blas.parallel_parts`)."""
         n = x.shape[0]
         out_h, out_w = self.out_hw
         weight = match_dtype(self.params["weight"], x.dtype).reshape(-1, self.filters)
-        z = np.empty((n * out_h * out_w, self.filters), dtype=x.dtype)
-        chunk = self._cols_chunk(n, x.dtype)
+        bias = None if self.bias == "none" else match_dtype(self.params["bias"], x.dtype)
+        z = np.empty((n, out_h, out_w, self.filters), dtype=x.dtype)
         rows = out_h * out_w
-        for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
-            cols = self._columns(x[start:stop], chunk)
-            np.matmul(cols.T if self.transposed_cols else cols, weight, out=z[start * rows:stop * rows])
-        z = z.reshape(n, out_h, out_w, self.filters)
-        if self.bias != "none":
-            z += match_dtype(self.params["bias"], x.dtype)
+        flat = z.reshape(n * rows, self.filters)
+        chunk = self._cols_chunk(n, x.dtype)
+
+        def part(k: int, begin: int, end: int) -> None:
+            for start in range(begin, end, chunk):
+                stop = min(start + chunk, end)
+                cols = self._columns(x[start:stop], chunk, k)
+                np.matmul(cols.T if self.transposed_cols else cols, weight, out=flat[start * rows:stop * rows])
+            if bias is not None:
+                z[begin:end] += bias
+
+        parallel_parts(part, n)
         return z
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
@@ -209,20 +217,35 @@ class Conv2D:
         weight_grad = weight_grad.reshape(-1, self.filters)
         # a small weight over many rows: one BLAS thread (see matmul_single_thread)
         product = matmul_single_thread if weight_grad.size <= SINGLE_THREAD_WEIGHT else np.matmul
-        # the weight gradient, chunk by chunk from rebuilt columns: sum over chunks of cols^T dz
         chunk = self._cols_chunk(n, x.dtype)
         rows = self.out_hw[0] * self.out_hw[1]
-        part = self._scratch.get("weight_part", weight_grad.shape, x.dtype) if chunk < n else weight_grad
-        for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
-            cols = self._columns(x[start:stop], chunk)
-            product(cols if self.transposed_cols else cols.T, dz2[start * rows:stop * rows],
-                    out=weight_grad if start == 0 else part)
-            if start:
-                weight_grad += part
-        if self.bias != "none":
-            bias_grad = (dz2.sum(axis=0) if self.bias == "tied"
-                         else dz2.reshape(n, -1).sum(axis=0).reshape(self.params["bias"].shape))
+        with_bias = self.bias != "none"
+
+        def part(k: int, begin: int, end: int) -> np.ndarray | None:
+            """This part's bias gradient (``None`` without bias) and its weight gradient, the sum
+            over its chunks of ``cols^T dz`` from rebuilt columns, in ``weight_grad`` for part 0."""
+            total = weight_grad if k == 0 else self._scratch.get(f"weight_sum{k}", weight_grad.shape, x.dtype)
+            chunk_grad = self._scratch.get(f"weight_part{k}", weight_grad.shape, x.dtype)
+            for start in range(begin, end, chunk):
+                stop = min(start + chunk, end)
+                cols = self._columns(x[start:stop], chunk, k)
+                product(cols if self.transposed_cols else cols.T, dz2[start * rows:stop * rows],
+                        out=total if start == begin else chunk_grad)
+                if start != begin:
+                    total += chunk_grad
+            if not with_bias:
+                return None
+            dz_part = dz2[begin * rows:end * rows]
+            return dz_part.sum(axis=0) if self.bias == "tied" else dz_part.reshape(end - begin, -1).sum(axis=0)
+
+        bias_parts = parallel_parts(part, n)
+        for k in range(1, len(bias_parts)):
+            weight_grad += self._scratch.get(f"weight_sum{k}", weight_grad.shape, x.dtype)
+        if with_bias:
+            bias_grad = bias_parts[0]
+            for other in bias_parts[1:]:
+                bias_grad += other
+            bias_grad = bias_grad.reshape(self.params["bias"].shape)
             if self.grads["bias"].dtype == bias_grad.dtype:
                 self.grads["bias"][...] = bias_grad
             else:
@@ -264,24 +287,34 @@ class Conv2D:
             chunk = self._chunk(n, height * width * kh * kw * self.filters * dz.itemsize)
             dx = np.empty((n * height * width, channels), dz.dtype)
             rows = height * width
-            for start in range(0, n, chunk):
-                stop = min(start + chunk, n)
-                padded = self._padded(dz[start:stop], chunk, (pt, pb, pl, pr), "dz_padded")
-                cols = self._scratch.get("dz_cols", ((stop - start) * rows, kh * kw * self.filters), dz.dtype)
-                im2col(padded, self.kernel_size, (height, width), (1, 1), cols)
-                np.matmul(cols, flipped, out=dx[start * rows:stop * rows])
+
+            def transposed(k: int, begin: int, end: int) -> None:
+                for start in range(begin, end, chunk):
+                    stop = min(start + chunk, end)
+                    padded = self._padded(dz[start:stop], chunk, (pt, pb, pl, pr), f"dz_padded{k}")
+                    cols = self._scratch.get(f"dz_cols{k}", ((stop - start) * rows, kh * kw * self.filters),
+                                             dz.dtype)
+                    im2col(padded, self.kernel_size, (height, width), (1, 1), cols)
+                    np.matmul(cols, flipped, out=dx[start * rows:stop * rows])
+
+            parallel_parts(transposed, n)
             return dx.reshape(n, height, width, channels)
         # col2im: dz @ weight.T, computed tap-major (one stacked product), scattered back per tap
         taps = kh * kw
         weight_t = self._scratch.get("weight_t", (taps, self.filters, channels), dz.dtype)
         np.copyto(weight_t, weight.reshape(taps, channels, self.filters).transpose(0, 2, 1))
-        dcols = self._scratch.get("dcols", (taps, n * self.out_hw[0] * self.out_hw[1], channels), dz.dtype)
-        np.matmul(dz.reshape(1, -1, self.filters), weight_t, out=dcols)
+        rows = self.out_hw[0] * self.out_hw[1]
+        padded = (np.empty((n, height, width, channels), dz.dtype) if not any(self.pads) else
+                  self._scratch.get("dx_padded", (n, height + top + bottom, width + left + right, channels), dz.dtype))
+
+        def scattered(k: int, begin: int, end: int) -> None:
+            dcols = self._scratch.get(f"dcols{k}", (taps, (end - begin) * rows, channels), dz.dtype)
+            np.matmul(dz[begin:end].reshape(1, -1, self.filters), weight_t, out=dcols)
+            col2im_taps(dcols, self.kernel_size, self.out_hw, self.strides, padded[begin:end])
+
+        parallel_parts(scattered, n)
         if not any(self.pads):
-            return col2im_taps(dcols, self.kernel_size, self.out_hw, self.strides,
-                               np.empty((n, height, width, channels), dz.dtype))
-        padded = self._scratch.get("dx_padded", (n, height + top + bottom, width + left + right, channels), dz.dtype)
-        col2im_taps(dcols, self.kernel_size, self.out_hw, self.strides, padded)
+            return padded
         return padded[:, top:top + height, left:left + width, :].copy()
 
     def __repr__(self) -> str:

@@ -1,0 +1,77 @@
+"""numpyml_core.blas: splitting a batch into thread parts, and the BLAS thread limits around them."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from numpyml_core.blas import blas_threads, parallel_parts, parallel_threads, split
+
+
+@pytest.mark.parametrize("n, parts, expected", [
+    (7, 3, [(0, 3), (3, 5), (5, 7)]),
+    (2, 4, [(0, 1), (1, 2)]),
+    (5, 1, [(0, 5)]),
+    (6, 2, [(0, 3), (3, 6)]),
+])
+def test_split_is_contiguous_and_balanced(n, parts, expected):
+    assert split(n, parts) == expected
+
+
+def test_parallel_parts_runs_every_part_once_in_order_on_threads():
+    seen = []
+    lock = threading.Lock()
+
+    def part(k, start, stop):
+        with lock:
+            seen.append((k, start, stop, threading.current_thread().name))
+        time.sleep(0.05)
+        return (start, stop)
+
+    started = time.perf_counter()
+    assert parallel_parts(part, 10, parts=3) == [(0, 4), (4, 7), (7, 10)]
+    assert time.perf_counter() - started < 0.14  # side by side, not one after the other (3 x 50 ms)
+    names = {k: name for k, _, _, name in seen}
+    assert sorted(names) == [0, 1, 2]
+    assert names[0] == threading.current_thread().name  # part 0 on the calling thread
+    assert names[1] != names[0] and names[2] != names[0] and names[1] != names[2]
+
+
+def test_parts_see_one_blas_thread_and_the_limit_comes_back():
+    before = parallel_threads()
+    inside = parallel_parts(lambda k, start, stop: parallel_threads(), 4, parts=2)
+    assert inside == [1, 1]
+    assert parallel_threads() == before
+    with blas_threads(1):
+        assert parallel_threads() == 1
+        assert split(4, parallel_threads()) == [(0, 4)]
+    assert parallel_threads() == before
+
+
+def test_an_error_in_one_part_is_raised_after_every_part_finished():
+    finished = []
+
+    def part(k, start, stop):
+        if k == 1:
+            raise ValueError("part one failed")
+        time.sleep(0.05)
+        finished.append(k)
+
+    with pytest.raises(ValueError, match="part one failed"):
+        parallel_parts(part, 3, parts=3)
+    assert sorted(finished) == [0, 2]
+    assert parallel_parts(lambda k, start, stop: k, 3, parts=3) == [0, 1, 2]  # the pool still works
+
+
+def test_parts_write_disjoint_slices_of_one_result():
+    x = np.arange(1000, dtype=np.float32)
+    out = np.empty_like(x)
+
+    def part(k, start, stop):
+        np.multiply(x[start:stop], 2, out=out[start:stop])
+
+    parallel_parts(part, x.size, parts=3)
+    np.testing.assert_array_equal(out, 2 * x)
