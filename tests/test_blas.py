@@ -75,3 +75,27 @@ def test_parts_write_disjoint_slices_of_one_result():
 
     parallel_parts(part, x.size, parts=3)
     np.testing.assert_array_equal(out, 2 * x)
+
+
+@pytest.mark.parametrize("first, environment, expected", [
+    ("import numpyml_core", {}, "22 True"),  # numpyml_core before NumPy: the short spin is set
+    ("import numpy, numpyml_core", {}, "22 False"),  # too late: OpenBLAS already spins 2**28 cycles
+    ("import numpy, numpyml_core", {"OPENBLAS_THREAD_TIMEOUT": "20"}, "20 True"),  # the user's value
+    ("import numpyml_core", {"OPENBLAS_THREAD_TIMEOUT": "28"}, "28 False"),
+])
+def test_openblas_idle_spin_is_shortened_only_when_it_can_take_effect(first, environment, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_NUM_THREADS",
+                                                          "OMP_NUM_THREADS")}
+    env.update(environment)
+    code = (f"{first}; import os; from numpyml_core._openblas_env import SHORT_WAIT; "
+            "from numpyml_core.blas import parallel_threads; "
+            "print(os.environ['OPENBLAS_THREAD_TIMEOUT'], SHORT_WAIT, parallel_threads())")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    value, short, threads = result.stdout.split()
+    assert f"{value} {short}" == expected
+    if short == "False":
+        assert threads == "1"  # no thread parts beside a spinning OpenBLAS
