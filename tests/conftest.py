@@ -1,7 +1,8 @@
-"""Shared fixtures: fake installed distributions, a fresh plugin manager, small data."""
+"""Shared fixtures: fake installed distributions, a fresh plugin manager, small data, optional extras."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import textwrap
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from numpyml_core import plugins as plugins_module
+
+from blobs import EXPERIMENT, SOURCE
 
 
 @pytest.fixture(autouse=True)
@@ -48,11 +51,36 @@ def make_dist(tmp_path, monkeypatch):
             del sys.modules[module]
 
 
+@pytest.fixture
+def blobs_experiment(make_dist, tmp_path):
+    """Install the fake blobs dataset plugin (``blobs.SOURCE``) and return a writer of experiment files for it.
+
+    ``blobs_experiment(extra="", base=EXPERIMENT, name="blobs")`` writes ``base`` cut to 2 epochs, with the TOML
+    ``extra`` appended, to ``tmp_path / f"{name}.toml"`` and returns that path.
+    """
+    make_dist("fakeplug-blobs", "0.0.1", {"blobs": "fakeplug_blobs"}, {"fakeplug_blobs": SOURCE})
+
+    def write(extra: str = "", base: str = EXPERIMENT, name: str = "blobs") -> Path:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(base.replace("epochs = 3", "epochs = 2") + extra)
+        return path
+
+    return write
+
+
 def require_real_data(reason: str) -> None:
     """Skip a real-data test with ``reason``, or fail it in CI (``NUMPYML_REQUIRE_REAL_DATA=1``)."""
     if os.environ.get("NUMPYML_REQUIRE_REAL_DATA"):
         pytest.fail(f"{reason} (NUMPYML_REQUIRE_REAL_DATA is set, so this is an error, not a skip)")
     pytest.skip(reason)
+
+
+def require_extra(module: str, extra: str = "plot"):
+    """Import an optional dependency; skip without it locally, fail in CI (NUMPYML_REQUIRE_REAL_DATA=1)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        require_real_data(f"{module} is not installed (pip install 'numpyml[{extra}]')")
 
 
 def data_dir() -> Path | None:

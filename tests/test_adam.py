@@ -4,7 +4,6 @@ against torch.optim.Adam/AdamW when torch imports, exact state round trip, valid
 from __future__ import annotations
 
 import math
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -12,18 +11,13 @@ import pytest
 from numpyml_core import create
 from numpyml_optimizers import Adam
 
-
-def f32(*values):
-    return np.array(values, dtype=np.float32)
-
-
-def random_problem(seed, steps=8):
-    rng = np.random.default_rng(seed)
-    params = {"0.weight": rng.standard_normal((6, 4)).astype(np.float32),
-              "0.bias": rng.standard_normal(4).astype(np.float32),
-              "2.weight": rng.standard_normal((3, 3, 2, 5)).astype(np.float32)}
-    grads = [{k: rng.standard_normal(v.shape).astype(np.float32) for k, v in params.items()} for _ in range(steps)]
-    return params, grads
+from optim_helpers import (
+    assert_a_step_allocates_no_large_temporaries,
+    assert_resumes_bitwise,
+    f32,
+    random_problem,
+    stepped,
+)
 
 
 def reference(params, grads_per_step, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, l2=0.0,
@@ -145,33 +139,17 @@ FULL = dict(learning_rate=0.01, beta_1=0.85, beta_2=0.99, epsilon=1e-6, l2=1e-3,
 @pytest.mark.parametrize("settings", [FULL, dict()])
 def test_state_round_trip_continues_bitwise(settings):
     params, grads = random_problem(1)
-    uninterrupted = create("optimizer", "adam", **settings)
-    for g in grads[:3]:
-        uninterrupted.step(params, g)
+    uninterrupted = stepped("adam", settings, params, grads[:3])
     state = uninterrupted.state_dict()
     assert state["step"] == 3 and state["step"].dtype == np.int64
     assert set(state) == {"step"} | {f"{kind}.{k}" for kind in "mv" for k in params}
     assert all(v.dtype == np.float32 for k, v in state.items() if k != "step")
-    saved = {k: v.copy() for k, v in state.items()}
-    resumed_params = {k: v.copy() for k, v in params.items()}
-
-    resumed = create("optimizer", "adam", **settings)
-    resumed.load_state_dict(saved)
-    for g in grads[3:]:
-        uninterrupted.step(params, g)
-        resumed.step(resumed_params, g)
-    for key in params:
-        np.testing.assert_array_equal(resumed_params[key], params[key])
-    after_a, after_b = uninterrupted.state_dict(), resumed.state_dict()
-    assert after_a.keys() == after_b.keys()
-    for key in after_a:
-        np.testing.assert_array_equal(after_a[key], after_b[key])
+    assert_resumes_bitwise("adam", settings, uninterrupted, params, grads[3:])
 
 
 def test_state_dict_is_a_copy():
     params, grads = random_problem(2)
-    opt = create("optimizer", "adam")
-    opt.step(params, grads[0])
+    opt = stepped("adam", {}, params, grads[:1])
     state = opt.state_dict()
     state["m.0.bias"][...] = 123
     assert not np.any(opt.m["0.bias"] == 123)
@@ -189,25 +167,13 @@ def test_load_state_dict_rejects_foreign_or_broken_state(state, message):
 
 def test_sgd_rejects_adam_state():
     params, grads = random_problem(2)
-    opt = create("optimizer", "adam")
-    opt.step(params, grads[0])
+    opt = stepped("adam", {}, params, grads[:1])
     with pytest.raises(ValueError, match="not an sgd optimizer state"):
         create("optimizer", "sgd").load_state_dict(opt.state_dict())
 
 
 def test_a_step_allocates_no_large_temporaries():
-    rng = np.random.default_rng(0)
-    params = {"0.weight": rng.standard_normal((500, 500)).astype(np.float32), "0.bias": np.zeros(500, np.float32)}
-    grads = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in params.items()}
-    opt = create("optimizer", "adam", **FULL)
-    opt.step(params, grads)  # moments and buffers are created on the first step
-    tracemalloc.start()
-    try:
-        opt.step(params, grads)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < params["0.weight"].nbytes / 4, f"a step allocated {peak} bytes"
+    assert_a_step_allocates_no_large_temporaries("adam", FULL)
 
 
 @pytest.mark.parametrize("settings, message", [

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 import struct
 import subprocess
 import sys
@@ -15,31 +13,7 @@ from typer.testing import CliRunner
 
 from numpyml_core.cli import app, run_experiment
 
-from blobs import EXPERIMENT, SOURCE
-
-
-def require_extra(module: str, extra: str):
-    """Import an optional dependency; skip without it locally, fail in CI (NUMPYML_REQUIRE_REAL_DATA=1)."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        reason = f"{module} is not installed (pip install 'numpyml[{extra}]')"
-        if os.environ.get("NUMPYML_REQUIRE_REAL_DATA"):
-            pytest.fail(f"{reason}; NUMPYML_REQUIRE_REAL_DATA is set, so this is an error, not a skip")
-        pytest.skip(reason)
-
-
-@pytest.fixture
-def blobs_with(make_dist, tmp_path):
-    """An experiment file for the blobs dataset (2 epochs) with extra TOML appended."""
-    make_dist("fakeplug-blobs", "0.0.1", {"blobs": "fakeplug_blobs"}, {"fakeplug_blobs": SOURCE})
-
-    def write(extra: str) -> Path:
-        path = tmp_path / "blobs.toml"
-        path.write_text(EXPERIMENT.replace("epochs = 3", "epochs = 2") + extra)
-        return path
-
-    return write
+from conftest import require_extra
 
 
 def read_events(folder: Path) -> list[tuple[str, int, float]]:
@@ -67,9 +41,9 @@ def read_events(folder: Path) -> list[tuple[str, int, float]]:
     return scalars
 
 
-def test_tensorboard_writes_epoch_and_batch_scalars(blobs_with, tmp_path):
+def test_tensorboard_writes_epoch_and_batch_scalars(blobs_experiment, tmp_path):
     require_extra("tensorboardX", "tensorboard")
-    experiment = blobs_with('\n[[callbacks]]\ntype = "tensorboard"\nevery_n_batches = 20\n')
+    experiment = blobs_experiment('\n[[callbacks]]\ntype = "tensorboard"\nevery_n_batches = 20\n')
     summary, run_dir = run_experiment(experiment, output=tmp_path / "run")
     scalars = read_events(run_dir / "tensorboard")
     by_tag: dict[str, dict[int, float]] = {}
@@ -83,13 +57,13 @@ def test_tensorboard_writes_epoch_and_batch_scalars(blobs_with, tmp_path):
     assert sorted(by_tag["batch/train_loss"]) == list(range(20, 2 * 63 + 1, 20))  # 63 batches per epoch
 
 
-def test_mlflow_logs_params_metrics_and_model(blobs_with, tmp_path, monkeypatch):
+def test_mlflow_logs_params_metrics_and_model(blobs_experiment, tmp_path, monkeypatch):
     require_extra("mlflow", "mlflow")
     from mlflow.tracking import MlflowClient
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # (the callback sets it; keep it out of other tests)
-    experiment = blobs_with('\n[[callbacks]]\ntype = "mlflow"\nevery_n_batches = 50\n')
+    experiment = blobs_experiment('\n[[callbacks]]\ntype = "mlflow"\nevery_n_batches = 50\n')
     summary, run_dir = run_experiment(experiment, output=tmp_path / "runs" / "first")
 
     store = tmp_path / "runs" / "mlruns"
@@ -123,23 +97,23 @@ def test_mlflow_logs_params_metrics_and_model(blobs_with, tmp_path, monkeypatch)
     assert logged_summary["test_accuracy"] == pytest.approx(summary["test_accuracy"])
 
 
-def test_missing_extra_is_a_clear_error_before_training(blobs_with, tmp_path, monkeypatch):
+def test_missing_extra_is_a_clear_error_before_training(blobs_experiment, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboardX", None)
-    experiment = blobs_with('\n[[callbacks]]\ntype = "tensorboard"\n')
+    experiment = blobs_experiment('\n[[callbacks]]\ntype = "tensorboard"\n')
     result = CliRunner().invoke(app, ["run", str(experiment), "--output", str(tmp_path / "r"), "--quiet"])
     assert result.exit_code == 2
     assert "pip install 'numpyml[tensorboard]'" in result.stderr and "Traceback" not in result.output
     assert not (tmp_path / "r" / "metrics.csv").exists()
 
     monkeypatch.setitem(sys.modules, "mlflow", None)
-    experiment = blobs_with('\n[[callbacks]]\ntype = "mlflow"\n')
+    experiment = blobs_experiment('\n[[callbacks]]\ntype = "mlflow"\n')
     result = CliRunner().invoke(app, ["run", str(experiment), "--output", str(tmp_path / "m"), "--quiet"])
     assert result.exit_code == 2 and "pip install 'numpyml[mlflow]'" in result.stderr
 
 
-def test_bad_parameters_are_config_errors(blobs_with, tmp_path):
+def test_bad_parameters_are_config_errors(blobs_experiment, tmp_path):
     require_extra("tensorboardX", "tensorboard")
-    experiment = blobs_with('\n[[callbacks]]\ntype = "tensorboard"\nevery_n_batches = -1\n')
+    experiment = blobs_experiment('\n[[callbacks]]\ntype = "tensorboard"\nevery_n_batches = -1\n')
     result = CliRunner().invoke(app, ["run", str(experiment), "--output", str(tmp_path / "r"), "--quiet"])
     assert result.exit_code == 2 and "every_n_batches must be 0" in result.stderr
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 import sys
 
 import numpy as np
@@ -13,27 +11,13 @@ from typer.testing import CliRunner
 
 from numpyml_core.cli import app, run_experiment
 
-from blobs import EXPERIMENT, SOURCE
-
-
-def require_extra(module: str, extra: str = "plot"):
-    """Import an optional dependency; skip without it locally, fail in CI (NUMPYML_REQUIRE_REAL_DATA=1)."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        reason = f"{module} is not installed (pip install 'numpyml[{extra}]')"
-        if os.environ.get("NUMPYML_REQUIRE_REAL_DATA"):
-            pytest.fail(f"{reason}; NUMPYML_REQUIRE_REAL_DATA is set, so this is an error, not a skip")
-        pytest.skip(reason)
+from conftest import require_extra
 
 
 @pytest.fixture
-def trained(make_dist, tmp_path):
+def trained(blobs_experiment, tmp_path):
     """A run folder with a model trained on the 6x6x1 blobs, and the blobs test split."""
-    make_dist("fakeplug-blobs", "0.0.1", {"blobs": "fakeplug_blobs"}, {"fakeplug_blobs": SOURCE})
-    experiment = tmp_path / "blobs.toml"
-    experiment.write_text(EXPERIMENT.replace("epochs = 3", "epochs = 2"))
-    _, run_dir = run_experiment(experiment, output=tmp_path / "run")
+    _, run_dir = run_experiment(blobs_experiment(), output=tmp_path / "run")
     from numpyml_core.plugins import get_plugin_manager
 
     test = get_plugin_manager().create("dataset", "fakeplug_blobs").load(None)["test"]

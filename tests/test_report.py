@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import importlib
 import json
-import os
 import re
 import sys
 
@@ -15,18 +13,8 @@ from typer.testing import CliRunner
 from numpyml_core.cli import app, run_experiment
 from numpyml_core.report.rundata import compare_configs, flatten, sparkline
 
-from blobs import EXPERIMENT, SOURCE
-
-
-def require_extra(module: str, extra: str = "plot"):
-    """Import an optional dependency; skip without it locally, fail in CI (NUMPYML_REQUIRE_REAL_DATA=1)."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        reason = f"{module} is not installed (pip install 'numpyml[{extra}]')"
-        if os.environ.get("NUMPYML_REQUIRE_REAL_DATA"):
-            pytest.fail(f"{reason}; NUMPYML_REQUIRE_REAL_DATA is set, so this is an error, not a skip")
-        pytest.skip(reason)
+from blobs import EXPERIMENT
+from conftest import require_extra
 
 
 # noisier blobs, so that the models make mistakes to show (and the report must create the dataset with the
@@ -37,15 +25,12 @@ SCHEDULED = NOISY.replace('name = "blobs"', 'name = "blobs-cosine"').replace(
 
 
 @pytest.fixture
-def two_runs(make_dist, tmp_path):
+def two_runs(blobs_experiment, tmp_path):
     """Two finished blobs runs that differ in the learning rate and schedule, in tmp/runs/."""
-    make_dist("fakeplug-blobs", "0.0.1", {"blobs": "fakeplug_blobs"}, {"fakeplug_blobs": SOURCE})
     folder = tmp_path / "runs"
     paths = []
     for name, text in (("plain", NOISY), ("cosine", SCHEDULED)):
-        experiment = tmp_path / f"{name}.toml"
-        experiment.write_text(text.replace("epochs = 3", "epochs = 2"))
-        _, run_dir = run_experiment(experiment, output=folder / name)
+        _, run_dir = run_experiment(blobs_experiment(base=text, name=name), output=folder / name)
         paths.append(run_dir)
     return paths
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import tracemalloc
-
 import numpy as np
 import pytest
 
 from numpyml_core import ConfigError, create
 from numpyml_optimizers import SGD
 
-
-def f32(*values):
-    return np.array(values, dtype=np.float32)
+from optim_helpers import (
+    assert_a_step_allocates_no_large_temporaries,
+    assert_resumes_bitwise,
+    f32,
+    random_problem,
+    stepped,
+)
 
 
 def make_params():
@@ -115,48 +117,24 @@ def test_learning_rate_is_settable():
     np.testing.assert_allclose(params["0.weight"], [0.5])
 
 
-def random_problem(seed):
-    rng = np.random.default_rng(seed)
-    params = {"0.weight": rng.standard_normal((6, 4)).astype(np.float32), "0.bias": rng.standard_normal(4).astype(np.float32),
-              "2.weight": rng.standard_normal((3, 3, 2, 5)).astype(np.float32)}
-    grads = [{k: rng.standard_normal(v.shape).astype(np.float32) for k, v in params.items()} for _ in range(6)]
-    return params, grads
-
-
 FULL = dict(learning_rate=0.05, momentum=0.9, nesterov=True, l2=1e-3, weight_decay=1e-2, clip_norm=2.0)
 
 
 @pytest.mark.parametrize("settings", [FULL, dict(learning_rate=0.1, momentum=0.5), dict(learning_rate=0.1)])
 def test_state_round_trip_continues_bitwise(settings):
-    params, grads = random_problem(0)
-    uninterrupted = create("optimizer", "sgd", **settings)
-    for g in grads[:3]:
-        uninterrupted.step(params, g)
+    params, grads = random_problem(0, steps=6)
+    uninterrupted = stepped("sgd", settings, params, grads[:3])
     state = uninterrupted.state_dict()
-    resumed_params = {k: v.copy() for k, v in params.items()}
     assert state["step"] == 3 and state["step"].dtype == np.int64
     if settings.get("momentum"):
         assert set(state) == {"step", "velocity.0.weight", "velocity.0.bias", "velocity.2.weight"}
         assert all(v.dtype == np.float32 for k, v in state.items() if k != "step")
-    saved = {k: v.copy() for k, v in state.items()}
-
-    resumed = create("optimizer", "sgd", **settings)
-    resumed.load_state_dict(saved)
-    for g in grads[3:]:
-        uninterrupted.step(params, g)
-        resumed.step(resumed_params, g)
-    for key in params:
-        np.testing.assert_array_equal(resumed_params[key], params[key])
-    after_a, after_b = uninterrupted.state_dict(), resumed.state_dict()
-    assert after_a.keys() == after_b.keys()
-    for key in after_a:
-        np.testing.assert_array_equal(after_a[key], after_b[key])
+    assert_resumes_bitwise("sgd", settings, uninterrupted, params, grads[3:])
 
 
 def test_state_dict_is_a_copy():
-    params, grads = random_problem(1)
-    opt = create("optimizer", "sgd", learning_rate=0.1, momentum=0.9)
-    opt.step(params, grads[0])
+    params, grads = random_problem(1, steps=6)
+    opt = stepped("sgd", dict(learning_rate=0.1, momentum=0.9), params, grads[:1])
     state = opt.state_dict()
     state["velocity.0.bias"][...] = 123
     assert not np.any(opt.velocity["0.bias"] == 123)
@@ -168,18 +146,7 @@ def test_load_state_dict_rejects_foreign_state():
 
 
 def test_a_step_allocates_no_large_temporaries():
-    rng = np.random.default_rng(0)
-    params = {"0.weight": rng.standard_normal((500, 500)).astype(np.float32), "0.bias": np.zeros(500, np.float32)}
-    grads = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in params.items()}
-    opt = create("optimizer", "sgd", **FULL)
-    opt.step(params, grads)  # buffers are created on the first step
-    tracemalloc.start()
-    try:
-        opt.step(params, grads)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak < params["0.weight"].nbytes / 4, f"a step allocated {peak} bytes"
+    assert_a_step_allocates_no_large_temporaries("sgd", FULL)
 
 
 @pytest.mark.parametrize(
