@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
-from numpyml_core import hookimpl  # first, as `numpyml` does: before NumPy loads OpenBLAS (see blas.py)
+from numpyml_core.config import parse_experiment  # first, as `numpyml` does: before NumPy (see blas.py)
 
 import numpy as np  # noqa: E402
-from numpyml_core.config import parse_experiment
 from numpyml_core.data import ArraySplit
 from numpyml_core.plugins import get_plugin_manager
 from numpyml_core.trainer import prepare, train
+
+from _common import SyntheticImages, register_dataset, torch_epoch_timer
 
 BATCH = 64
 
@@ -63,28 +63,10 @@ NETS = {
 }
 
 
-def synthetic(input_shape: tuple[int, ...], size: int) -> ArraySplit:
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, size=(size, *input_shape), dtype=np.uint8)
-    return ArraySplit(x, rng.integers(0, 10, size=size))
-
-
-class _Synthetic:
-    num_classes = 10
-    class_names = [str(i) for i in range(10)]
-
+class _Synthetic(SyntheticImages):
     def __init__(self, net: str = "mnist", size: int = 640) -> None:
         self.input_shape = NETS[net]["input_shape"]
         self.size = size
-
-    def load(self, data_dir):
-        return {"train": synthetic(self.input_shape, self.size)}
-
-
-class _BenchPlugin:
-    @hookimpl
-    def numpyml_register_components(self, register):
-        register("dataset", "bench_conv_synthetic", _Synthetic)
 
 
 def experiment(net: str, size: int, epochs: int) -> dict:
@@ -160,20 +142,7 @@ def torch_epoch(net: str, split: ArraySplit):
     model = torch_net(net)
     loss_fn = torch.nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    generator = torch.Generator().manual_seed(0)
-
-    def epoch() -> float:
-        started = time.perf_counter()
-        order = torch.randperm(len(y), generator=generator)
-        for start in range(0, len(y), BATCH):
-            idx = order[start:start + BATCH]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x[idx]), y[idx])
-            loss.backward()
-            optimizer.step()
-        return time.perf_counter() - started
-
-    return epoch
+    return torch_epoch_timer(model, loss_fn, optimizer, x, y, BATCH)
 
 
 def main() -> None:
@@ -184,7 +153,7 @@ def main() -> None:
     args = parser.parse_args()
 
     manager = get_plugin_manager()
-    manager.load_plugin(_BenchPlugin(), "bench", "benchmarks", "")
+    register_dataset(manager, "bench_conv_synthetic", _Synthetic)
     try:
         import torch
         torch_info = f"torch {torch.__version__}, {torch.get_num_threads()} threads"

@@ -14,34 +14,21 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
-from numpyml_core import hookimpl  # first, as `numpyml` does: before NumPy loads OpenBLAS (see blas.py)
+from numpyml_core.config import parse_experiment  # first, as `numpyml` does: before NumPy (see blas.py)
 
 import numpy as np  # noqa: E402
-from numpyml_core.config import parse_experiment
-from numpyml_core.data import ArraySplit
 from numpyml_core.plugins import get_plugin_manager
 from numpyml_core.trainer import prepare, train
 
+from _common import SyntheticImages, register_dataset, torch_epoch_timer
 
-class _SyntheticMNIST:
+
+class _SyntheticMNIST(SyntheticImages):
     """60,000 random 28x28 uint8 images with random labels (when real MNIST is absent)."""
 
     input_shape = (28, 28, 1)
-    num_classes = 10
-    class_names = [str(i) for i in range(10)]
-
-    def load(self, data_dir):
-        rng = np.random.default_rng(0)
-        x = rng.integers(0, 256, size=(60000, 28, 28, 1), dtype=np.uint8)
-        return {"train": ArraySplit(x, rng.integers(0, 10, size=60000))}
-
-
-class _BenchPlugin:
-    @hookimpl
-    def numpyml_register_components(self, register):
-        register("dataset", "bench_synthetic_mnist", _SyntheticMNIST)
+    size = 60000
 
 
 def experiment(dataset: str, batch_size: int, epochs: int) -> dict:
@@ -79,17 +66,9 @@ def torch_epoch_seconds(split, batch_size: int, epochs: int) -> float | None:
     loss_fn = torch.nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     best = float("inf")
-    generator = torch.Generator().manual_seed(0)
+    epoch = torch_epoch_timer(model, loss_fn, optimizer, x, y, batch_size)
     for _ in range(epochs):
-        started = time.perf_counter()
-        order = torch.randperm(len(y), generator=generator)
-        for start in range(0, len(y), batch_size):
-            idx = order[start:start + batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x[idx]), y[idx])
-            loss.backward()
-            optimizer.step()
-        best = min(best, time.perf_counter() - started)
+        best = min(best, epoch())
     return best
 
 
@@ -104,7 +83,7 @@ def main() -> None:
     if data_dir and os.path.exists(os.path.join(data_dir, "mnist", "train-images-idx3-ubyte.gz")):
         dataset = "mnist"
     else:
-        manager.load_plugin(_BenchPlugin(), "bench", "benchmarks", "")
+        register_dataset(manager, "bench_synthetic_mnist", _SyntheticMNIST)
         dataset = "bench_synthetic_mnist"
     try:
         import torch

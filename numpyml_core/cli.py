@@ -16,7 +16,7 @@ from typing import Any, Iterator, Optional
 
 import typer
 
-from .errors import PluginError, UserError
+from .errors import PluginError, UserError, did_you_mean
 
 app = typer.Typer(
     name="numpyml",
@@ -63,6 +63,16 @@ def _manager():
         set_plugin_manager(manager)
         return manager
     return get_plugin_manager()
+
+
+def _components_of_kind(components: list[Any], kind: str, prefix: str = "") -> list[Any]:
+    """The ``components`` of ``kind``. When none is of that kind: a :class:`UserError`, its message
+    starting with ``prefix``, with the closest kind and every installed one."""
+    kinds = sorted({c.kind for c in components})
+    if kind not in kinds:
+        raise UserError(f"{prefix}no installed component of kind '{kind}'{did_you_mean(kind, kinds)}; "
+                        f"installed kinds: {', '.join(kinds)}.")
+    return [c for c in components if c.kind == kind]
 
 
 @app.callback()
@@ -318,17 +328,11 @@ def list_components(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Every installed component, with the plugin and distribution that provides it."""
-    from .errors import did_you_mean
-
     with _user_errors():
         manager = _manager()
         components = manager.registry.all()
         if kind is not None:
-            kinds = sorted({c.kind for c in components})
-            if kind not in kinds:
-                raise UserError(f"--kind: no installed component of kind '{kind}'{did_you_mean(kind, kinds)}; "
-                                f"installed kinds: {', '.join(kinds)}.")
-            components = [c for c in components if c.kind == kind]
+            components = _components_of_kind(components, kind, prefix="--kind: ")
     if as_json:
         print(json.dumps({
             "components": [

@@ -131,23 +131,18 @@ def check(
     costs: gradients; optimizers: descent and exact resume; datasets: splits and batches (skipped
     when the data is not there); callbacks, strategies: hooks and a tiny training run.
     """
-    from .cli import _manager, _user_errors
+    from .cli import _components_of_kind, _manager, _user_errors
     from .data import data_dir_from_env
-    from .errors import PluginError, UserError, did_you_mean
+    from .errors import PluginError
     from .testing import CheckResult, check_component
 
     with _user_errors():
         manager = _manager()
         components = manager.registry.all()
         if kind is not None:
-            kinds = sorted({c.kind for c in components})
-            if kind not in kinds:
-                raise UserError(f"no installed component of kind '{kind}'{did_you_mean(kind, kinds)}; installed "
-                                f"kinds: {', '.join(kinds)}.")
+            components = _components_of_kind(components, kind)
             if name is not None:
                 components = [manager.registry.get(kind, name)]
-            else:
-                components = [c for c in components if c.kind == kind]
     data_dir = data_dir or data_dir_from_env()
     rows: list[tuple[Any, CheckResult]] = []
     if kind is None:

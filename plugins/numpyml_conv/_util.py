@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from numpyml_core import create_from_spec as component_from_spec  # noqa: F401 - re-exported
+from numpyml_core.arrays import as_float  # noqa: F401 - re-exported
 from numpyml_core.blas import blas_threads
 
 
@@ -72,11 +73,6 @@ def output_size(size: tuple[int, int], window: tuple[int, int], strides: tuple[i
     h = (size[0] + pads[0] + pads[1] - window[0]) // strides[0] + 1
     w = (size[1] + pads[2] + pads[3] - window[1]) // strides[1] + 1
     return h, w
-
-
-def as_float(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x)
-    return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float32)
 
 
 def match_dtype(array: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -7,17 +7,12 @@ from typing import Any
 import numpy as np
 
 from numpyml_core import create_from_spec as component_from_spec  # noqa: F401 - re-exported
+from numpyml_core.arrays import as_float  # noqa: F401 - re-exported
 
 
 def match_dtype(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """``array`` in ``dtype`` (no copy when it already is)."""
     return array if array.dtype == dtype else array.astype(dtype)
-
-
-def as_float(x: np.ndarray) -> np.ndarray:
-    """``x`` as a floating-point array: float inputs keep their dtype, others become float32."""
-    x = np.asarray(x)
-    return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float32)
 
 
 def require_forward(cached: Any, layer: Any) -> None:
