@@ -187,7 +187,7 @@ def forced_parts(request, monkeypatch):
     from numpyml_core.blas import parallel_parts
 
     monkeypatch.setattr(conv_module, "parallel_parts",
-                        lambda function, n: parallel_parts(function, n, parts=request.param))
+                        lambda function, n, parts=None: parallel_parts(function, n, parts=request.param))
     return request.param
 
 
@@ -205,7 +205,7 @@ def test_conv2d_thread_parts_match_one_part(monkeypatch, seed, cols_layout):
     results = {}
     for parts in (1, 2, 3, 7):
         monkeypatch.setattr(conv_module, "parallel_parts",
-                            lambda function, n, parts=parts: parallel_parts(function, n, parts=parts))
+                            lambda function, n, _=None, parts=parts: parallel_parts(function, n, parts=parts))
         monkeypatch.setattr(conv_module, "COLS_CHUNK_BYTES", 1 if parts == 3 else 4 * 2**20)
         y = layer.forward(x, True)
         dy = np.random.default_rng(seed + 2).standard_normal(y.shape).astype(np.float32)
@@ -292,7 +292,8 @@ def test_scratch_buffers_grow_and_are_shared_between_shapes():
     assert not scratch.get("padded", (3, 2), np.float32, zero_new=True).any()  # new shape: fresh zeros
 
 
-def test_conv_holds_one_column_buffer_for_training_and_evaluation():
+def test_conv_holds_one_column_buffer_for_training_and_evaluation(monkeypatch):
+    monkeypatch.setattr(conv_module, "PARALLEL_MIN_MACS", 0)  # this small layer in thread parts too
     layer = create("layer", "conv2d", filters=4, kernel_size=3, padding="same")
     layer.build((8, 8, 3), np.random.default_rng(0))
     x = np.random.default_rng(1).standard_normal((5, 8, 8, 3)).astype(np.float32)
@@ -307,3 +308,23 @@ def test_conv_holds_one_column_buffer_for_training_and_evaluation():
     cols = [name for name in arrays if name.startswith("cols")]
     assert sorted(cols) == [f"cols{k}" for k in range(len(split(5, parallel_threads())))]
     assert sum(arrays[name].size for name in cols) == 5 * 8 * 8 * 3 * 3 * 3
+
+
+def test_small_products_stay_in_one_part(monkeypatch):
+    """Below PARALLEL_MIN_MACS multiply-adds the layer does not hand parts to threads."""
+    from numpyml_core.blas import parallel_parts
+
+    calls = []
+    monkeypatch.setattr(conv_module, "parallel_parts",
+                        lambda function, n, parts=None: calls.append(parts) or parallel_parts(function, n, parts))
+    layer = create("layer", "conv2d", filters=4, kernel_size=3)
+    layer.build((8, 8, 2), np.random.default_rng(0))
+    x = np.ones((3, 8, 8, 2), np.float32)
+    macs = 3 * 6 * 6 * 3 * 3 * 2 * 4
+    monkeypatch.setattr(conv_module, "PARALLEL_MIN_MACS", macs + 1)
+    layer.backward(np.ones_like(layer.forward(x, True)))
+    assert calls == [1, 1, 1]  # forward, parameter gradients, input gradient
+    calls.clear()
+    monkeypatch.setattr(conv_module, "PARALLEL_MIN_MACS", macs)
+    layer.backward(np.ones_like(layer.forward(x, True)))
+    assert calls == [None, None, None]  # as many parts as parallel_threads() allows

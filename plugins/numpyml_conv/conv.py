@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from numpyml_core.blas import parallel_parts
+from numpyml_core.blas import parallel_parts, split
 
 from ._util import (
     Scratch,
@@ -38,6 +38,16 @@ SINGLE_THREAD_WEIGHT = 4096
 #: whatever the batch size (the weight gradient rebuilds each chunk's columns instead of keeping
 #: the whole matrix from the forward pass)
 COLS_CHUNK_BYTES = 4 * 2**20
+
+#: products of fewer multiply-adds than this run in one part: below it, handing parts to threads
+#: costs more than the second core saves (see _in_parts)
+PARALLEL_MIN_MACS = 16_000_000
+
+
+def _chunks(begin: int, end: int, chunk: int) -> list[tuple[int, int]]:
+    """``[begin, end)`` in as few pieces of at most ``chunk`` samples as possible, of nearly equal
+    size (16 samples in chunks of 14 are 8 + 8, not 14 + 2)."""
+    return [(begin + start, begin + stop) for start, stop in split(end - begin, -(-(end - begin) // chunk))]
 
 
 class Conv2D:
@@ -172,6 +182,13 @@ class Conv2D:
         kh, kw = self.kernel_size
         return self._chunk(n, self.out_hw[0] * self.out_hw[1] * kh * kw * self.input_shape[2] * dtype.itemsize)
 
+    def _in_parts(self, function: Any, n: int) -> list[Any]:
+        """:func:`numpyml_core.blas.parallel_parts` over ``n`` samples when the layer's product for
+        them has at least :data:`PARALLEL_MIN_MACS` multiply-adds, one part otherwise."""
+        kh, kw = self.kernel_size
+        macs = n * self.out_hw[0] * self.out_hw[1] * kh * kw * self.input_shape[2] * self.filters
+        return parallel_parts(function, n, None if macs >= PARALLEL_MIN_MACS else 1)
+
     def _linear(self, x: np.ndarray) -> np.ndarray:
         """``conv(x, weight) + bias`` as ``(N, out_h, out_w, filters)``: each thread's part of the
         batch chunk by chunk (see :func:`numpyml_core.blas.parallel_parts`)."""
@@ -185,14 +202,13 @@ class Conv2D:
         chunk = self._cols_chunk(n, x.dtype)
 
         def part(k: int, begin: int, end: int) -> None:
-            for start in range(begin, end, chunk):
-                stop = min(start + chunk, end)
+            for start, stop in _chunks(begin, end, chunk):
                 cols = self._columns(x[start:stop], chunk, k)
                 np.matmul(cols.T if self.transposed_cols else cols, weight, out=flat[start * rows:stop * rows])
             if bias is not None:
                 z[begin:end] += bias
 
-        parallel_parts(part, n)
+        self._in_parts(part, n)
         return z
 
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
@@ -226,8 +242,7 @@ class Conv2D:
             over its chunks of ``cols^T dz`` from rebuilt columns, in ``weight_grad`` for part 0."""
             total = weight_grad if k == 0 else self._scratch.get(f"weight_sum{k}", weight_grad.shape, x.dtype)
             chunk_grad = self._scratch.get(f"weight_part{k}", weight_grad.shape, x.dtype)
-            for start in range(begin, end, chunk):
-                stop = min(start + chunk, end)
+            for start, stop in _chunks(begin, end, chunk):
                 cols = self._columns(x[start:stop], chunk, k)
                 product(cols if self.transposed_cols else cols.T, dz2[start * rows:stop * rows],
                         out=total if start == begin else chunk_grad)
@@ -238,7 +253,7 @@ class Conv2D:
             dz_part = dz2[begin * rows:end * rows]
             return dz_part.sum(axis=0) if self.bias == "tied" else dz_part.reshape(end - begin, -1).sum(axis=0)
 
-        bias_parts = parallel_parts(part, n)
+        bias_parts = self._in_parts(part, n)
         for k in range(1, len(bias_parts)):
             weight_grad += self._scratch.get(f"weight_sum{k}", weight_grad.shape, x.dtype)
         if with_bias:
@@ -289,15 +304,14 @@ class Conv2D:
             rows = height * width
 
             def transposed(k: int, begin: int, end: int) -> None:
-                for start in range(begin, end, chunk):
-                    stop = min(start + chunk, end)
+                for start, stop in _chunks(begin, end, chunk):
                     padded = self._padded(dz[start:stop], chunk, (pt, pb, pl, pr), f"dz_padded{k}")
                     cols = self._scratch.get(f"dz_cols{k}", ((stop - start) * rows, kh * kw * self.filters),
                                              dz.dtype)
                     im2col(padded, self.kernel_size, (height, width), (1, 1), cols)
                     np.matmul(cols, flipped, out=dx[start * rows:stop * rows])
 
-            parallel_parts(transposed, n)
+            self._in_parts(transposed, n)
             return dx.reshape(n, height, width, channels)
         # col2im: dz @ weight.T, computed tap-major (one stacked product), scattered back per tap
         taps = kh * kw
@@ -312,7 +326,7 @@ class Conv2D:
             np.matmul(dz[begin:end].reshape(1, -1, self.filters), weight_t, out=dcols)
             col2im_taps(dcols, self.kernel_size, self.out_hw, self.strides, padded[begin:end])
 
-        parallel_parts(scattered, n)
+        self._in_parts(scattered, n)
         if not any(self.pads):
             return padded
         return padded[:, top:top + height, left:left + width, :].copy()
