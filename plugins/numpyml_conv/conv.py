@@ -241,13 +241,12 @@ class Conv2D:
             """This part's bias gradient (``None`` without bias) and its weight gradient, the sum
             over its chunks of ``cols^T dz`` from rebuilt columns, in ``weight_grad`` for part 0."""
             total = weight_grad if k == 0 else self._scratch.get(f"weight_sum{k}", weight_grad.shape, x.dtype)
-            chunk_grad = self._scratch.get(f"weight_part{k}", weight_grad.shape, x.dtype)
             for start, stop in _chunks(begin, end, chunk):
                 cols = self._columns(x[start:stop], chunk, k)
-                product(cols if self.transposed_cols else cols.T, dz2[start * rows:stop * rows],
-                        out=total if start == begin else chunk_grad)
-                if start != begin:
-                    total += chunk_grad
+                out = total if start == begin else self._scratch.get(f"weight_part{k}", weight_grad.shape, x.dtype)
+                product(cols if self.transposed_cols else cols.T, dz2[start * rows:stop * rows], out=out)
+                if out is not total:
+                    total += out
             if not with_bias:
                 return None
             dz_part = dz2[begin * rows:end * rows]
