@@ -111,6 +111,52 @@ def serial_one_thread(net: str, args: argparse.Namespace) -> tuple[float, float,
     return tuple(json.loads(output.strip().splitlines()[-1]))
 
 
+def share_bound(data_dir: str, batch_size: int) -> None:
+    """The best 2-worker ``sync`` can do on the MLP here: time, in this process, one whole serial
+    step of a batch (``serial``'s ``train_batch``) against what ``sync`` must do one after the other
+    per batch even with free hand-overs: the forward and backward pass of half a batch on one BLAS
+    thread (both shares run at once), then adding the other share's gradients, the optimizer step
+    and copying the parameters for the worker. Their ratio bounds sync's speed-up from above."""
+    from numpyml_core.blas import blas_threads
+
+    manager = get_plugin_manager()
+    data = experiment(MLP_LAYERS, {"type": "sgd", "learning_rate": 0.5}, {"type": "serial"}, 1, batch_size)
+    run = prepare(parse_experiment(data, "benchmarks/parallel.py", manager.registry), manager, data_dir=data_dir)
+    x, y = run.splits["train"].batch(np.arange(batch_size))
+    half = batch_size // 2
+
+    def best_us(function, repeats: int = 2000) -> float:
+        for _ in range(200):
+            function()
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(repeats):
+                function()
+            times.append((time.perf_counter() - started) / repeats)
+        return 1e6 * min(times)
+
+    step = best_us(lambda: run.strategy.train_batch(run, x, y))
+    with blas_threads(1):
+        share = best_us(lambda: run.model.loss_and_gradients(x[:half], y[:half], run.cost))
+    params, grads = run.model.params(), run.model.grads()
+    others = {name: grad.copy() for name, grad in grads.items()}
+    copies = {name: np.empty_like(value) for name, value in params.items()}
+
+    def rest() -> None:  # what sync does after the shares, in the training process
+        for name, grad in grads.items():
+            grad += others[name]
+        run.optimizer.step(params, grads)
+        for name, value in params.items():
+            np.copyto(copies[name], value)
+
+    after = best_us(rest)
+    print(f"per batch of {batch_size} (best of 5 x 2000, same process): serial step {step:.0f} us, so 1.6x needs "
+          f"<= {step / 1.6:.0f} us; sync 2 needs at least {share + after:.0f} us = forward + backward of {half} "
+          f"samples on 1 BLAS thread {share:.0f} us + gradient sum, optimizer step and parameter copy {after:.0f} us "
+          f"(best possible: {step / (share + after):.2f}x)")
+
+
 def ray_rows(args: argparse.Namespace) -> list[tuple[str, dict]]:
     """The Ray strategies with 1 and 2 workers on a local Ray instance, and on a simulated two-node
     cluster on loopback (``ray.cluster_utils.Cluster``) when ``args.cluster_address`` is set."""
@@ -213,6 +259,7 @@ def run_tables(args: argparse.Namespace) -> None:
     manager = get_plugin_manager()
     print(f"numpy {np.__version__}, {os.cpu_count()} CPUs; workers use 1 BLAS thread each; async uses staleness = dc")
     table("MNIST MLP 784-100-10", "mlp", args, data_dir)
+    share_bound(data_dir, args.batch_size)
     if ("layer", "conv2d") in manager.registry.components:
         table("MNIST CNN conv16-pool-conv32-pool-10", "cnn", args, data_dir)
     else:
