@@ -99,3 +99,17 @@ def test_openblas_idle_spin_is_shortened_only_when_it_can_take_effect(first, env
     assert f"{value} {short}" == expected
     if short == "False":
         assert threads == "1"  # no thread parts beside a spinning OpenBLAS
+
+
+def test_one_blas_thread_in_the_environment_means_one_part():
+    """A worker process of the sync/async strategies (started with OPENBLAS_NUM_THREADS=1) does not
+    split its layers across threads: the cores belong to the other workers."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    env.pop("OPENBLAS_THREAD_TIMEOUT", None)
+    code = "import numpyml_core; from numpyml_core.blas import parallel_threads; print(parallel_threads())"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "1"
