@@ -117,6 +117,51 @@ def test_pool_gradients_randomized(mode, seed):
     check_layer_gradients(layer, shape, batch=2, x=distinct_values((2, *shape), seed))
 
 
+@pytest.fixture
+def pool_parts(monkeypatch):
+    """Make pool2d split every batch into ``parts`` thread parts, however small."""
+    import numpyml_conv.pooling as pooling_module
+    from numpyml_core.blas import parallel_parts
+
+    def force(parts):
+        monkeypatch.setattr(pooling_module, "parallel_parts",
+                            lambda function, n, _=None: parallel_parts(function, n, parts=parts))
+
+    return force
+
+
+@pytest.mark.parametrize("mode", ["max", "mean"])
+@pytest.mark.parametrize("seed", range(6))
+def test_pool_thread_parts_match_one_part(pool_parts, mode, seed):
+    """Forward and backward split into thread parts of the batch give exactly what one part gives
+    (also with ties, overlapping windows and padding)."""
+    pool, strides, shape = random_config(seed)
+    padding = "same" if seed % 2 else "valid"
+    layer = create("layer", "pool2d", pool_size=pool, strides=strides, mode=mode, padding=padding)
+    layer.build(shape, np.random.default_rng(0))
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 3, size=(7, *shape)).astype(np.float32)  # many ties
+    results = {}
+    for parts in (1, 2, 3, 7):
+        pool_parts(parts)
+        y = layer.forward(x, True)
+        dy = np.random.default_rng(seed + 1).standard_normal(y.shape).astype(np.float32)
+        results[parts] = (y, layer.backward(dy))
+    for parts, (y, dx) in results.items():
+        np.testing.assert_array_equal(y, results[1][0], err_msg=f"forward, {parts} parts")
+        np.testing.assert_allclose(dx, results[1][1], rtol=1e-6, atol=1e-6, err_msg=f"dx, {parts} parts")
+
+
+@pytest.mark.parametrize("mode", ["max", "mean"])
+@pytest.mark.parametrize("seed", range(4))
+def test_pool_gradients_in_thread_parts(pool_parts, mode, seed):
+    pool_parts(3)
+    pool, strides, shape = random_config(seed)
+    layer = create("layer", "pool2d", pool_size=pool, strides=strides, mode=mode,
+                   padding="same" if seed % 2 else "valid")
+    check_layer_gradients(layer, shape, batch=4, x=distinct_values((4, *shape), seed))
+
+
 def test_max_pool_routes_ties_to_one_deterministic_winner():
     layer = create("layer", "pool2d", pool_size=2, strides=1)  # overlapping windows
     layer.build((3, 3, 1), np.random.default_rng(0))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+
+from numpyml_core.blas import parallel_parts
 
 from ._util import (
     Scratch,
@@ -17,6 +19,10 @@ from ._util import (
     resolve_padding,
     window_slice,
 )
+
+#: pooling outputs with fewer values than this are not split into thread parts: below it, handing
+#: parts to threads costs more than the second core saves
+PARALLEL_MIN_OUTPUTS = 131072
 
 
 class Pool2D:
@@ -99,6 +105,12 @@ class Pool2D:
     def _taps(self):
         return [(i, j) for i in range(self.pool_size[0]) for j in range(self.pool_size[1])]
 
+    def _in_parts(self, function: Any, n: int, outputs: int) -> None:
+        """``function(k, begin, end)`` over the batch's samples in thread parts
+        (:func:`numpyml_core.blas.parallel_parts`) when there are at least
+        :data:`PARALLEL_MIN_OUTPUTS` output values, in one part otherwise."""
+        parallel_parts(function, n, None if outputs >= PARALLEL_MIN_OUTPUTS else 1)
+
     # -- forward / backward ------------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         x = as_float(x)
@@ -106,20 +118,27 @@ class Pool2D:
         self._batch_shape = x.shape
         xp = self._padded(x)
         taps = self._taps()
-        first = window_slice(xp, *taps[0], self.out_hw, self.strides)
-        out = first.copy()
-        if self.mode == "max":
+        n, c = x.shape[0], x.shape[3]
+        out = np.empty((n, *self.out_hw, c), x.dtype)
+
+        def pool(k: int, begin: int, end: int) -> None:
+            part, result = xp[begin:end], out[begin:end]
+            np.copyto(result, window_slice(part, *taps[0], self.out_hw, self.strides))
             for i, j in taps[1:]:
-                np.maximum(out, window_slice(xp, i, j, self.out_hw, self.strides), out=out)
-            # backward finds each window's winner again from the input and the maximum
-            self._input, self._output = (xp, out) if training else (None, None)
-        else:
-            for i, j in taps[1:]:
-                out += window_slice(xp, i, j, self.out_hw, self.strides)
-            if self._counts is None:
-                out *= out.dtype.type(1.0 / len(taps))
-            else:
-                out /= self._counts.astype(out.dtype)
+                window = window_slice(part, i, j, self.out_hw, self.strides)
+                if self.mode == "max":
+                    np.maximum(result, window, out=result)
+                else:
+                    result += window
+            if self.mode == "mean":
+                if self._counts is None:
+                    result *= result.dtype.type(1.0 / len(taps))
+                else:
+                    result /= self._counts.astype(result.dtype)
+
+        self._in_parts(pool, n, out.size)
+        # max: backward finds each window's winner again from the input and the maximum
+        self._input, self._output = (xp, out) if training and self.mode == "max" else (None, None)
         return out
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
@@ -133,38 +152,46 @@ class Pool2D:
         out_h, out_w = self.out_hw
         disjoint = sh >= kh and sw >= kw
         covers = (sh, sw) == (kh, kw) and out_h * sh == dxp.shape[1] and out_w * sw == dxp.shape[2]
-        if not covers:
-            dxp.fill(0)
         if self.mode == "max":
             require_forward(self._input, self)
             xp, out = self._input, self._output
             self._input = self._output = None
+        else:
+            share = dy * dy.dtype.type(1.0 / len(taps)) if self._counts is None else dy / self._counts.astype(dy.dtype)
+
+        def route(k: int, begin: int, end: int) -> None:
+            grad = dxp[begin:end]
+            if not covers:
+                grad.fill(0)
+            if self.mode != "max":
+                for i, j in taps:
+                    target = window_slice(grad, i, j, self.out_hw, self.strides)
+                    if disjoint:
+                        target[...] = share[begin:end]
+                    else:
+                        target += share[begin:end]
+                return
             # the first tap (row-major) equal to the window's maximum wins: one winner per window
-            unclaimed = self._scratch.get("unclaimed", dy.shape, np.bool_)
+            part_dy, part_x, part_out = dy[begin:end], xp[begin:end], out[begin:end]
+            unclaimed = self._scratch.get(f"unclaimed{k}", part_dy.shape, np.bool_)
             unclaimed.fill(True)
-            mask = self._scratch.get("mask", dy.shape, np.bool_)
-            routed = None if disjoint else self._scratch.get("routed", dy.shape, dy.dtype)
-            for k, (i, j) in enumerate(taps):
-                target = window_slice(dxp, i, j, self.out_hw, self.strides)
-                np.equal(window_slice(xp, i, j, self.out_hw, self.strides), out, out=mask)
-                if k < len(taps) - 1:
+            mask = self._scratch.get(f"mask{k}", part_dy.shape, np.bool_)
+            routed = None if disjoint else self._scratch.get(f"routed{k}", part_dy.shape, dy.dtype)
+            for index, (i, j) in enumerate(taps):
+                target = window_slice(grad, i, j, self.out_hw, self.strides)
+                np.equal(window_slice(part_x, i, j, self.out_hw, self.strides), part_out, out=mask)
+                if index < len(taps) - 1:
                     mask &= unclaimed
                     unclaimed ^= mask
                 else:
                     mask = unclaimed  # every window has a maximum: the last tap takes what is left
                 if disjoint:
-                    np.multiply(dy, mask, out=target)
+                    np.multiply(part_dy, mask, out=target)
                 else:
-                    np.multiply(dy, mask, out=routed)
+                    np.multiply(part_dy, mask, out=routed)
                     target += routed
-        else:
-            share = dy * dy.dtype.type(1.0 / len(taps)) if self._counts is None else dy / self._counts.astype(dy.dtype)
-            for i, j in taps:
-                target = window_slice(dxp, i, j, self.out_hw, self.strides)
-                if disjoint:
-                    target[...] = share
-                else:
-                    target += share
+
+        self._in_parts(route, n, dy.size)
         if any(self.pads):
             return dxp[:, top:top + h, left:left + w, :].copy()
         return dxp
