@@ -5,7 +5,7 @@ After each product OpenBLAS's worker threads spin for ``2**OPENBLAS_THREAD_TIMEO
 (default 28: about 0.1 s here) before they sleep, keeping a core busy. Layers that split their work
 over their own threads (:func:`numpyml_core.blas.parallel_parts`) run right after such products (a
 CNN's dense layers, then its convolutions' backward pass) and would share the cores with a thread
-that does nothing: measured on the CIFAR benchmark network, 150 ms per batch instead of 110.
+that does nothing: measured on the CIFAR benchmark network, 160 ms per batch instead of 110.
 ``2**22`` cycles (about 1.5 ms) still keeps the threads awake between the products of one training
 step (the MLP benchmark is as fast as with the default). OpenBLAS reads the variable once, when NumPy
 loads it, so this only takes effect when ``numpyml_core`` is imported before NumPy (as ``numpyml``
