@@ -9,3 +9,16 @@ def as_float(x: np.ndarray) -> np.ndarray:
     """``x`` as a floating-point array: float inputs keep their dtype, others become float32."""
     x = np.asarray(x)
     return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float32)
+
+
+def split(n: int, parts: int) -> list[tuple[int, int]]:
+    """``range(n)`` as ``min(parts, n)`` contiguous ``(start, stop)`` ranges, as equal as possible
+    (the first ones one longer)."""
+    parts = max(1, min(parts, n))
+    size, extra = divmod(n, parts)
+    bounds, start = [], 0
+    for k in range(parts):
+        stop = start + size + (k < extra)
+        bounds.append((start, stop))
+        start = stop
+    return bounds

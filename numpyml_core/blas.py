@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator, TypeVar
 
 from ._openblas_env import SHORT_WAIT
+from .arrays import split
 
 T = TypeVar("T")
 
@@ -74,14 +75,10 @@ def _openblas() -> _OpenBLAS:
     return _blas
 
 
-def _setter() -> Any:
-    return _openblas().set_local
-
-
 @contextlib.contextmanager
 def blas_threads(n: int) -> Iterator[None]:
     """Within the block, BLAS calls use at most ``n`` threads (when supported)."""
-    setter = _setter()
+    setter = _openblas().set_local
     outer = getattr(_limits, "limit", None)
     _limits.limit = int(n) if outer is None else min(int(n), outer)
     if setter is None:
@@ -114,19 +111,6 @@ def parallel_threads() -> int:
         cores = min(cores, max(1, blas.get_threads()))
     limit = getattr(_limits, "limit", None)
     return max(1, cores if limit is None else min(cores, limit))
-
-
-def split(n: int, parts: int) -> list[tuple[int, int]]:
-    """``range(n)`` as ``min(parts, n)`` contiguous ``(start, stop)`` ranges, as equal as possible
-    (the first ones one longer)."""
-    parts = max(1, min(parts, n))
-    size, extra = divmod(n, parts)
-    bounds, start = [], 0
-    for k in range(parts):
-        stop = start + size + (k < extra)
-        bounds.append((start, stop))
-        start = stop
-    return bounds
 
 
 _pool: ThreadPoolExecutor | None = None

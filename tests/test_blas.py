@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from numpyml_core.blas import blas_threads, parallel_parts, parallel_threads, split
+from numpyml_core.arrays import split
+from numpyml_core.blas import blas_threads, parallel_parts, parallel_threads
 
 
 @pytest.mark.parametrize("n, parts, expected", [

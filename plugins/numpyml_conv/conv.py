@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from numpyml_core.blas import parallel_parts, split
+from numpyml_core.arrays import split
+from numpyml_core.blas import parallel_parts
 
 from ._util import (
     Scratch,

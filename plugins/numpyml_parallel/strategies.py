@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from numpyml_core.arrays import split
 from numpyml_core.blas import blas_threads
 
 from ._pool import WorkerError, WorkerPool
@@ -236,13 +237,7 @@ class Sync(_LocalWorkers):
             raise RuntimeError("sync.train_batch() before setup()")
         pool = self.pool
         n = len(x)
-        shares = min(self.workers, n)
-        base, extra = divmod(n, shares)
-        bounds, start = [], 0
-        for k in range(shares):
-            stop = start + base + (1 if k < extra else 0)
-            bounds.append((start, stop, (stop - start) / n))
-            start = stop
+        bounds = [(start, stop, (stop - start) / n) for start, stop in split(n, self.workers)]
         local = bounds.pop(0) if self.local_share else None
         if bounds:  # the shares of the worker processes: worker k computes bounds[k]
             self._batch_buffer(0, list(range(self.processes)), x, y)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from numpyml_core import ConfigError, RunFailed
+from numpyml_core.arrays import split
 
 INSTALL_HINT = "pip install 'numpyml[ray]' (or: uv pip install 'numpyml[ray]')"
 
@@ -195,10 +196,9 @@ class RaySync(_RayWorkers):
 
     def train_batch(self, run: Any, x: np.ndarray, y: np.ndarray) -> float:
         n = len(y)
-        bounds = np.linspace(0, n, min(self.workers, n) + 1).astype(int)
         weights = self._weights(run)
         refs = [actor.gradient.remote(weights, *self._args(run, x, y, slice(lo, hi)))
-                for actor, lo, hi in zip(self.actors, bounds[:-1], bounds[1:])]
+                for actor, (lo, hi) in zip(self.actors, split(n, self.workers))]
         results = self._get(refs, "computing gradients")
         grads = run.model.grads()
         state = run.model.state()
