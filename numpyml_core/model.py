@@ -98,8 +98,14 @@ class Model:
         out = self.head.forward(logits, False) if self.head is not None else logits
         return float(cost.loss(out, y)), out
 
-    def loss_and_gradients(self, x: np.ndarray, y: np.ndarray, cost: Any) -> float:
-        """Forward in training mode, backward through every layer; leaves gradients in ``grads``."""
+    def loss_and_gradients(self, x: np.ndarray, y: np.ndarray, cost: Any, scale: float = 1.0) -> float:
+        """Forward in training mode, backward through every layer; leaves gradients in ``grads``.
+
+        Returns the mean loss of the batch. With ``scale``, the gradients left in ``grads`` are
+        ``scale`` times the gradient of that loss: the loss gradient is scaled once, at the output
+        (a small array), before the backward pass, which is linear in it. A data-parallel strategy
+        uses this to weight a share of ``n_k`` samples by ``n_k / n`` at no cost.
+        """
         logits = self.logits(x, training=True)
         if self._fused(cost):
             both = getattr(cost, "loss_and_gradient_from_logits", None)
@@ -115,6 +121,8 @@ class Model:
         else:
             loss = cost.loss(logits, y)
             grad = cost.gradient(logits, y)
+        if scale != 1.0:
+            grad = grad * np.asarray(scale, dtype=grad.dtype)
         for layer in reversed(self.body[self._backward_from:]):
             grad = layer.backward(grad)
         return float(loss)

@@ -56,7 +56,10 @@ class Layer(Protocol):
     per-sample input shape, then any number of ``forward``/``backward`` pairs.
 
     * ``params``: name -> array, the trainable parameters (``{}`` when none). The optimizer updates
-      these arrays **in place**; a layer must not rebind them after ``build``.
+      these arrays **in place**; a layer must not rebind them after ``build``. Others may: read
+      ``params[name]`` and ``grads[name]`` at every call rather than keeping references (the test
+      kit's gradient check puts float64 copies there; the ``sync``/``async`` workers put arrays in
+      shared memory there, and go back to copying when a layer computes with arrays of its own).
     * ``grads``: name -> array with exactly the keys and shapes of ``params``. ``backward``
       overwrites them with the gradient of the batch's mean loss (the cost already divides by the
       batch size).

@@ -231,6 +231,27 @@ def test_model_detaches_dense_softmax_head():
     assert np.isfinite(loss) and model.grads()["0.weight"].any()
 
 
+@pytest.mark.parametrize("cost", ["cross_entropy", "quadratic"])
+def test_model_gradient_scale_scales_every_gradient_not_the_loss(cost):
+    """``loss_and_gradients(..., scale=s)`` leaves ``s`` times the gradients (the backward pass is
+    linear in the loss gradient); by a power of two exactly, by other factors up to rounding."""
+    model = Model([create("layer", "dense", units=6, activation="tanh"),
+                   create("layer", "dense", units=3, activation="softmax")])
+    model.build((4,), np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
+    y = np.array([0, 1, 2, 0, 1]) if cost == "cross_entropy" else np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1]]
+    cost = create("cost", cost)
+    loss = model.loss_and_gradients(x, y, cost)
+    plain = {name: grad.copy() for name, grad in model.grads().items()}
+    assert model.loss_and_gradients(x, y, cost, scale=0.25) == loss
+    for name, grad in model.grads().items():
+        np.testing.assert_array_equal(grad, 0.25 * plain[name], err_msg=name)
+        assert grad.dtype == np.float32
+    assert model.loss_and_gradients(x, y, cost, scale=0.3) == loss
+    for name, grad in model.grads().items():
+        np.testing.assert_allclose(grad, 0.3 * plain[name], rtol=1e-5, atol=1e-8, err_msg=name)
+
+
 def test_dense_needs_flat_input():
     layer = create("layer", "dense", units=3)
     with pytest.raises(ValueError, match="flatten"):

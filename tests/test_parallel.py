@@ -56,10 +56,41 @@ def numpyml_register_components(register):
 '''
 
 
+KEEPS_ARRAYS = '''
+import numpy as np
+from numpyml_core import hookimpl
+
+
+class KeepsArrays:
+    """``y = x * gamma``, computed with references to its arrays kept at build (what the layer
+    protocol asks layers not to do): rebinding ``params`` does not reach it."""
+
+    def build(self, input_shape, rng):
+        self.gamma = rng.uniform(0.5, 1.5, size=input_shape).astype(np.float32)
+        self.gamma_grad = np.zeros_like(self.gamma)
+        self.params, self.grads = {"gamma": self.gamma}, {"gamma": self.gamma_grad}
+        return tuple(input_shape)
+
+    def forward(self, x, training):
+        self.x = x
+        return x * self.gamma
+
+    def backward(self, dy):
+        np.sum(dy * self.x, axis=0, out=self.gamma_grad)
+        return dy * self.gamma
+
+
+@hookimpl
+def numpyml_register_components(register):
+    register("layer", "fakeplug_keeps_arrays", KeepsArrays)
+'''
+
+
 @pytest.fixture
 def site(make_dist):
-    return make_dist("fakeplug-blobs", "0.0.1", {"blobs": "fakeplug_blobs", "explode": "fakeplug_explode"},
-                     {"fakeplug_blobs": SOURCE, "fakeplug_explode": EXPLODE})
+    return make_dist("fakeplug-blobs", "0.0.1", {"blobs": "fakeplug_blobs", "explode": "fakeplug_explode",
+                                                 "keeps": "fakeplug_keeps"},
+                     {"fakeplug_blobs": SOURCE, "fakeplug_explode": EXPLODE, "fakeplug_keeps": KEEPS_ARRAYS})
 
 
 def blobs_experiment(strategy: dict | None = None, epochs: int = 2, **training) -> str:
@@ -110,6 +141,57 @@ def assert_same_params(a, b, rtol=1e-4, atol=1e-6):
 
 
 # -- same updates as serial -----------------------------------------------------------------------
+KEEPS_LAYER = '[[model.layers]]\ntype = "flatten"\n[[model.layers]]\ntype = "fakeplug_keeps_arrays"\n'
+
+
+@pytest.mark.parametrize("layers", ["dense", "keeps arrays"])
+def test_worker_computing_on_shared_arrays_matches_a_copying_worker(site, tmp_path, clean, layers):
+    """A worker bound to the shared segments (parameters read and gradients written in place)
+    gives the gradients of one that copies parameters in and gradients out; with a layer that keeps
+    its own arrays, the first batch's NaN probe notices and the worker goes back to copying."""
+    from numpyml_parallel._shared import SharedArrays, new_token
+    from numpyml_parallel._worker import GradientWorker
+
+    text = blobs_experiment()
+    if layers == "keeps arrays":
+        text = text.replace('[[model.layers]]\ntype = "flatten"\n', KEEPS_LAYER, 1)
+    path = tmp_path / "worker.toml"
+    path.write_text(text)
+    manager = get_plugin_manager()
+    run = prepare(load_experiment(path, manager.registry), manager)
+    params = run.model.params()
+    token = new_token()
+    shared = SharedArrays.create(token, "p", {f"param.{k}": (v.shape, v.dtype) for k, v in params.items()})
+    outputs = [SharedArrays.create(token, f"g{k}", {f"grad.{n}": (v.shape, v.dtype) for n, v in params.items()})
+               for k in range(2)]
+    try:
+        bound, copying = (GradientWorker(run.spec, run.model.input_shape, [run.spec.seed, k]) for k in (1, 2))
+        bound.bind(shared, outputs[0])
+        assert bound.bound == set(params)
+        rng = np.random.default_rng(5)
+        x, y = run.splits["train"].batch(np.arange(16))
+        for step in range(3):
+            for name, value in params.items():
+                np.copyto(shared[f"param.{name}"], value + rng.normal(0, 0.1, value.shape).astype(np.float32))
+            copying.load(shared)
+            bound.load(shared)
+            loss_copying = copying.gradients(x, y, outputs[1], scale=0.375)
+            loss_bound = bound.gradients(x, y, outputs[0], scale=0.375, params=shared)
+            assert loss_bound == pytest.approx(loss_copying, rel=1e-6)
+            for name in params:
+                key = f"grad.{name}"
+                assert np.all(np.isfinite(outputs[0][key])), (step, key)
+                np.testing.assert_allclose(outputs[0][key], outputs[1][key], rtol=1e-5, atol=1e-7,
+                                           err_msg=f"step {step}, {key}")
+        last = len(bound.model.layers) - 1
+        computes_in_place = bound.model.layers[last].params["weight"] is shared[f"param.{last}.weight"]
+        assert bound.bound == (set(params) if layers == "dense" else set())
+        assert computes_in_place == (layers == "dense")
+    finally:
+        for segment in (shared, *outputs):
+            segment.unlink()
+
+
 @pytest.mark.parametrize("settings", [{"workers": 3}, {"workers": 3, "local_share": False}, {"workers": 1}])
 def test_sync_follows_serial(site, tmp_path, clean, settings):
     serial, serial_summary = run_blobs(tmp_path, None)

@@ -129,9 +129,9 @@ class _LocalWorkers:
         for name, value in run.model.state().items():
             np.copyto(segment[f"state.{name}"], value)
 
-    def _batch_buffer(self, slot: int, users: list[int], x: np.ndarray, y: np.ndarray) -> SharedArrays:
-        """The batch segment of ``slot`` holding ``x`` and ``y`` (created or grown as needed, and
-        announced to the workers in ``users``)."""
+    def _batch_buffer(self, slot: int, users: list[int], x: np.ndarray, y: np.ndarray, first: int = 0) -> SharedArrays:
+        """The batch segment of ``slot`` holding rows ``first:`` of ``x`` and ``y`` at their own
+        row numbers (created or grown as needed, and announced to the workers in ``users``)."""
         x, y = np.asarray(x), np.asarray(y)
         data = self._data.get(slot)
         fits = (
@@ -152,8 +152,8 @@ class _LocalWorkers:
                 data.unlink()
             data = self._data[slot] = new
         n = len(x)
-        data["x"][:n] = x
-        data["y"][:n] = y
+        data["x"][first:n] = x[first:]
+        data["y"][first:n] = y[first:]
         return data
 
     @staticmethod
@@ -240,7 +240,7 @@ class Sync(_LocalWorkers):
         bounds = [(start, stop, (stop - start) / n) for start, stop in split(n, self.workers)]
         local = bounds.pop(0) if self.local_share else None
         if bounds:  # the shares of the worker processes: worker k computes bounds[k]
-            self._batch_buffer(0, list(range(self.processes)), x, y)
+            self._batch_buffer(0, list(range(self.processes)), x, y, first=bounds[0][0])
             for k, (start, stop, weight) in enumerate(bounds):
                 pool.gradient(k, start, stop, weight)
         params = run.model.params()
@@ -249,10 +249,7 @@ class Sync(_LocalWorkers):
         if local is not None:
             start, stop, weight = local
             with blas_threads(self.blas_threads):
-                loss = weight * run.model.loss_and_gradients(x[start:stop], y[start:stop], run.cost)
-            if weight != 1.0:
-                for grad in grads.values():
-                    grad *= weight
+                loss = weight * run.model.loss_and_gradients(x[start:stop], y[start:stop], run.cost, scale=weight)
         if bounds:
             losses = pool.gather(range(len(bounds)))
             loss += float(sum(bounds[k][2] * losses[k] for k in range(len(bounds))))
