@@ -80,9 +80,22 @@ class KeepsArrays:
         return dy * self.gamma
 
 
+class KeepsGradArray(KeepsArrays):
+    """Reads ``params`` at every call, but writes its gradient into the array it kept at build."""
+
+    def forward(self, x, training):
+        self.x = x
+        return x * self.params["gamma"]
+
+    def backward(self, dy):
+        np.sum(dy * self.x, axis=0, out=self.gamma_grad)
+        return dy * self.params["gamma"]
+
+
 @hookimpl
 def numpyml_register_components(register):
     register("layer", "fakeplug_keeps_arrays", KeepsArrays)
+    register("layer", "fakeplug_keeps_grad_array", KeepsGradArray)
 '''
 
 
@@ -141,20 +154,21 @@ def assert_same_params(a, b, rtol=1e-4, atol=1e-6):
 
 
 # -- same updates as serial -----------------------------------------------------------------------
-KEEPS_LAYER = '[[model.layers]]\ntype = "flatten"\n[[model.layers]]\ntype = "fakeplug_keeps_arrays"\n'
+KEEPS_LAYER = '[[model.layers]]\ntype = "flatten"\n[[model.layers]]\ntype = "fakeplug_{}"\n'
 
 
-@pytest.mark.parametrize("layers", ["dense", "keeps arrays"])
+@pytest.mark.parametrize("layers", ["dense", "keeps arrays", "keeps grad array"])
 def test_worker_computing_on_shared_arrays_matches_a_copying_worker(site, tmp_path, clean, layers):
     """A worker bound to the shared segments (parameters read and gradients written in place)
-    gives the gradients of one that copies parameters in and gradients out; with a layer that keeps
-    its own arrays, the first batch's NaN probe notices and the worker goes back to copying."""
+    gives the gradients of one that copies parameters in and gradients out. A layer that keeps its
+    own parameter arrays is noticed when binding (nothing is bound); one that writes its gradient
+    into an array of its own is noticed by the first batch's NaN probe (gradients copied out)."""
     from numpyml_parallel._shared import SharedArrays, new_token
     from numpyml_parallel._worker import GradientWorker
 
     text = blobs_experiment()
-    if layers == "keeps arrays":
-        text = text.replace('[[model.layers]]\ntype = "flatten"\n', KEEPS_LAYER, 1)
+    if layers != "dense":
+        text = text.replace('[[model.layers]]\ntype = "flatten"\n', KEEPS_LAYER.format(layers.replace(" ", "_")), 1)
     path = tmp_path / "worker.toml"
     path.write_text(text)
     manager = get_plugin_manager()
@@ -167,7 +181,8 @@ def test_worker_computing_on_shared_arrays_matches_a_copying_worker(site, tmp_pa
     try:
         bound, copying = (GradientWorker(run.spec, run.model.input_shape, [run.spec.seed, k]) for k in (1, 2))
         bound.bind(shared, outputs[0])
-        assert bound.bound == set(params)
+        assert bound.bound == (set() if layers == "keeps arrays" else set(params))
+        assert bound.grads_bound == (layers != "keeps arrays")
         rng = np.random.default_rng(5)
         x, y = run.splits["train"].batch(np.arange(16))
         for step in range(3):
@@ -176,7 +191,7 @@ def test_worker_computing_on_shared_arrays_matches_a_copying_worker(site, tmp_pa
             copying.load(shared)
             bound.load(shared)
             loss_copying = copying.gradients(x, y, outputs[1], scale=0.375)
-            loss_bound = bound.gradients(x, y, outputs[0], scale=0.375, params=shared)
+            loss_bound = bound.gradients(x, y, outputs[0], scale=0.375)
             assert loss_bound == pytest.approx(loss_copying, rel=1e-6)
             for name in params:
                 key = f"grad.{name}"
@@ -185,11 +200,53 @@ def test_worker_computing_on_shared_arrays_matches_a_copying_worker(site, tmp_pa
                                            err_msg=f"step {step}, {key}")
         last = len(bound.model.layers) - 1
         computes_in_place = bound.model.layers[last].params["weight"] is shared[f"param.{last}.weight"]
-        assert bound.bound == (set(params) if layers == "dense" else set())
-        assert computes_in_place == (layers == "dense")
+        assert bound.bound == (set() if layers == "keeps arrays" else set(params))
+        assert computes_in_place == (layers != "keeps arrays")
+        assert bound.grads_bound == (layers == "dense")
     finally:
         for segment in (shared, *outputs):
             segment.unlink()
+
+
+class SeesSharedParameters:
+    """Records, after every batch, whether run.model's parameters are the shared arrays."""
+
+    def __init__(self):
+        self.seen: list[bool] = []
+
+    @hookimpl
+    def numpyml_on_batch_end(self, run, epoch, batch, loss):
+        shared = run.strategy._params[0]
+        self.seen.append(all(value is shared[f"param.{name}"] for name, value in run.model.params().items()))
+
+
+@pytest.mark.parametrize("layers", ["dense", "keeps arrays"])
+def test_sync_steps_the_shared_parameters_and_gives_the_model_its_own_back(site, tmp_path, clean, layers):
+    """The training process's model computes on (and the optimizer steps) the parameters the
+    workers read; after the run the model has its own arrays again, with the trained values. A
+    layer that keeps references to its arrays is noticed at setup: then parameters are copied."""
+    text = blobs_experiment()
+    if layers != "dense":
+        text = text.replace('[[model.layers]]\ntype = "flatten"\n', KEEPS_LAYER.format("keeps_arrays"), 1)
+    runs = {}
+    for kind in ("serial", "sync"):
+        path = tmp_path / f"{kind}.toml"
+        path.write_text(text + ('[training.strategy]\ntype = "sync"\nworkers = 2\n' if kind == "sync" else ""))
+        manager = get_plugin_manager()
+        run = prepare(load_experiment(path, manager.registry), manager)
+        own = run.model.params()
+        watcher = SeesSharedParameters()
+        if kind == "sync":
+            manager.pm.register(watcher)
+        try:
+            train(run)
+        finally:
+            if kind == "sync":
+                manager.pm.unregister(watcher)
+        assert all(value is own[name] for name, value in run.model.params().items())
+        runs[kind] = run
+    assert watcher.seen and set(watcher.seen) == {layers == "dense"}
+    assert_same_params(runs["serial"], runs["sync"])
 
 
 @pytest.mark.parametrize("settings", [{"workers": 3}, {"workers": 3, "local_share": False}, {"workers": 1}])

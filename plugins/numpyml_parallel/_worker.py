@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from ._binding import Binding
+
 
 class GradientWorker:
     """Rebuild the network of ``spec`` and compute gradients of batches for given parameters.
@@ -50,8 +52,7 @@ class GradientWorker:
         self.model = build_model(spec, manager, tuple(input_shape), np.random.default_rng(seed))
         cost = spec.cost
         self.cost = manager.create(cost.kind, cost.type, **dict(cost.params))
-        self.bound: set[str] = set()  # qualified names of the parameters computed on in place (bind)
-        self._own: dict[str, tuple[Any, str, np.ndarray, np.ndarray]] = {}  # key -> layer, name, own arrays
+        self.binding: Binding | None = None
         self._probe = False
 
     def layout(self) -> dict[str, tuple[tuple[int, ...], str]]:
@@ -61,51 +62,46 @@ class GradientWorker:
         return out
 
     def bind(self, params: Any, out: Any) -> None:
-        """Compute on the shared arrays themselves: each layer's ``params[name]`` becomes the
-        array ``params["param.<qualified name>"]`` and its ``grads[name]`` the array
-        ``out["grad.<qualified name>"]``, so :meth:`load` copies no parameter and backward writes
-        the gradients straight into ``out``.
+        """Compute on the shared arrays themselves (:class:`._binding.Binding`): each layer's
+        ``params[name]`` becomes the array ``params["param.<qualified name>"]`` and its
+        ``grads[name]`` the array ``out["grad.<qualified name>"]``, so :meth:`load` copies no
+        parameter and backward writes the gradients straight into ``out``.
 
-        The layer protocol asks layers to read ``params`` and ``grads`` at every call (the plugin
-        test kit's gradient check rebinds them too); still, nothing is taken on trust. An entry
-        that does not stay bound (``params`` built anew on every access) keeps being copied, a
-        gradient that backward rebinds is copied out, and the first :meth:`gradients` call fills
-        the layers' own parameter arrays with NaN: if a layer still computes with them, the loss or
-        a gradient is not finite, and the worker goes back to copying every parameter
-        (:attr:`bound` empty) and computes that batch again.
+        The binding checks that the layers read their parameters from ``params`` (or binds
+        nothing). That backward writes into the arrays in ``grads`` is checked on the first
+        :meth:`gradients` call: the bound gradient arrays are filled with NaN first, and if one
+        still holds NaN afterwards, the layers get their own gradient arrays back (copied out from
+        then on) and the batch is computed again. A gradient that backward rebinds is copied out.
         """
-        for index, layer in self.model.named_layers():
-            for name in list(getattr(layer, "params", {})):
-                key = f"{index}.{name}"
-                own = (layer.params[name], layer.grads.get(name))
-                shared, grad = params.arrays.get(f"param.{key}"), out.arrays.get(f"grad.{key}")
-                if not all(isinstance(a, np.ndarray) and a.shape == own[0].shape and a.dtype == own[0].dtype
-                           for a in (shared, grad, own[1])):
-                    continue  # another network than the training process's: it says so, not this
-                layer.params[name] = shared
-                if layer.params[name] is not shared:  # not a plain dict: leave it to load()
-                    continue
-                layer.grads[name] = grad
-                self._own[key] = (layer, name, *own)
-        self.bound = set(self._own)
-        self._probe = bool(self._own)
+        keys = list(self.model.params())
+        self.binding = Binding(self.model, {k: params.arrays.get(f"param.{k}") for k in keys},
+                               {k: out.arrays.get(f"grad.{k}") for k in keys})
+        self._probe = self.binding.bind()
+
+    @property
+    def bound(self) -> set[str]:
+        """Qualified names of the parameters read from shared memory in place."""
+        return set(self.binding.params) if self.binding is not None and self.binding.active else set()
+
+    @property
+    def grads_bound(self) -> bool:
+        """Whether backward writes the gradients straight into the output segment."""
+        return self.binding is not None and self.binding.active and self.binding.grads is not None
 
     def load(self, source: Any) -> None:
         """Copy parameters and state from ``source`` (a mapping with ``param.``/``state.`` keys),
         but for the parameters :meth:`bind` made ``source``'s own arrays."""
-        bound = self.bound
-        for name, value in self.model.params().items():
-            if name not in bound:
+        if not self.bound:
+            for name, value in self.model.params().items():
                 np.copyto(value, source[f"param.{name}"])
         for name, value in self.model.state().items():
             np.copyto(value, source[f"state.{name}"])
 
-    def gradients(self, x: np.ndarray, y: np.ndarray, out: Any, scale: float = 1.0, params: Any = None) -> float:
+    def gradients(self, x: np.ndarray, y: np.ndarray, out: Any, scale: float = 1.0) -> float:
         """Mean loss of ``(x, y)``; ``scale`` times the gradient ends up in ``out["grad.<name>"]``
-        and the state after the forward pass in ``out["state.<name>"]``. ``params``: the mapping
-        given to :meth:`bind` (needed only after binding)."""
+        and the state after the forward pass in ``out["state.<name>"]``."""
         if self._probe:
-            loss = self._probe_pass(x, y, scale, params)
+            loss = self._probe_pass(x, y, scale)
         else:
             loss = self.model.loss_and_gradients(x, y, self.cost, scale=scale)
         for name, grad in self.model.grads().items():
@@ -116,20 +112,18 @@ class GradientWorker:
             np.copyto(out[f"state.{name}"], value)
         return loss
 
-    def _probe_pass(self, x: np.ndarray, y: np.ndarray, scale: float, params: Any) -> float:
-        """The first pass after :meth:`bind`, with the layers' own parameter arrays full of NaN
-        (see there); unbinds and computes again if anything came out non-finite."""
+    def _probe_pass(self, x: np.ndarray, y: np.ndarray, scale: float) -> float:
+        """The first pass after :meth:`bind`, with the bound gradient arrays full of NaN (see there)."""
         self._probe = False
         state = {name: value.copy() for name, value in self.model.state().items()}
-        for _, _, own, _ in self._own.values():
-            own.fill(np.nan)
+        bound = self.binding.grads
+        for grad in bound.values():
+            grad.fill(np.nan)
         loss = self.model.loss_and_gradients(x, y, self.cost, scale=scale)
-        if np.isfinite(loss) and all(np.all(np.isfinite(grad)) for grad in self.model.grads().values()):
+        grads = self.model.grads()
+        if not any(grads[key] is grad and np.isnan(grad).any() for key, grad in bound.items()):
             return loss
-        for key, (layer, name, own, own_grad) in self._own.items():
-            np.copyto(own, params[f"param.{key}"])
-            layer.params[name], layer.grads[name] = own, own_grad
-        self._own, self.bound = {}, set()
+        self.binding.release_grads()  # a layer wrote its gradient elsewhere: use the layers' own arrays
         for name, value in self.model.state().items():
             np.copyto(value, state[name])
         return self.model.loss_and_gradients(x, y, self.cost, scale=scale)
@@ -191,7 +185,7 @@ def worker_main(index: int, conn: Any, go: Any, done: Any, control_handle: Any, 
                 raise RuntimeError("asked for a gradient before any batch was shared")
             start, stop = int(rows[index, 0]), int(rows[index, 1])
             worker.load(params)
-            loss = worker.gradients(data["x"][start:stop], data["y"][start:stop], output, float(scale[index]), params)
+            loss = worker.gradients(data["x"][start:stop], data["y"][start:stop], output, float(scale[index]))
             result[index] = loss
             flag[index] = DONE
             done.release()

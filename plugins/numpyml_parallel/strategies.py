@@ -10,6 +10,7 @@ import numpy as np
 from numpyml_core.arrays import split
 from numpyml_core.blas import blas_threads
 
+from ._binding import Binding
 from ._pool import WorkerError, WorkerPool
 from ._shared import SharedArrays, new_token
 from .staleness import StalenessCompensation
@@ -57,6 +58,7 @@ class _LocalWorkers:
         self._segments: list[SharedArrays] = []
         self._generation = 0
         self._ready = False
+        self._binding: Binding | None = None  # run.model computing on the shared parameters (sync)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def setup(self, run: Any) -> None:
@@ -106,7 +108,10 @@ class _LocalWorkers:
     def teardown(self, run: Any) -> None:
         self._ready = False
         pool, self.pool = self.pool, None
+        binding, self._binding = self._binding, None
         try:
+            if binding is not None:  # run.model gets its own arrays back, with the trained values
+                binding.release()
             if pool is not None:
                 pool.shutdown()
         finally:
@@ -122,9 +127,10 @@ class _LocalWorkers:
         return segment
 
     @staticmethod
-    def _publish(run: Any, segment: SharedArrays) -> None:
-        """Copy the model's current parameters and state into a parameter segment."""
-        for name, value in run.model.params().items():
+    def _publish(run: Any, segment: SharedArrays, params: bool = True) -> None:
+        """Copy the model's current parameters (unless ``params`` is false) and state into a
+        parameter segment."""
+        for name, value in run.model.params().items() if params else ():
             np.copyto(segment[f"param.{name}"], value)
         for name, value in run.model.state().items():
             np.copyto(segment[f"state.{name}"], value)
@@ -207,7 +213,10 @@ class Sync(_LocalWorkers):
 
     Worker processes start once per run (``spawn``; each rebuilds the network from the experiment
     through the plugin manager). Parameters, gradients and batches travel through shared memory;
-    only tiny commands go through pipes. A worker that raises or dies fails the run at once with
+    only tiny commands go through pipes. The layers compute on the shared arrays themselves (the
+    optimizer steps the parameters the workers read, the workers' backward writes the gradients
+    the training process sums) when they read ``params`` and ``grads`` at every call, as the layer
+    protocol asks; that is checked at setup and on the first batch, and arrays are copied otherwise. A worker that raises or dies fails the run at once with
     its error; Ctrl-C, the end of the run and every error stop the workers and remove the shared
     memory (``teardown``). Layer state (batch-norm running statistics) is merged as the weighted
     sum of the shares' changes; each share normalizes with its own batch statistics.
@@ -227,6 +236,13 @@ class Sync(_LocalWorkers):
     @property
     def processes(self) -> int:
         return self.workers - 1 if self.local_share else self.workers
+
+    def _setup(self, run: Any) -> None:
+        super()._setup(run)
+        if self.processes:  # the optimizer then steps the parameters the workers read: no copy per batch
+            shared = self._params[0]
+            binding = Binding(run.model, {name: shared[f"param.{name}"] for name in run.model.params()})
+            self._binding = binding if binding.bind() else None
 
     @property
     def first_index(self) -> int:  # type: ignore[override]
@@ -265,8 +281,8 @@ class Sync(_LocalWorkers):
                               local=(shared, local[2]) if local is not None else None)
         run.hooks.numpyml_before_update(run=run, params=params, grads=grads)
         run.optimizer.step(params, grads)
-        if self.processes:
-            self._publish(run, self._params[0])
+        if self.processes:  # the step wrote the shared parameters themselves when run.model is bound
+            self._publish(run, self._params[0], params=self._binding is None)
         return float(loss)
 
     def __repr__(self) -> str:
