@@ -20,8 +20,11 @@ training time (evaluation excluded; the workers' start, about a second, is not i
 happens once per run, in ``setup``, shown as ``setup s``). ``serial`` uses NumPy's default BLAS
 threads (all cores); ``serial 1 BLAS`` is the same run in a fresh process with one BLAS thread;
 every worker uses one. ``speed-up`` is relative to ``serial``. Accuracy is on the held-out 10,000
-after the fixed number of epochs, same seed for every strategy. Run it alone on the machine
-(``flock``), or the figures say more about the neighbours than about numpyml.
+after the fixed number of epochs, same seed for every strategy. Every row runs ``--repeats``
+times (3), the rows taking turns, and shows its best rate (with that run's accuracy and setup
+time), then every run's rate: on a shared host a busy spell then slows one run of each row rather
+than one row. Run it alone on the machine (``flock``), or the figures say more about the
+neighbours than about numpyml.
 """
 
 from __future__ import annotations
@@ -153,9 +156,9 @@ def share_bound(data_dir: str, batch_size: int) -> None:
     ``sync 2`` needs per batch at least: the forward and backward pass of half a batch on one BLAS
     thread *while the other core computes the other half* (timed with a second process computing
     half passes non-stop, so the two compete for the shared cache and memory as they do in a
-    run), then, one after the other, adding the other share's gradients, the optimizer step and
-    copying the parameters for the worker. No hand-over is timed: a real ``sync`` can only be
-    slower. Divided into serial's whole step (``train_batch``) with NumPy's BLAS threads, and with
+    run), then, one after the other, adding the other share's gradients and the optimizer step
+    (on the parameters the worker reads: ``sync`` copies none). No hand-over is timed: a real
+    ``sync`` can only be slower. Divided into serial's whole step (``train_batch``) with NumPy's BLAS threads, and with
     one BLAS thread (one process on one core), it bounds sync's speed-up from above."""
     import multiprocessing
 
@@ -171,14 +174,11 @@ def share_bound(data_dir: str, batch_size: int) -> None:
         share = _best_us(lambda: run.model.loss_and_gradients(x[:half], y[:half], run.cost))
     params, grads = run.model.params(), run.model.grads()
     others = {name: grad.copy() for name, grad in grads.items()}
-    copies = {name: np.empty_like(value) for name, value in params.items()}
 
-    def rest() -> None:  # what sync does after the shares, in the training process
-        for name, grad in grads.items():
+    def rest() -> None:  # what sync does after the shares, in the training process (it steps the
+        for name, grad in grads.items():  # shared parameters themselves: no copy for the worker)
             grad += others[name]
         run.optimizer.step(params, grads)
-        for name, value in params.items():
-            np.copyto(copies[name], value)
 
     after = _best_us(rest)
 
@@ -209,7 +209,7 @@ def share_bound(data_dir: str, batch_size: int) -> None:
           f"BLAS threads, {step_one:.0f} us on 1 BLAS thread; so 1.6x needs <= {step / 1.6:.0f} us")
     print(f"  sync 2 needs at least {least:.0f} us = forward + backward of {half} samples on 1 BLAS thread "
           f"while the other core computes the other {batch_size - half} ({both:.0f} us; {share:.0f} us alone) "
-          f"+ gradient sum, optimizer step and parameter copy {after:.0f} us")
+          f"+ gradient sum and optimizer step {after:.0f} us")
     print(f"  best possible sync 2, with free hand-overs: {step / least:.2f}x serial, "
           f"{step_one / least:.2f}x one process on one core")
 
@@ -231,25 +231,33 @@ def ray_rows(args: argparse.Namespace) -> list[tuple[str, dict]]:
 
 
 def table(title: str, net: str, args: argparse.Namespace, data_dir: str) -> None:
+    """One table: every row measured ``args.repeats`` times, the rows taking turns (so a busy
+    spell of the host hits every row alike), each row's best rate shown."""
     layers, optimizer, epochs, train_samples = NETS[net](args)
     batch_size = args.batch_size
     print(f"\n{title}: batch {batch_size}, {epochs} epoch(s)"
-          f"{f' on {train_samples} training images' if train_samples else ' on 50,000 training images'}")
-    print(f"{'strategy':<14} {'samples/s':>10} {'speed-up':>9} {'accuracy':>9} {'setup s':>8}")
-    base = None
+          f"{f' on {train_samples} training images' if train_samples else ' on 50,000 training images'}"
+          f", best of {args.repeats} run(s) per row, rows taking turns")
     rows = [(name, strategy) for name, strategy in STRATEGIES] + ray_rows(args)
     rows.insert(1, ("serial 1 BLAS", None))
-    for name, strategy in rows:
-        if strategy is not None and strategy.get("address") == "two-node cluster":
-            strategy = {**strategy, "address": cluster_address()}
-        if strategy is None:
-            rate, accuracy, setup = serial_one_thread(net, args)
-        else:
-            rate, accuracy, setup = measure(experiment(layers, optimizer, strategy, epochs, batch_size), data_dir,
-                                            train_samples)
-        base = base or rate
-        print(f"{name:<14} {rate:>10.0f} {rate / base:>8.2f}x {100 * accuracy:>8.2f}% {setup:>8.2f}")
-        sys.stdout.flush()
+    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in rows}
+    for _ in range(args.repeats):
+        for name, strategy in rows:
+            if strategy is not None and strategy.get("address") == "two-node cluster":
+                strategy = {**strategy, "address": cluster_address()}
+            if strategy is None:
+                results[name].append(serial_one_thread(net, args))
+            else:
+                results[name].append(measure(experiment(layers, optimizer, strategy, epochs, batch_size), data_dir,
+                                             train_samples))
+    print(f"{'strategy':<14} {'samples/s':>10} {'speed-up':>9} {'accuracy':>9} {'setup s':>8}"
+          + ("   all runs (samples/s)" if args.repeats > 1 else ""))
+    base = max(rate for rate, _, _ in results[rows[0][0]])
+    for name, _ in rows:
+        rate, accuracy, setup = max(results[name])
+        runs = "   " + " ".join(f"{r:.0f}" for r, _, _ in results[name]) if args.repeats > 1 else ""
+        print(f"{name:<14} {rate:>10.0f} {rate / base:>8.2f}x {100 * accuracy:>8.2f}% {setup:>8.2f}{runs}")
+    sys.stdout.flush()
 
 
 NETS = {
@@ -265,6 +273,8 @@ def main() -> None:
     parser.add_argument("--cnn-epochs", type=int, default=1, help="CNN epochs per strategy")
     parser.add_argument("--cnn-train", type=int, default=10000, help="CNN training images")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs per row, the rows taking turns; each row shows its best (default 3)")
     parser.add_argument("--bound-only", action="store_true",
                         help="print only the best sync 2 can do on the MLP (no training runs)")
     parser.add_argument("--row", choices=sorted(NETS), help=argparse.SUPPRESS)  # internal: one serial row
