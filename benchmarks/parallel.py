@@ -51,8 +51,9 @@ STRATEGIES = [
     ("sync 1", {"type": "sync", "workers": 1}),
     ("sync 2", {"type": "sync", "workers": 2}),
     ("sync 2, 3 proc", {"type": "sync", "workers": 2, "local_share": False, "spin_ms": 0.0}),
-    ("async 1", {"type": "async", "workers": 1, "staleness": "dc"}),
+    ("async 1", {"type": "async", "workers": 1, "staleness": "dc", "local_share": False}),
     ("async 2", {"type": "async", "workers": 2, "staleness": "dc"}),
+    ("async 2, 3 proc", {"type": "async", "workers": 2, "staleness": "dc", "local_share": False, "spin_ms": 0.0}),
 ]
 
 MLP_LAYERS = [

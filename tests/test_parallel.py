@@ -262,9 +262,12 @@ def test_sync_follows_serial(site, tmp_path, clean, settings):
     assert sync_summary["test_accuracy"] == serial_summary["test_accuracy"]
 
 
-def test_async_with_one_worker_follows_serial(site, tmp_path, clean):
+@pytest.mark.parametrize("local_share", [True, False])
+def test_async_with_one_worker_follows_serial(site, tmp_path, clean, local_share):
+    """One worker: the training process itself (local_share: no process at all), or one worker
+    process that it waits for."""
     serial, serial_summary = run_blobs(tmp_path, None)
-    run, summary = run_blobs(tmp_path, {"type": "async", "workers": 1, "staleness": "dc"})
+    run, summary = run_blobs(tmp_path, {"type": "async", "workers": 1, "staleness": "dc", "local_share": local_share})
     assert_same_params(serial, run)
     assert run.strategy.staleness_counts == {1: serial_summary["steps"]}
     assert summary["train_loss"] == pytest.approx(serial_summary["train_loss"], rel=1e-5)
@@ -280,14 +283,17 @@ class Updates:
         self.count += 1
 
 
-@pytest.mark.parametrize("staleness", ["divide", "dc_adaptive"])
-def test_async_two_workers_learns_with_stale_gradients(site, tmp_path, clean, staleness):
+@pytest.mark.parametrize("staleness,local_share", [("divide", True), ("dc_adaptive", True), ("dc", False)])
+def test_async_two_workers_learns_with_stale_gradients(site, tmp_path, clean, staleness, local_share):
     updates = Updates()
-    run, summary = run_blobs(tmp_path, {"type": "async", "workers": 2, "staleness": staleness},
+    run, summary = run_blobs(tmp_path, {"type": "async", "workers": 2, "staleness": staleness,
+                                        "local_share": local_share, "spin_ms": 0.5 if local_share else 0.0},
                              extra_callbacks=[updates])
     counts = run.strategy.staleness_counts
     assert sum(counts.values()) == updates.count == summary["steps"] == 2 * 63
     assert counts.get(2, 0) > 0  # the other worker's update came in between
+    if local_share:  # the batches computed in the training process are applied at once
+        assert counts.get(1, 0) > 0
     assert summary["test_accuracy"] > 0.9
     assert np.isfinite(summary["train_loss"])
 
@@ -350,7 +356,7 @@ def explode_experiment(tmp_path: Path, strategy: dict) -> Path:
 
 
 @pytest.mark.parametrize("strategy", [{"type": "sync", "workers": 2, "local_share": False},
-                                      {"type": "async", "workers": 2}])
+                                      {"type": "async", "workers": 2, "local_share": False}])
 def test_worker_exception_fails_the_run_with_its_error(site, tmp_path, clean, strategy):
     manager = get_plugin_manager()
     run = prepare(load_experiment(explode_experiment(tmp_path, strategy), manager.registry), manager)
@@ -361,11 +367,12 @@ def test_worker_exception_fails_the_run_with_its_error(site, tmp_path, clean, st
     assert run.strategy.pool is None
 
 
-def test_sync_share_in_the_training_process_fails_with_the_layer_error(site, tmp_path, clean):
-    """With local_share (the default) the training process computes a share too: a layer that
-    raises there fails the run with its own error, and the worker process is still stopped."""
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_share_in_the_training_process_fails_with_the_layer_error(site, tmp_path, clean, kind):
+    """With local_share (the default) the training process computes too: a layer that raises
+    there fails the run with its own error, and the worker process is still stopped."""
     manager = get_plugin_manager()
-    run = prepare(load_experiment(explode_experiment(tmp_path, {"type": "sync", "workers": 2}), manager.registry),
+    run = prepare(load_experiment(explode_experiment(tmp_path, {"type": kind, "workers": 2}), manager.registry),
                   manager)
     with pytest.raises((ValueError, WorkerError), match=r"kaboom in forward"):
         train(run)
@@ -434,7 +441,7 @@ def test_ctrl_c_stops_workers_and_frees_shared_memory(site, tmp_path, kind):
     try:
         deadline = time.monotonic() + 60
         workers: list[int] = []
-        expected = 1 if kind == "sync" else 2  # sync computes one share in the training process
+        expected = 1  # the training process computes too (local_share): one worker process
         while time.monotonic() < deadline and len(workers) < expected:
             time.sleep(0.2)
             workers = [pid for pid in children_of(process.pid) if is_worker(pid)]

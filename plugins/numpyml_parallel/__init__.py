@@ -3,9 +3,9 @@
 * ``sync``: each mini-batch is split across worker processes; their gradients are averaged
   (weighted by share size) and one optimizer step is applied: the same updates as ``serial``.
 * ``async``: worker processes compute gradients of whole batches on the parameters they were
-  given; the training process applies each gradient as it arrives, with gradient-staleness
-  compensation (``none``, ``divide``: learning rate / staleness, ``dc`` and ``dc_adaptive``:
-  delay-compensated ASGD).
+  given (and the training process computes a batch itself when they are all busy); the training
+  process applies each gradient as it arrives, with gradient-staleness compensation (``none``,
+  ``divide``: learning rate / staleness, ``dc`` and ``dc_adaptive``: delay-compensated ASGD).
 
 Workers start once per run (``spawn``), rebuild the network from the experiment through the plugin
 manager and exchange parameters, gradients and batches through shared memory. See

@@ -294,11 +294,13 @@ class Async(_LocalWorkers):
     """Asynchronous training on local worker processes, with gradient-staleness compensation.
 
     The training process owns the parameters (``run.model``). ``train_batch`` hands the batch to a
-    free worker together with a copy of the current parameters (waiting for one to finish when all
-    are busy), and applies every gradient as it arrives: staleness compensation, the
-    ``numpyml_before_update`` hook, one optimizer step. It returns the loss of a batch completed
-    earlier (in completion order, one per call) or ``None``; ``end_epoch`` waits for the batches
-    still in flight, applies them and returns their losses, so evaluation sees every update.
+    free worker together with a copy of the current parameters, and applies every gradient as it
+    arrives: staleness compensation, the ``numpyml_before_update`` hook, one optimizer step. When
+    every worker process is busy, the training process computes the batch itself on the current
+    parameters and applies its gradient at once (``local_share``, the default; otherwise it waits
+    for a worker to finish). It returns the loss of a batch completed earlier (in completion
+    order, one per call) or ``None``; ``end_epoch`` waits for the batches still in flight, applies
+    them and returns their losses, so evaluation sees every update.
 
     Staleness ``tau`` of a gradient = updates applied before it minus updates applied when its
     worker read the parameters, plus one (``tau = 1``: nothing happened in between, as in
@@ -315,10 +317,18 @@ class Async(_LocalWorkers):
       with ``mean_square <- dc_momentum * mean_square + (1 - dc_momentum) * g * g``.
 
     With ``workers = 1`` there is never another update in between (``tau = 1``): the run follows
-    ``serial`` up to float rounding, with the batch loading of the next batch overlapping the
-    gradient of the current one.
+    ``serial`` up to float rounding (with ``local_share = false``, the loading of the next batch
+    overlaps the worker's gradient of the current one).
 
-    Other parameters as for ``sync``: ``blas_threads`` per worker, ``timeout`` in seconds.
+    * ``local_share`` (default true): the training process is one of the ``workers``: it starts
+      ``workers - 1`` worker processes and computes a batch itself whenever they are all busy (its
+      own gradients are fresh, ``tau = 1``, and the workers' count that update). On a machine with
+      as many cores as workers, ``workers`` processes plus a training process that applies their
+      gradients would take turns on the cores. ``false``: ``workers`` processes compute every batch.
+
+    Other parameters as for ``sync``: ``blas_threads`` per worker (and for the training process
+    while it computes), ``timeout`` in seconds, ``spin_ms`` (keep it at 0 with ``local_share =
+    false`` on a machine with no more cores than workers).
     Layer state (running statistics) is updated by adding each worker's change when its gradient
     is applied. A checkpoint written mid-epoch (``every_batches``) holds the parameters without
     the batches still in flight (at most ``workers``), so resuming such a run repeats no batch but
@@ -331,8 +341,13 @@ class Async(_LocalWorkers):
     def __init__(self, workers: int = 2,
                  staleness: Literal["none", "divide", "dc", "dc_adaptive"] = "divide",
                  dc_lambda: float = 0.04, dc_momentum: float = 0.95,
-                 blas_threads: int = 1, timeout: float = 300.0) -> None:
+                 blas_threads: int = 1, timeout: float = 300.0,
+                 local_share: bool = True, spin_ms: float = 0.5) -> None:
         super().__init__(workers, blas_threads, timeout)
+        if not spin_ms >= 0:
+            raise ValueError(f"spin_ms must be at least 0, got {spin_ms}")
+        self.local_share = bool(local_share)
+        self.spin_ms = float(spin_ms)
         self.staleness = staleness
         self.compensation = StalenessCompensation(staleness, dc_lambda, dc_momentum)
         self.version = 0  # gradients applied in this run
@@ -341,28 +356,41 @@ class Async(_LocalWorkers):
         self._busy: dict[int, int] = {}  # worker -> version it read
         self._losses: deque[float] = deque()
 
+    @property
+    def processes(self) -> int:
+        return self.workers - 1 if self.local_share else self.workers
+
+    @property
+    def first_index(self) -> int:  # type: ignore[override]
+        return 1 if self.local_share else 0
+
     def _setup(self, run: Any) -> None:
         super()._setup(run)
         self.version = 0
         self.staleness_counts = {}
-        self._free = list(range(self.workers - 1, -1, -1))  # pop() hands out worker 0 first
+        self._free = list(range(self.processes - 1, -1, -1))  # pop() hands out worker 0 first
         self._busy, self._losses = {}, deque()
 
     def train_batch(self, run: Any, x: np.ndarray, y: np.ndarray) -> float | None:
-        pool = self.pool
-        if pool is None:
+        if not self._ready:
             raise RuntimeError("async.train_batch() before setup()")
-        if self._busy:
-            self._collect(run, block=not self._free)
-        k = self._free.pop()
-        self._publish(run, self._params[k])
-        self._batch_buffer(k, [k], x, y)
-        self._busy[k] = self.version
-        pool.gradient(k, 0, len(x), 1.0)
+        if self._busy:  # apply what has arrived; wait for a worker only if none is free and none computes here
+            self._collect(run, block=not self._free and not self.local_share)
+        if self._free:
+            k = self._free.pop()
+            self._publish(run, self._params[k])
+            self._batch_buffer(k, [k], x, y)
+            self._busy[k] = self.version
+            self.pool.gradient(k, 0, len(x), 1.0)
+        else:  # local_share, every worker process busy: this batch is computed here, on run.model
+            with blas_threads(self.blas_threads):
+                loss = run.model.loss_and_gradients(x, y, run.cost)
+            params = run.model.params()
+            self._update(run, run.model.grads(), params, 1, float(loss))
         return self._losses.popleft() if self._losses else None
 
     def end_epoch(self, run: Any) -> list[float]:
-        while self._busy:
+        while self._busy and self.pool is not None:
             self._collect(run, block=True)
         losses, self._losses = list(self._losses), deque()
         return losses
@@ -376,14 +404,21 @@ class Async(_LocalWorkers):
             replies = self.pool.receive_any(sorted(self._busy), poll=True) if self._busy else []
 
     def _apply(self, run: Any, k: int, loss: float) -> None:
+        """Apply worker ``k``'s gradient (computed on the parameters it was handed)."""
         read_version = self._busy.pop(k)
-        tau = self.version - read_version + 1
-        self.staleness_counts[tau] = self.staleness_counts.get(tau, 0) + 1
         output, stale = self._outputs[k], self._params[k]
         params = run.model.params()
-        grads = {name: output[f"grad.{name}"] for name in params}
-        self.compensation.compensate(grads, params, {name: stale[f"param.{name}"] for name in params}, tau)
         self._merge_state(run, [(output, stale, 1.0)])
+        self._free.append(k)
+        self._update(run, {name: output[f"grad.{name}"] for name in params},
+                     {name: stale[f"param.{name}"] for name in params}, self.version - read_version + 1, loss)
+
+    def _update(self, run: Any, grads: dict, stale: dict, tau: int, loss: float) -> None:
+        """One update with a gradient of staleness ``tau`` computed on the parameters ``stale``:
+        compensation, the ``numpyml_before_update`` hook, the optimizer step."""
+        self.staleness_counts[tau] = self.staleness_counts.get(tau, 0) + 1
+        params = run.model.params()
+        self.compensation.compensate(grads, params, stale, tau)
         run.hooks.numpyml_before_update(run=run, params=params, grads=grads)
         optimizer = run.optimizer
         factor = self.compensation.learning_rate_factor(tau)
@@ -397,7 +432,6 @@ class Async(_LocalWorkers):
         else:
             optimizer.step(params, grads)
         self.version += 1
-        self._free.append(k)
         self._losses.append(loss)
 
     def teardown(self, run: Any) -> None:
@@ -406,4 +440,4 @@ class Async(_LocalWorkers):
 
     def __repr__(self) -> str:
         return (f"Async(workers={self.workers}, staleness={self.staleness!r}, blas_threads={self.blas_threads}, "
-                f"timeout={self.timeout})")
+                f"timeout={self.timeout}, local_share={self.local_share}, spin_ms={self.spin_ms})")
