@@ -8,10 +8,12 @@ local worker process around it.
 
 The fast path uses no pickling and no pipe: the parent writes a command into the worker's row of
 a shared control block (``command``, ``rows`` = start/stop, ``scale``) and releases the worker's
-``go`` semaphore; the worker loads parameters and state from the parameter segment, computes the
-gradient of the mean loss of rows ``start:stop`` of the batch segment, writes ``scale`` times it
-(``grad.<name>``) and the updated state (``state.<name>``) to its output segment, stores the loss,
-sets its ``flag`` to DONE and releases the shared ``done`` semaphore. (Semaphores wake a process
+``go`` semaphore; the worker computes ``scale`` times the gradient of the mean loss of rows
+``start:stop`` of the batch segment, its layers reading the parameters from the parameter segment
+and writing the gradients (``grad.<name>``) into its output segment themselves (see
+:meth:`GradientWorker.bind`; copied where a layer does not allow it), copies the layer state
+(``state.<name>``) there too, stores the loss, sets its ``flag`` to DONE and releases the shared
+``done`` semaphore. (Semaphores wake a process
 in about 10 us here, a pipe round trip with ``connection.wait`` takes about 60 us.)
 
 The pipe carries only rare messages: ``("ready", pid, layout)`` at start, ``("data", handle)``

@@ -216,9 +216,9 @@ class Sync(_LocalWorkers):
     only tiny commands go through pipes. The layers compute on the shared arrays themselves (the
     optimizer steps the parameters the workers read, the workers' backward writes the gradients
     the training process sums) when they read ``params`` and ``grads`` at every call, as the layer
-    protocol asks; that is checked at setup and on the first batch, and arrays are copied otherwise. A worker that raises or dies fails the run at once with
-    its error; Ctrl-C, the end of the run and every error stop the workers and remove the shared
-    memory (``teardown``). Layer state (batch-norm running statistics) is merged as the weighted
+    protocol asks; that is checked at setup and on the first batch, and arrays are copied
+    otherwise. A worker that raises or dies fails the run at once with its error; Ctrl-C, the end
+    of the run and every error stop the workers and remove the shared memory (``teardown``). Layer state (batch-norm running statistics) is merged as the weighted
     sum of the shares' changes; each share normalizes with its own batch statistics.
     """
 
@@ -237,16 +237,16 @@ class Sync(_LocalWorkers):
     def processes(self) -> int:
         return self.workers - 1 if self.local_share else self.workers
 
+    @property
+    def first_index(self) -> int:  # type: ignore[override]
+        return 1 if self.local_share else 0
+
     def _setup(self, run: Any) -> None:
         super()._setup(run)
         if self.processes:  # the optimizer then steps the parameters the workers read: no copy per batch
             shared = self._params[0]
             binding = Binding(run.model, {name: shared[f"param.{name}"] for name in run.model.params()})
             self._binding = binding if binding.bind() else None
-
-    @property
-    def first_index(self) -> int:  # type: ignore[override]
-        return 1 if self.local_share else 0
 
     def train_batch(self, run: Any, x: np.ndarray, y: np.ndarray) -> float:
         if not self._ready:
@@ -385,12 +385,12 @@ class Async(_LocalWorkers):
         else:  # local_share, every worker process busy: this batch is computed here, on run.model
             with blas_threads(self.blas_threads):
                 loss = run.model.loss_and_gradients(x, y, run.cost)
-            params = run.model.params()
-            self._update(run, run.model.grads(), params, 1, float(loss))
+            # fresh: computed on the current parameters, applied before anything else (tau = 1)
+            self._update(run, run.model.grads(), run.model.params(), 1, float(loss))
         return self._losses.popleft() if self._losses else None
 
     def end_epoch(self, run: Any) -> list[float]:
-        while self._busy and self.pool is not None:
+        while self._busy:
             self._collect(run, block=True)
         losses, self._losses = list(self._losses), deque()
         return losses
