@@ -70,6 +70,33 @@ def site(make_dist):
     make_dist("fakeplug-blobs", "0.0.1", {"blobs": "fakeplug_blobs"}, {"fakeplug_blobs": SOURCE})
 
 
+@pytest.fixture
+def memory_cap():
+    """While the test runs, cap this process's address space at what it maps now plus 6 GiB.
+
+    A mutated size such as ``units = 67108864`` asks for a weight of 9.6 GB drawn through 19 GB of
+    float64: Linux grants that much (overcommit) and the machine's OOM killer, not numpyml, ends
+    the process filling it, with the whole test session (seen in CI). Under the cap the same
+    allocation raises MemoryError at once, the path whose clean error these tests check."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    try:
+        with open("/proc/self/statm") as statm:
+            mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # not Linux: no overcommit to guard against here
+        yield
+        return
+    cap = mapped + (6 << 30)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def check_result(result, what):
     assert result.exit_code in (0, 2), f"{what}: exit {result.exit_code}\n{result.output}\n{result.exception!r}"
     assert "Traceback" not in result.output
@@ -86,7 +113,7 @@ def check_result(result, what):
     value=values,
     new_key=st.sampled_from(["unit", "type", "epochs", "activation", "learning_rate", "zzz", "validation"]),
 )
-def test_mutated_experiments_fail_cleanly_or_run(site, tmp_path_factory, path, action, value, new_key):
+def test_mutated_experiments_fail_cleanly_or_run(site, memory_cap, tmp_path_factory, path, action, value, new_key):
     folder = tmp_path_factory.mktemp("mutant")
     document = mutate(BASE, path, action, value, new_key)
     try:
@@ -102,6 +129,18 @@ def test_mutated_experiments_fail_cleanly_or_run(site, tmp_path_factory, path, a
         result = runner.invoke(app, ["run", str(experiment), "--epochs", "1", "--quiet", "--output",
                                      str(folder / "run")])
         check_result(result, f"run {path} {action} {value!r}")
+
+
+def test_a_network_too_big_for_memory_is_a_clear_error(site, memory_cap, tmp_path):
+    experiment = tmp_path / "huge.toml"
+    experiment.write_text(EXPERIMENT.replace("units = 32", "units = 67108864"))
+    for command in (["validate", str(experiment)],
+                    ["run", str(experiment), "--quiet", "--output", str(tmp_path / "run")]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert "layer #2 (dense) needs more memory for its parameters than this machine has" in result.stderr
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("garbage", [b"\xff\xfe not utf8", b"name = \n", b"[[model.layers]]\ntype = 3\n",

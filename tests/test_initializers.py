@@ -94,3 +94,26 @@ def test_bad_parameters():
         create("initializer", "he", distribution="truncated")
     with pytest.raises(ConfigError, match="stddev"):
         create("initializer", "gaussian", stddev=-1.0)
+
+
+@pytest.mark.parametrize("name", ["gaussian", "xavier", "he"])
+def test_a_draw_larger_than_the_available_memory_is_refused_before_allocating(name, monkeypatch):
+    """Linux would grant the allocation (overcommit) and kill the process filling it."""
+    import numpyml_initializers.initializers as initializers
+
+    monkeypatch.setattr(initializers, "available_memory", lambda: 10_000_000)
+    with pytest.raises(MemoryError, match=r"drawing a 1000x1000 parameter needs 12 MB, 10 MB are available"):
+        create("initializer", name)((1000, 1000), np.random.default_rng(0))
+    assert create("initializer", name)((100, 100), np.random.default_rng(0)).shape == (100, 100)  # 1.2 MB: fits
+
+
+def test_available_memory_reads_the_system():
+    import os
+
+    from numpyml_initializers.initializers import available_memory
+
+    available = available_memory()
+    if os.path.exists("/proc/meminfo"):
+        assert isinstance(available, int) and 1 << 20 < available < 1 << 50
+    else:
+        assert available is None

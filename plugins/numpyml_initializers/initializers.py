@@ -30,6 +30,34 @@ def fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[-2] * receptive_field, shape[-1] * receptive_field
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations without swapping (Linux: ``MemAvailable``
+    in ``/proc/meminfo``), ``None`` where that is unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def require_memory(shape: tuple[int, ...], dtype: Any) -> None:
+    """``MemoryError`` before a random draw of ``shape`` that cannot fit in memory: the draw
+    is float64 and then converted to ``dtype``. Linux grants allocations larger than what it has
+    (overcommit), and filling one ends the process without a message (the OOM killer)."""
+    need = math.prod(int(d) for d in shape) * (8 + np.dtype(dtype).itemsize)
+    available = available_memory()
+    if available is not None and need > available:
+        raise MemoryError(f"drawing a {'x'.join(str(int(d)) for d in shape)} parameter needs {_size(need)}, "
+                          f"{_size(available)} are available")
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 1e9:.1f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.0f} MB"
+
+
 class Zeros:
     """All zeros."""
 
@@ -65,6 +93,7 @@ class Gaussian:
         self.stddev = float(stddev)
 
     def __call__(self, shape: tuple[int, ...], rng: np.random.Generator, dtype: Any = np.float32) -> np.ndarray:
+        require_memory(shape, dtype)
         return rng.normal(self.mean, self.stddev, size=shape).astype(dtype, copy=False)
 
 
@@ -90,6 +119,7 @@ class VarianceScaling:
 
     def __call__(self, shape: tuple[int, ...], rng: np.random.Generator, dtype: Any = np.float32) -> np.ndarray:
         variance = self.variance(shape)
+        require_memory(shape, dtype)
         if self.distribution == "normal":
             values = rng.normal(0.0, math.sqrt(variance), size=shape)
         else:
