@@ -251,13 +251,14 @@ def table(title: str, net: str, args: argparse.Namespace, data_dir: str) -> None
             else:
                 results[name].append(measure(experiment(layers, optimizer, strategy, epochs, batch_size), data_dir,
                                              train_samples))
-    print(f"{'strategy':<14} {'samples/s':>10} {'speed-up':>9} {'accuracy':>9} {'setup s':>8}"
+    width = max(14, *(len(name) for name, _ in rows))
+    print(f"{'strategy':<{width}} {'samples/s':>10} {'speed-up':>9} {'accuracy':>9} {'setup s':>8}"
           + ("   all runs (samples/s)" if args.repeats > 1 else ""))
     base = max(rate for rate, _, _ in results[rows[0][0]])
     for name, _ in rows:
         rate, accuracy, setup = max(results[name])
         runs = "   " + " ".join(f"{r:.0f}" for r, _, _ in results[name]) if args.repeats > 1 else ""
-        print(f"{name:<14} {rate:>10.0f} {rate / base:>8.2f}x {100 * accuracy:>8.2f}% {setup:>8.2f}{runs}")
+        print(f"{name:<{width}} {rate:>10.0f} {rate / base:>8.2f}x {100 * accuracy:>8.2f}% {setup:>8.2f}{runs}")
     sys.stdout.flush()
 
 
