@@ -164,6 +164,7 @@ def share_bound(data_dir: str, batch_size: int) -> None:
     import multiprocessing
 
     from numpyml_core.blas import blas_threads
+    from numpyml_parallel._pool import _worker_environment
 
     run = _bench_run(data_dir, batch_size)
     x, y = run.splits["train"].batch(np.arange(batch_size))
@@ -185,17 +186,9 @@ def share_bound(data_dir: str, batch_size: int) -> None:
 
     context = multiprocessing.get_context("spawn")
     ready, stop = context.Barrier(2), context.Event()
-    saved = {name: os.environ.get(name) for name in BLAS_THREAD_VARIABLES}
-    os.environ.update({name: "1" for name in BLAS_THREAD_VARIABLES})
-    try:
+    with _worker_environment(1):  # one BLAS thread, as the parallel plugin starts its workers
         other = context.Process(target=_other_half, args=(data_dir, batch_size, ready, stop), daemon=True)
         other.start()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     try:
         ready.wait(timeout=120)
         with blas_threads(1):

@@ -93,7 +93,7 @@ class GradientWorker:
     def load(self, source: Any) -> None:
         """Copy parameters and state from ``source`` (a mapping with ``param.``/``state.`` keys),
         but for the parameters :meth:`bind` made ``source``'s own arrays."""
-        if not self.bound:
+        if self.binding is None or not self.binding.active:
             for name, value in self.model.params().items():
                 np.copyto(value, source[f"param.{name}"])
         for name, value in self.model.state().items():

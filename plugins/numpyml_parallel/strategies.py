@@ -37,16 +37,23 @@ class _LocalWorkers:
 
     label = "parallel"
     shared_parameters = True  # one parameter segment for all workers (sync) or one each (async)
-    first_index = 0  # the number of the first worker process in messages (1 when the trainer is worker 0)
-    spin_ms = 0.0  # how long a waiting process busy-waits before it sleeps (see Sync)
 
     @property
     def processes(self) -> int:
-        """Worker processes to start (``sync`` computes one share in the training process)."""
-        return self.workers
+        """Worker processes to start (with ``local_share`` the training process is one of the workers)."""
+        return self.workers - 1 if self.local_share else self.workers
 
-    def __init__(self, workers: int, blas_threads: int, timeout: float) -> None:
+    @property
+    def first_index(self) -> int:
+        """The number of the first worker process in messages (1 when the trainer is worker 0)."""
+        return 1 if self.local_share else 0
+
+    def __init__(self, workers: int, blas_threads: int, timeout: float, local_share: bool, spin_ms: float) -> None:
         _check_common(workers, blas_threads, timeout)
+        if not spin_ms >= 0:
+            raise ValueError(f"spin_ms must be at least 0, got {spin_ms}")
+        self.local_share = bool(local_share)
+        self.spin_ms = float(spin_ms)  # how long a waiting process busy-waits before it sleeps
         self.workers = workers
         self.blas_threads = blas_threads
         self.timeout = float(timeout)
@@ -227,19 +234,7 @@ class Sync(_LocalWorkers):
 
     def __init__(self, workers: int = 2, blas_threads: int = 1, timeout: float = 300.0,
                  local_share: bool = True, spin_ms: float = 0.5) -> None:
-        super().__init__(workers, blas_threads, timeout)
-        if not spin_ms >= 0:
-            raise ValueError(f"spin_ms must be at least 0, got {spin_ms}")
-        self.spin_ms = float(spin_ms)
-        self.local_share = bool(local_share)
-
-    @property
-    def processes(self) -> int:
-        return self.workers - 1 if self.local_share else self.workers
-
-    @property
-    def first_index(self) -> int:  # type: ignore[override]
-        return 1 if self.local_share else 0
+        super().__init__(workers, blas_threads, timeout, local_share, spin_ms)
 
     def _setup(self, run: Any) -> None:
         super()._setup(run)
@@ -343,11 +338,7 @@ class Async(_LocalWorkers):
                  dc_lambda: float = 0.04, dc_momentum: float = 0.95,
                  blas_threads: int = 1, timeout: float = 300.0,
                  local_share: bool = True, spin_ms: float = 0.5) -> None:
-        super().__init__(workers, blas_threads, timeout)
-        if not spin_ms >= 0:
-            raise ValueError(f"spin_ms must be at least 0, got {spin_ms}")
-        self.local_share = bool(local_share)
-        self.spin_ms = float(spin_ms)
+        super().__init__(workers, blas_threads, timeout, local_share, spin_ms)
         self.staleness = staleness
         self.compensation = StalenessCompensation(staleness, dc_lambda, dc_momentum)
         self.version = 0  # gradients applied in this run
@@ -355,14 +346,6 @@ class Async(_LocalWorkers):
         self._free: list[int] = []
         self._busy: dict[int, int] = {}  # worker -> version it read
         self._losses: deque[float] = deque()
-
-    @property
-    def processes(self) -> int:
-        return self.workers - 1 if self.local_share else self.workers
-
-    @property
-    def first_index(self) -> int:  # type: ignore[override]
-        return 1 if self.local_share else 0
 
     def _setup(self, run: Any) -> None:
         super()._setup(run)
