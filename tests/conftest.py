@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -21,6 +22,41 @@ def _fresh_plugin_manager():
     plugins_module.set_plugin_manager(None)
     yield
     plugins_module.set_plugin_manager(None)
+
+
+@contextlib.contextmanager
+def address_space_cap(headroom: int = 6 << 30):
+    """While the block runs, cap this process's address space at what it maps now plus ``headroom`` bytes.
+
+    A hostile size (``units = 67108864``, a gzip bomb, a pickle declaring a huge array) asks for
+    gigabytes: Linux grants them (overcommit) and the machine's OOM killer, not numpyml, ends the
+    process filling them, with the whole test session (seen in CI). Under the cap such an allocation
+    raises MemoryError at once, so a test sees what numpyml does instead of the machine dying; a
+    smaller headroom makes a test fail if numpyml allocates what the input merely claims."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    try:
+        with open("/proc/self/statm") as statm:
+            mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # not Linux: no overcommit to guard against here
+        yield
+        return
+    cap = mapped + headroom
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+@pytest.fixture
+def memory_cap():
+    """The test runs under ``address_space_cap()``: its process may map at most 6 GiB more."""
+    with address_space_cap():
+        yield
 
 
 @pytest.fixture

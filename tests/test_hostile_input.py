@@ -70,33 +70,6 @@ def site(make_dist):
     make_dist("fakeplug-blobs", "0.0.1", {"blobs": "fakeplug_blobs"}, {"fakeplug_blobs": SOURCE})
 
 
-@pytest.fixture
-def memory_cap():
-    """While the test runs, cap this process's address space at what it maps now plus 6 GiB.
-
-    A mutated size such as ``units = 67108864`` asks for a weight of 9.6 GB drawn through 19 GB of
-    float64: Linux grants that much (overcommit) and the machine's OOM killer, not numpyml, ends
-    the process filling it, with the whole test session (seen in CI). Under the cap the same
-    allocation raises MemoryError at once, the path whose clean error these tests check."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    try:
-        with open("/proc/self/statm") as statm:
-            mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:  # not Linux: no overcommit to guard against here
-        yield
-        return
-    cap = mapped + (6 << 30)
-    if hard != resource.RLIM_INFINITY:
-        cap = min(cap, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-
-
 def check_result(result, what):
     assert result.exit_code in (0, 2), f"{what}: exit {result.exit_code}\n{result.output}\n{result.exception!r}"
     assert "Traceback" not in result.output
