@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -29,10 +29,13 @@ class Model:
         self.output_shape: tuple[int, ...] | None = None
 
     # -- building ------------------------------------------------------------------------------
-    def build(self, input_shape: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...]:
+    def build(self, input_shape: tuple[int, ...], rng: np.random.Generator,
+              after_layer: Callable[[int, Any], None] | None = None) -> tuple[int, ...]:
         """Build every layer in order; return the per-sample output shape.
 
         Raises ``ValueError`` naming the layer (1-based) when a layer rejects its input shape.
+        ``after_layer(index, layer)``, when given, is called after each layer is built and before the
+        next one is (loading a model file compares each layer with the stored tensors there).
         """
         self.input_shape = tuple(input_shape)
         shape = self.input_shape
@@ -46,6 +49,8 @@ class Model:
                 kind = self.configs[index].get("type", type(layer).__name__)
                 raise ValueError(f"layer #{index + 1} ({kind}) needs more memory for its parameters than this "
                                  f"machine has ({exc}); make it smaller") from None
+            if after_layer is not None:
+                after_layer(index, layer)
         self.output_shape = shape
         self._detach_head()
         # Backward stops at the first layer with parameters: nothing before it needs a gradient,
@@ -148,7 +153,8 @@ class Model:
         return {**self.params(), **self.state()}
 
     def load_tensors(self, tensors: dict[str, np.ndarray]) -> None:
-        """Copy arrays into the built model (in place). Raises ``ValueError`` on any mismatch."""
+        """Copy arrays into the built model (in place). Raises ``ValueError`` on any mismatch of
+        names, shapes or dtypes (an array of another dtype is refused, never converted silently)."""
         own = self.tensors()
         missing = sorted(set(own) - set(tensors))
         extra = sorted(set(tensors) - set(own))
@@ -160,6 +166,9 @@ class Model:
             source = tensors[name]
             if source.shape != target.shape:
                 raise ValueError(f"'{name}' has shape {source.shape}, the architecture needs {target.shape}")
+            if source.dtype != target.dtype:
+                raise ValueError(f"'{name}' is stored as {source.dtype}, the network needs {target.dtype} "
+                                 "(an array of another type is refused, not converted)")
             target[...] = source
 
     def count_params(self) -> int:

@@ -3,14 +3,31 @@
 Each is a class whose constructor arguments are its config schema and whose instances are called as
 ``initializer(shape, rng, dtype=np.float32) -> array`` (randomness only from ``rng``, a
 :class:`numpy.random.Generator`). Fan-in and fan-out follow Keras, see :func:`fans`.
+
+While a model file is loaded, every initializer here returns a zero placeholder instead of drawing
+(the stored weights overwrite it) and refuses a shape larger than any stored tensor:
+:func:`numpyml_core.serialization.loading_placeholder`, which third-party initializers should call
+first too.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from numpyml_core.serialization import loading_placeholder
+
+#: Where :func:`available_memory` reads the host's free memory (``MemAvailable``) and a container's
+#: memory limit and usage (cgroup v2, then cgroup v1); module constants so that tests can point them
+#: at fake files.
+MEMINFO = Path("/proc/meminfo")
+CGROUP_V2_MAX = Path("/sys/fs/cgroup/memory.max")
+CGROUP_V2_CURRENT = Path("/sys/fs/cgroup/memory.current")
+CGROUP_V1_LIMIT = Path("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+CGROUP_V1_USAGE = Path("/sys/fs/cgroup/memory/memory.usage_in_bytes")
 
 
 def fans(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -30,11 +47,17 @@ def fans(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[-2] * receptive_field, shape[-1] * receptive_field
 
 
-def available_memory() -> int | None:
-    """Bytes of memory available to new allocations without swapping (Linux: ``MemAvailable``
-    in ``/proc/meminfo``), ``None`` where that is unknown."""
+def _read_int(path: Path) -> int | None:
+    """The integer in a one-line file; ``None`` when absent, unreadable, not an integer or ``max``."""
     try:
-        with open("/proc/meminfo") as meminfo:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _host_available() -> int | None:
+    try:
+        with open(MEMINFO) as meminfo:
             for line in meminfo:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
@@ -43,10 +66,34 @@ def available_memory() -> int | None:
     return None
 
 
+def _cgroup_available() -> int | None:
+    """What the memory limit of this process's cgroup (a container's) leaves: the limit minus the
+    usage, from cgroup v2 (``memory.max``, ``"max"`` meaning no limit) or else cgroup v1
+    (``memory.limit_in_bytes``, a huge number meaning none); ``None`` without a limit."""
+    for limit_file, usage_file in ((CGROUP_V2_MAX, CGROUP_V2_CURRENT), (CGROUP_V1_LIMIT, CGROUP_V1_USAGE)):
+        limit = _read_int(limit_file)
+        if limit is None:
+            continue
+        if limit >= 1 << 60:  # cgroup v1's "unlimited" (a page-rounded 2^63 - 1)
+            return None
+        return max(0, limit - (_read_int(usage_file) or 0))
+    return None
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new allocations without swapping, ``None`` where unknown: the
+    smaller of the host's ``MemAvailable`` (``/proc/meminfo``) and what the cgroup memory limit (a
+    container's, cgroup v2 ``memory.max`` minus ``memory.current``, or cgroup v1) leaves."""
+    figures = [value for value in (_host_available(), _cgroup_available()) if value is not None]
+    return min(figures) if figures else None
+
+
 def require_memory(shape: tuple[int, ...], dtype: Any) -> None:
     """``MemoryError`` before a random draw of ``shape`` that cannot fit in memory: the draw
     is float64 and then converted to ``dtype``. Linux grants allocations larger than what it has
-    (overcommit), and filling one ends the process without a message (the OOM killer)."""
+    (overcommit), and filling one ends the process without a message (the OOM killer), in a
+    container as soon as the draw passes the container's limit: so the smaller of the host's free
+    memory and the container's is used (:func:`available_memory`)."""
     need = math.prod(int(d) for d in shape) * (8 + np.dtype(dtype).itemsize)
     available = available_memory()
     if available is not None and need > available:
@@ -62,14 +109,16 @@ class Zeros:
     """All zeros."""
 
     def __call__(self, shape: tuple[int, ...], rng: np.random.Generator, dtype: Any = np.float32) -> np.ndarray:
-        return np.zeros(shape, dtype=dtype)
+        placeholder = loading_placeholder(shape, dtype)
+        return placeholder if placeholder is not None else np.zeros(shape, dtype=dtype)
 
 
 class Ones:
     """All ones."""
 
     def __call__(self, shape: tuple[int, ...], rng: np.random.Generator, dtype: Any = np.float32) -> np.ndarray:
-        return np.ones(shape, dtype=dtype)
+        placeholder = loading_placeholder(shape, dtype)
+        return placeholder if placeholder is not None else np.ones(shape, dtype=dtype)
 
 
 class Constant:
@@ -79,7 +128,8 @@ class Constant:
         self.value = float(value)
 
     def __call__(self, shape: tuple[int, ...], rng: np.random.Generator, dtype: Any = np.float32) -> np.ndarray:
-        return np.full(shape, self.value, dtype=dtype)
+        placeholder = loading_placeholder(shape, dtype)
+        return placeholder if placeholder is not None else np.full(shape, self.value, dtype=dtype)
 
 
 class Gaussian:
@@ -93,6 +143,9 @@ class Gaussian:
         self.stddev = float(stddev)
 
     def __call__(self, shape: tuple[int, ...], rng: np.random.Generator, dtype: Any = np.float32) -> np.ndarray:
+        placeholder = loading_placeholder(shape, dtype)
+        if placeholder is not None:
+            return placeholder
         require_memory(shape, dtype)
         return rng.normal(self.mean, self.stddev, size=shape).astype(dtype, copy=False)
 
@@ -118,6 +171,9 @@ class VarianceScaling:
         return self.scale / max(1.0, fan)
 
     def __call__(self, shape: tuple[int, ...], rng: np.random.Generator, dtype: Any = np.float32) -> np.ndarray:
+        placeholder = loading_placeholder(shape, dtype)
+        if placeholder is not None:
+            return placeholder
         variance = self.variance(shape)
         require_memory(shape, dtype)
         if self.distribution == "normal":
