@@ -188,7 +188,9 @@ def predict(
     Each image is converted to the model's input: grayscale for 1-channel models, RGB for
     3-channel ones (transparency over white), inverted when it is dark on light (grayscale models),
     the digit centred as in MNIST (grayscale models) or the whole image resized to the model's
-    height x width, then scaled (and normalized) as the training data were. Needs Pillow: pip install 'numpyml\\[plot]' (or 'numpyml\\[image]').
+    height x width, then scaled (and normalized) as the training data were. Images larger than 50
+    megapixels (width x height) are refused, from their header, before any pixel is decoded. Needs
+    Pillow: pip install 'numpyml\\[plot]' (or 'numpyml\\[image]').
     """
     import numpy as np
 

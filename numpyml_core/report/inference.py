@@ -14,6 +14,12 @@ import numpy as np
 
 from ..errors import UserError
 
+#: The largest image ``numpyml predict`` reads, in pixels (width x height): 50 megapixels, more than
+#: a 48-megapixel phone photo or an A4 page scanned at 600 dpi. A larger one is refused from its
+#: header, before any pixel is decoded: a 12000x12000 PNG is 140 KB on disk but 144 MB decoded and
+#: several GB in the float arithmetic of the conversion.
+MAX_IMAGE_PIXELS = 50_000_000
+
 
 def to_probabilities(outputs: np.ndarray) -> np.ndarray:
     """Rows of class probabilities: ``outputs`` as they are when they already are (a softmax head),
@@ -196,14 +202,33 @@ def load_image(path: str | Path, shape: tuple[int, int, int], invert: bool | Non
     model's input when the image has a light background, since MNIST-style data is white on black.
     ``center`` (grayscale only): instead of resizing the whole image, :func:`center_like_mnist`.
     """
+    import re
+    import warnings
+
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     height, width, channels = shape
+
+    def too_large(pixels: int | None, size: str = "") -> UserError:
+        count = f"{pixels:,} pixels" if pixels is not None else "too many pixels"
+        return UserError(f"{path}: the image is {size}{count}, more than the {MAX_IMAGE_PIXELS:,} pixels "
+                         f"({MAX_IMAGE_PIXELS / 1e6:g} megapixels) 'numpyml predict' reads; scale it down first "
+                         f"(the model sees it at {height}x{width} anyway).")
+
     try:
-        with Image.open(path) as opened:
-            opened.load()
-            image = ImageOps.exif_transpose(opened) or opened
+        with warnings.catch_warnings():
+            # Pillow's own decompression-bomb limits (a warning, then an error, from the header): ours is lower
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                columns, rows = opened.size
+                if columns * rows > MAX_IMAGE_PIXELS:  # from the header: no pixel decoded yet
+                    raise too_large(columns * rows, f"{columns}x{rows}, ")
+                opened.load()
+                image = ImageOps.exif_transpose(opened) or opened
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise too_large(int(found.group(1)) if found else None) from None
     except FileNotFoundError:
         raise UserError(f"{path}: no such image file.") from None
     except IsADirectoryError:
