@@ -165,13 +165,26 @@ def center_like_mnist(gray: np.ndarray, height: int, width: int) -> np.ndarray:
     of mass is the centre of the ``height`` x ``width`` output."""
     from PIL import Image
 
-    ink = gray.astype(np.float64)
-    ink = np.clip(ink - np.median(np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]])), 0, None)  # background 0
-    if ink.max() <= 0:  # nothing brighter than the background: no ink to centre, resize the whole image
+    # In float32, in place, and bounding rows and columns rather than listing ink pixels: a 50-megapixel
+    # image costs about 0.6 GB here, not 2.5 GB. (gray - median is a multiple of 0.5 up to 255: exact
+    # in float32; the comparison and the scaling below are done in float64, as before.)
+    median = np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]).astype(np.float64))
+    ink = gray.astype(np.float32)
+    ink -= np.float32(median)
+    np.maximum(ink, 0, out=ink)  # background 0
+    peak = float(ink.max())
+    if peak <= 0:  # nothing brighter than the background: no ink to centre, resize the whole image
         return np.asarray(Image.fromarray(gray).resize((width, height), Image.Resampling.BOX))
-    rows, columns = np.nonzero(ink > 0.2 * ink.max())
-    top, bottom, left, right = rows.min(), rows.max() + 1, columns.min(), columns.max() + 1
-    crop = Image.fromarray(np.clip(ink[top:bottom, left:right] * 255.0 / ink.max(), 0, 255).astype(np.uint8))
+    mask = ink > np.float64(0.2 * peak)
+    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    del mask
+    top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
+    scaled = ink[top:bottom, left:right].astype(np.float64)
+    del ink
+    scaled *= 255.0
+    scaled /= peak
+    crop = Image.fromarray(np.clip(scaled, 0, 255, out=scaled).astype(np.uint8))
+    del scaled
     box = 20.0 / 28.0 * min(height, width)
     scale = box / max(crop.size)
     size = (max(1, int(round(crop.size[0] * scale))), max(1, int(round(crop.size[1] * scale))))
