@@ -204,12 +204,12 @@ def predict(
             raise UserError(f"--top must be at least 1, got {top}.")
         if batch_size < 1:
             raise UserError(f"--batch-size must be at least 1, got {batch_size}.")
-        require("PIL")
         if model_path.is_dir():
             model_path = model_path / "model.safetensors"
         manager = _manager()
-        model, architecture = load_model(model_path, manager)
+        model, architecture = load_model(model_path, manager)  # a bad model file is named first, Pillow or not
         shape = inference.model_image_shape(model.input_shape, str(model_path))
+        require("PIL")
         config = inference.read_run_config(model_path)
         try:
             dataset = inference.create_dataset(manager, architecture, config, str(model_path))
