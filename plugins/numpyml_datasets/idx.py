@@ -131,9 +131,10 @@ def read_idx(path: str | Path, expected_magic: int, max_bytes: int = MAX_IDX_BYT
     stream) into a new uint8 array, and one more byte is asked for to check that nothing follows.
     Memory is bounded by the declared size, itself bounded by ``max_bytes`` (default
     :data:`MAX_IDX_BYTES`) and, for gzip files, by the most that file could inflate to. The
-    array is read-only (it is shared by every load in the process). Every problem raises :class:`~numpyml_core.UserError` naming ``path``: unreadable, not gzip after
-    all, bad magic number, truncated, more data than the header declares, a declared size over the
-    limit or beyond what the machine can allocate.
+    array is read-only (it is shared by every load in the process). Every problem raises
+    :class:`~numpyml_core.UserError` naming ``path``: unreadable, corrupt gzip, bad magic number,
+    truncated, more data than the header declares, a declared size over the limit or beyond what
+    the machine can allocate.
     """
     path = Path(path)
     try:
