@@ -264,6 +264,8 @@ def test_cifar_split_with_no_images_is_an_error(tmp_path):
 
 
 EMPTY_TEST_SOURCE = '''
+import os
+
 import numpy as np
 from numpyml_core import hookimpl
 from numpyml_core.data import ArraySplit
@@ -278,8 +280,9 @@ class Hollow:
 
     def load(self, data_dir):
         x = np.random.default_rng(0).normal(size=(40, 2)).astype(np.float32)
+        test = 0 if os.environ.get("HOLLOW_EMPTY_TEST") else 10
         return {"train": ArraySplit(x, (x[:, 0] > 0).astype(np.int64)),
-                "test": ArraySplit(np.zeros((0, 2), np.float32), np.zeros(0, np.int64))}
+                "test": ArraySplit(x[:test], (x[:test, 0] > 0).astype(np.int64))}
 
 
 @hookimpl
@@ -306,7 +309,8 @@ batch_size = 8
 '''
 
 
-def test_run_with_an_empty_test_split_exits_2(make_dist, tmp_path):
+def test_run_with_an_empty_test_split_exits_2(make_dist, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOLLOW_EMPTY_TEST", "1")
     make_dist("fakeplug-hollow", "0.0.1", {"hollow": "fakeplug_hollow"}, {"fakeplug_hollow": EMPTY_TEST_SOURCE})
     experiment = tmp_path / "hollow.toml"
     experiment.write_text(HOLLOW_EXPERIMENT)
@@ -315,6 +319,22 @@ def test_run_with_an_empty_test_split_exits_2(make_dist, tmp_path):
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and "test_accuracy" not in result.output
     assert "'fakeplug_hollow'" in result.stderr and "'test' split" in result.stderr and "0 samples" in result.stderr
+    assert not output.exists()  # refused before the run folder was made
+
+
+def test_eval_on_an_empty_split_exits_2(make_dist, tmp_path, monkeypatch):
+    make_dist("fakeplug-hollow", "0.0.1", {"hollow": "fakeplug_hollow"}, {"fakeplug_hollow": EMPTY_TEST_SOURCE})
+    experiment = tmp_path / "hollow.toml"
+    experiment.write_text(HOLLOW_EXPERIMENT)
+    output = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(experiment), "--output", str(output), "--quiet"])
+    assert result.exit_code == 0, result.output
+    model = output / "model.safetensors"
+    assert CliRunner().invoke(app, ["eval", str(model)]).exit_code == 0
+    monkeypatch.setenv("HOLLOW_EMPTY_TEST", "1")
+    result = CliRunner().invoke(app, ["eval", str(model), "--split", "test"])
+    assert result.exit_code == 2, result.output
+    assert "accuracy" not in result.stdout and "'test' split (0 samples)" in result.stderr
 
 
 # --------------------------------------------------------------------------------------------

@@ -548,6 +548,8 @@ class _CifarDataset:
     std: tuple[float, ...] = ()
 
     input_shape = IMAGE_SHAPE
+    #: The official split sizes, the most :meth:`load` returns (see the Dataset protocol).
+    split_sizes = {"train": 50000, "test": 10000}
 
     def __init__(self, download: bool, normalize: bool, label_key: str, names_key: str, class_names: list[str]):
         self.download = download
@@ -637,8 +639,10 @@ class _CifarDataset:
         return " ".join(lines)
 
     # -- reading -------------------------------------------------------------------------------
-    def _read_split(self, folder: Path, names: tuple[str, ...]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Images (N, 32, 32, 3) uint8 and every label kind of the files ``names``, concatenated."""
+    def _read_split(self, folder: Path, names: tuple[str, ...],
+                    split: str = "") -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Images (N, 32, 32, 3) uint8 and every label kind of the files ``names`` (of the split
+        ``split``, for messages), concatenated; no images at all is an error."""
         paths = [folder / name for name in names]
         key = (str(folder.resolve()), tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in paths),
                tuple(names), self.label_keys)
@@ -664,6 +668,12 @@ class _CifarDataset:
             for label_key, classes in zip(self.label_keys, self._label_counts()):
                 labels[label_key].append(parse_labels(path, label_key, content[label_key], n, classes))
         assert x is not None
+        if filled == 0:
+            raise UserError(
+                f"{self.title} {split} split: {', '.join(str(p) for p in paths)} "
+                f"{'hold' if len(paths) > 1 else 'holds'} no images (an empty split cannot be trained on or "
+                "evaluated). Replace the files with the ones from the official archive."
+            )
         if filled < len(x):
             x = x[:filled].copy()
         result = (x, {k: np.concatenate(v) for k, v in labels.items()})
@@ -686,7 +696,7 @@ class _CifarDataset:
             self.class_names = self._read_class_names(folder)
             splits: dict[str, ArraySplit] = {}
             for split, names in self.split_files.items():
-                images, labels = self._read_split(folder, names)
+                images, labels = self._read_split(folder, names, split)
                 kwargs = {"mean": self.mean, "std": self.std} if self.normalize else {}
                 splits[split] = ArraySplit(images, labels[self.label_key], **kwargs)
         except UserError as exc:
