@@ -24,7 +24,7 @@ from numpyml_core.cli import app
 from numpyml_datasets import cifar
 from numpyml_datasets import mnist as mnist_module
 from numpyml_datasets.cifar import CIFAR10, CIFAR100, RestrictedUnpickler, restricted_load
-from numpyml_datasets.idx import read_idx_images, read_idx_labels
+from numpyml_datasets.idx import read_idx_images
 from numpyml_datasets.mnist import MNIST
 from test_cifar import C10, dump, make_cifar10, make_cifar100, planar, images_for
 
@@ -445,3 +445,35 @@ def test_a_dataset_without_declared_sizes_is_not_checked_by_validate(blobs_exper
     experiment.write_text(text)
     result = CliRunner().invoke(app, ["validate", str(experiment)])
     assert result.exit_code == 0, result.output
+
+
+def test_read_maybe_gzip_stops_at_its_limit(tmp_path):
+    from numpyml_core.data import read_maybe_gzip
+
+    path = write_bomb(tmp_path / "blob.gz", b"head", 3 * GiB // 2)
+    with address_space_cap(GiB):
+        with pytest.raises(UserError, match="inflates to more than the limit") as info:
+            read_maybe_gzip(path, max_bytes=64 << 20)
+    assert str(path) in str(info.value)
+    small = tmp_path / "small.gz"
+    small.write_bytes(gzip.compress(b"hello", mtime=0))
+    assert read_maybe_gzip(small) == b"hello"
+
+
+class _Bytes:
+    def __init__(self, *args):
+        self.args = args
+
+    def __reduce__(self):
+        return (bytes, self.args)
+
+
+def test_bytes_is_allowed_only_without_arguments(tmp_path):
+    assert restricted_load(pickle.dumps({"a": b""}, protocol=2)) == {"a": b""}  # written as bytes()
+    make_cifar10(tmp_path)
+    path = tmp_path / "cifar10" / C10 / "data_batch_4"
+    dump(path, {b"labels": [0, 1, 2], b"data": _Bytes(3 * GiB)}, protocol=2)
+    with address_space_cap(GiB):
+        with pytest.raises(UserError, match=r"refused bytes\(3221225472,\)") as info:
+            CIFAR10(download=False).load(str(tmp_path))
+    assert str(path) in str(info.value)
