@@ -423,6 +423,9 @@ def evaluate_model(
         splits = data.load(data_dir or data_dir_from_env())
         if split not in splits:
             raise UserError(f"--split {split}: dataset '{name}' has the splits {', '.join(sorted(splits))}.")
+        if len(splits[split]) == 0:
+            raise UserError(f"--split {split}: dataset '{name}' returned an empty '{split}' split (0 samples): "
+                            "nothing to evaluate. Check its data files.")
         cost_table = dict(arch.get("cost") or {"type": "cross_entropy"})
         cost = manager.create("cost", cost_table.pop("type"), **cost_table)
         result = evaluate(model, cost, splits[split])

@@ -154,24 +154,50 @@ def describe_directories(directories: Sequence[str | os.PathLike]) -> str:
     return ", ".join(parts)
 
 
-def read_maybe_gzip(path: str | os.PathLike) -> bytes:
+#: The most :func:`read_maybe_gzip` returns by default (1 GiB), so a small gzip "bomb" cannot
+#: exhaust memory; pass ``max_bytes`` to read more on purpose.
+MAX_READ_BYTES = 1 << 30
+
+
+def read_maybe_gzip(path: str | os.PathLike, max_bytes: int = MAX_READ_BYTES) -> bytes:
     """The bytes of ``path``, gunzipped when the file starts with the gzip magic bytes ``1f 8b``
-    (whatever its name). Unreadable files and corrupt or truncated gzip data raise
-    :class:`~numpyml_core.UserError` naming the file."""
+    (whatever its name). Unreadable files, corrupt or truncated gzip data and content larger than
+    ``max_bytes`` (default :data:`MAX_READ_BYTES`; decompression is streamed and stops one byte
+    past the limit, so memory stays bounded) raise :class:`~numpyml_core.UserError` naming the file.
+    Formats with a size header (IDX) are better read header first, as ``numpyml_datasets.idx`` does."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:
+            compressed = handle.read(2) == b"\x1f\x8b"
+            handle.seek(0)
+            if not compressed:
+                size = os.fstat(handle.fileno()).st_size
+                if size > max_bytes:
+                    raise UserError(f"{path} holds {size} bytes, more than the limit of {max_bytes} bytes.")
+                return handle.read()
+            try:
+                chunks, total = [], 0
+                with gzip.GzipFile(fileobj=handle, mode="rb") as stream:
+                    while total <= max_bytes:  # in pieces: memory follows the data, not the limit
+                        chunk = stream.read(min(1 << 20, max_bytes + 1 - total))
+                        if not chunk:
+                            break
+                        chunks.append(chunk)
+                        total += len(chunk)
+                data = b"".join(chunks)
+            except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                raise UserError(
+                    f"{path} is a corrupt or truncated gzip file ({exc}). Replace it with a fresh copy "
+                    "(delete it if it was downloaded into the cache, and it will be downloaded again)."
+                ) from None
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}.") from None
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
+    if total > max_bytes:
         raise UserError(
-            f"{path} is a corrupt or truncated gzip file ({exc}). Replace it with a fresh copy "
-            "(delete it if it was downloaded into the cache, and it will be downloaded again)."
-        ) from None
+            f"{path} inflates to more than the limit of {max_bytes} bytes (a gzip bomb, or not the file "
+            "expected). Replace it with a fresh copy."
+        )
+    return data
 
 
 # --------------------------------------------------------------------------------------------

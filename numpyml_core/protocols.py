@@ -211,7 +211,12 @@ class Dataset(Protocol):
       ``"train"`` split and should return ``"test"`` where the data set has one. The core carves
       the ``validation`` split out of ``"train"`` itself (``[dataset] validation = N``).
       User-fixable problems (missing or corrupt files) raise :class:`numpyml_core.UserError`
-      saying where it looked and how to fix it.
+      saying where it looked and how to fix it. Every split must hold at least one sample (the
+      core refuses an empty split, naming the dataset and the split).
+    * ``split_sizes`` (optional): ``{"train": 60000, "test": 10000}``, the most samples each split
+      can hold (the official sizes), known without loading anything. ``numpyml validate`` uses the
+      ``"train"`` entry to refuse ``[dataset] validation = N`` that would leave no training data;
+      a dataset without it is simply not checked there (``run`` still checks after loading).
     """
 
     input_shape: tuple[int, ...]

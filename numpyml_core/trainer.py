@@ -138,12 +138,28 @@ def seeds(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.rando
     return np.random.default_rng(init), np.random.default_rng(shuffle), np.random.default_rng(augment)
 
 
+def check_declared_sizes(spec: ExperimentSpec, dataset: Any) -> None:
+    """Refuse ``[dataset] validation`` that leaves no training data, from the training size the
+    dataset declares (its optional ``split_sizes``, an upper bound), without loading anything."""
+    sizes = getattr(dataset, "split_sizes", None)
+    train = sizes.get("train") if isinstance(sizes, dict) else None
+    if not spec.validation or not isinstance(train, int) or isinstance(train, bool):
+        return
+    if spec.validation >= train:
+        raise ConfigError(
+            f"{spec.source}: [dataset] validation = {spec.validation} leaves no training data: dataset "
+            f"'{spec.dataset.type}' has at most {train:,} training samples. Hold out fewer (for example "
+            f"validation = {train // 6})."
+        )
+
+
 def check(spec: ExperimentSpec, manager: PluginManager) -> Model:
     """Validate everything that can be checked without data: components, shapes, output size."""
     dataset = _create(manager, spec.dataset)
     init_rng, _, _ = seeds(spec.seed)
     model = build_model(spec, manager, dataset.input_shape, init_rng)
     check_output_size(spec, model, dataset)
+    check_declared_sizes(spec, dataset)
     for component in [spec.cost, spec.optimizer, spec.strategy, spec.schedule, *spec.transforms]:
         if component is not None:
             _create(manager, component)
@@ -165,6 +181,12 @@ def prepare(spec: ExperimentSpec, manager: PluginManager, data_dir: str | None =
     splits = dict(dataset.load(data_dir))
     if "train" not in splits:
         raise UserError(f"dataset '{spec.dataset.type}' returned no 'train' split (it has {sorted(splits)}).")
+    for name, split in splits.items():
+        if len(split) == 0:
+            raise UserError(
+                f"dataset '{spec.dataset.type}' returned an empty '{name}' split (0 samples): nothing to "
+                f"{'train on' if name == 'train' else 'evaluate'}. Check its data files."
+            )
     if spec.validation:
         train = splits["train"]
         if spec.validation >= len(train):

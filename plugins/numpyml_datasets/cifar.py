@@ -37,6 +37,8 @@ import hashlib
 import io
 import os
 import pickle
+import pickletools
+import re
 import shutil
 import sys
 import tarfile
@@ -91,62 +93,253 @@ CIFAR100_COARSE_CLASSES = [
 # --------------------------------------------------------------------------------------------
 # restricted unpickling
 # --------------------------------------------------------------------------------------------
-def _allowed_globals() -> dict[tuple[str, str], Any]:
-    """(module, name) -> object: the only globals a CIFAR pickle may name.
+#: dtype strings a CIFAR array may have: booleans, integers, floats, complex (no objects, no
+#: records, no sub-arrays), with an optional byte order.
+_DTYPE_SPEC = re.compile(r"[<>|=]?(?:b1|[iu][1248]|f[248]|c(?:8|16))")
 
-    A pickled NumPy array refers to ``numpy.ndarray``, ``numpy.dtype`` and the reconstruction
-    function ``_reconstruct`` (``numpy.core.multiarray`` in pickles written by NumPy 1, as the
-    official files are; ``numpy._core.multiarray`` by NumPy 2), or, from pickle protocol 5 on,
-    ``_frombuffer`` in ``numeric``. The names are mapped to the functions NumPy itself uses to
-    pickle arrays, so nothing is imported by name.
-    """
-    reconstruct = np.ndarray((0,), dtype=np.uint8).__reduce__()[0]
-    allowed: dict[tuple[str, str], Any] = {
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        ("numpy.core.multiarray", "_reconstruct"): reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): reconstruct,
-    }
-    try:  # protocol 5 pickles of contiguous arrays
-        frombuffer = np.arange(1, dtype=np.uint8).__reduce_ex__(5)[0]
-    except Exception:  # pragma: no cover - very old NumPy
-        frombuffer = None
-    if callable(frombuffer) and getattr(frombuffer, "__name__", "") == "_frombuffer":
-        allowed[("numpy.core.numeric", "_frombuffer")] = frombuffer
-        allowed[("numpy._core.numeric", "_frombuffer")] = frombuffer
-    return allowed
+#: How deep containers may nest in a CIFAR pickle (the official files nest 2 deep).
+_MAX_DEPTH = 32
+
+
+def _refuse(message: str) -> pickle.UnpicklingError:
+    return pickle.UnpicklingError(message)
+
+
+def _string(value: Any) -> str | None:
+    """``value`` as str when it is str or (Python 2 pickles) ASCII bytes, else None."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    return value if isinstance(value, str) else None
+
+
+def _shape_of(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, tuple) or len(value) > 32 or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
+    ):
+        raise _refuse(f"an array shape must be a tuple of non-negative integers, got {_short(value)}")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    size = dtype.itemsize
+    for d in shape:
+        size *= d  # Python ints: no overflow
+    return size
+
+
+class _DtypeStub:
+    """What ``numpy.dtype(spec, align, copy)`` builds while unpickling: the spec and, after BUILD,
+    the byte order; turned into a real :class:`numpy.dtype` only when it is a plain numeric type."""
+
+    def __init__(self, spec: Any = None, align: Any = False, copy: Any = True):
+        text = _string(spec)
+        if text is None or not _DTYPE_SPEC.fullmatch(text):
+            raise _refuse(f"refused the NumPy dtype {_short(spec)} (CIFAR arrays hold plain numbers; no "
+                          "object, record or sub-array types)")
+        self.dtype = np.dtype(text)
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) < 5 or any(v is not None for v in state[2:5]):
+            raise _refuse(f"refused a NumPy dtype state {_short(state)} (only plain numeric types)")
+        order = _string(state[1])
+        if order not in ("<", ">", "|", "="):
+            raise _refuse(f"refused a NumPy dtype byte order {_short(state[1])}")
+        if order in ("<", ">") and self.dtype.itemsize > 1:
+            self.dtype = self.dtype.newbyteorder(order)
+
+
+def _as_dtype(value: Any) -> np.dtype:
+    if isinstance(value, _DtypeStub):
+        return value.dtype
+    text = _string(value)
+    if text is not None and (text in ("b", "B") or _DTYPE_SPEC.fullmatch(text)):
+        return np.dtype(text)
+    raise _refuse(f"refused the NumPy dtype {_short(value)} (only plain numeric types)")
+
+
+class _NdarrayMarker:
+    """Stands for ``numpy.ndarray`` in a pickle: accepted as the class argument of
+    ``_reconstruct`` and nothing else (calling ``numpy.ndarray`` itself would allocate any shape)."""
+
+    def __repr__(self) -> str:
+        return "numpy.ndarray"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise _refuse(f"refused numpy.ndarray{_short(args)} called directly (it allocates any number of bytes "
+                      "it is told; NumPy's own pickles never do this)")
+
+
+_NDARRAY = _NdarrayMarker()
+
+
+class _ArrayStub:
+    """An array being unpickled: ``_reconstruct`` makes it, BUILD (``__setstate__``) gives it its
+    shape, dtype and data; :func:`_resolve` swaps it for the finished array. Every size is checked
+    against the bytes really present before anything is allocated."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 5:
+            state = state[1:]  # (version, shape, dtype, is_fortran, data)
+        if not isinstance(state, tuple) or len(state) != 4:
+            raise _refuse(f"refused a NumPy array state {_short(state)}")
+        shape, dtype, fortran, raw = state
+        shape = _shape_of(shape)
+        if not isinstance(dtype, _DtypeStub):
+            raise _refuse(f"refused the NumPy dtype {_short(dtype)} in an array state")
+        if not isinstance(raw, (bytes, bytearray)):
+            raise _refuse(f"refused array data of type {type(raw).__name__} (expected bytes; object "
+                          "arrays are not accepted)")
+        self.array = _array_from(raw, dtype.dtype, shape, "F" if fortran else "C")
+
+
+def _array_from(raw: Any, dtype: np.dtype, shape: tuple[int, ...], order: str) -> np.ndarray:
+    declared = _nbytes(shape, dtype)
+    held = memoryview(raw).nbytes
+    if declared != held:
+        raise _refuse(
+            f"an array declares shape {_short(shape)} of {dtype} ({declared} bytes) but its data holds "
+            f"{held} bytes"
+        )
+    return np.frombuffer(raw, dtype=dtype).reshape(shape, order=order)
 
 
 class RestrictedUnpickler(pickle.Unpickler):
     """An unpickler that builds only what CIFAR files hold: dicts, lists, str/bytes, numbers and
-    NumPy arrays. Any other global (``os.system``, ``builtins.eval``, any class) is refused with
-    :class:`pickle.UnpicklingError` before it is looked up, so a hostile file cannot run code.
+    NumPy arrays of plain numeric types. Any other global (``os.system``, ``builtins.eval``, any
+    class) is refused with :class:`pickle.UnpicklingError` before it is looked up, so a hostile
+    file cannot run code.
+
+    The NumPy names a pickled array uses (``numpy.ndarray``, ``numpy.dtype``, ``_reconstruct`` in
+    ``numpy.core.multiarray`` or ``numpy._core.multiarray``, ``_frombuffer`` in ``numeric`` for
+    protocol 5) are mapped to checking stand-ins, not to NumPy's functions: every declared shape
+    and dtype is checked against the bytes the file really holds (and ``_reconstruct``'s initial
+    array against the file's size) before anything is allocated, and object, record and
+    sub-array dtypes are refused (NumPy can crash on a crafted object-array state). Python 3
+    pickles of protocol 2 spell bytes as ``_codecs.encode(text, "latin1")`` (and empty bytes as
+    ``bytes()``): exactly those two forms are accepted, nothing else from ``_codecs`` or
+    ``builtins``. Use :func:`restricted_load`, which also checks every length the pickle declares
+    before the unpickler allocates it.
 
     Python 2 pickles (the official files) are read with ``encoding="bytes"``: their str keys and
     values arrive as ``bytes``.
     """
 
-    ALLOWED = _allowed_globals()
+    #: (module, name) -> the stand-in built for that global.
+    ALLOWED: dict[tuple[str, str], str] = {
+        ("numpy", "ndarray"): "ndarray",
+        ("numpy", "dtype"): "dtype",
+        ("numpy.core.multiarray", "_reconstruct"): "reconstruct",
+        ("numpy._core.multiarray", "_reconstruct"): "reconstruct",
+        ("numpy.core.numeric", "_frombuffer"): "frombuffer",
+        ("numpy._core.numeric", "_frombuffer"): "frombuffer",
+        ("_codecs", "encode"): "encode",
+        ("builtins", "bytes"): "bytes",
+        ("__builtin__", "bytes"): "bytes",
+    }
 
-    def __init__(self, file: Any):
+    def __init__(self, file: Any, limit: int | None = None):
+        """``limit``: the size of the whole pickle, which bounds the array ``_reconstruct`` may make."""
         super().__init__(file, encoding="bytes")
+        self.limit = limit if limit is not None else 0
 
     def find_class(self, module: str, name: str) -> Any:
-        try:
-            return self.ALLOWED[(module, name)]
-        except KeyError:
+        kind = self.ALLOWED.get((module, name))
+        if kind is None:
             raise pickle.UnpicklingError(
                 f"refused to construct '{module}.{name}' (a CIFAR file holds only dicts, lists, strings, "
                 "numbers and NumPy arrays)"
-            ) from None
+            )
+        return {"ndarray": _NDARRAY, "dtype": _DtypeStub, "reconstruct": self._reconstruct,
+                "frombuffer": _frombuffer, "encode": _latin1_encode, "bytes": _empty_bytes}[kind]
+
+    def _reconstruct(self, cls: Any = None, shape: Any = None, typecode: Any = None) -> _ArrayStub:
+        if cls is not _NDARRAY:
+            raise _refuse(f"refused to reconstruct {_short(cls)} (only numpy.ndarray)")
+        shape = _shape_of(shape)
+        dtype = _as_dtype(typecode)
+        declared = _nbytes(shape, dtype)
+        if declared > self.limit:
+            raise _refuse(
+                f"an array declares shape {_short(shape)} of {dtype} ({declared} bytes) but the whole file "
+                f"is {self.limit} bytes"
+            )
+        return _ArrayStub(np.zeros(shape, dtype=dtype))
 
     def persistent_load(self, pid: Any) -> Any:
         raise pickle.UnpicklingError("refused a persistent id (not used by CIFAR files)")
 
 
+def _frombuffer(buffer: Any = None, dtype: Any = None, shape: Any = None, order: Any = "C") -> np.ndarray:
+    if not isinstance(buffer, (bytes, bytearray, pickle.PickleBuffer)):
+        raise _refuse(f"refused array data of type {type(buffer).__name__} (expected bytes)")
+    order = _string(order)
+    if order not in ("C", "F"):
+        raise _refuse(f"refused an array order {_short(order)}")
+    return _array_from(buffer, _as_dtype(dtype), _shape_of(shape), order)
+
+
+def _latin1_encode(*args: Any) -> bytes:
+    """``_codecs.encode(text, "latin1")``, the way Python 3 pickles bytes in protocol 2; nothing else."""
+    if (len(args) == 2 and isinstance(args[0], str) and _string(args[1]) in ("latin1", "latin-1")
+            and max(args[0], default="\0") <= "\xff"):
+        return args[0].encode("latin-1")
+    raise _refuse(
+        f"refused _codecs.encode{_short(args)} (only _codecs.encode(text, 'latin1'), as Python 3 pickles "
+        "bytes in protocol 2, is accepted)"
+    )
+
+
+def _empty_bytes(*args: Any) -> bytes:
+    """``bytes()``: how protocol 2 pickles empty bytes; ``bytes(n)`` and the like are refused."""
+    if args:
+        raise _refuse(f"refused bytes{_short(args)} (only bytes() with no argument is accepted)")
+    return b""
+
+
+def _resolve(obj: Any, depth: int = 0) -> Any:
+    """``obj`` with every array stand-in replaced by its array."""
+    if depth > _MAX_DEPTH:
+        raise _refuse(f"containers nested more than {_MAX_DEPTH} deep (a CIFAR file nests 2 deep)")
+    if isinstance(obj, _ArrayStub):
+        return obj.array
+    if isinstance(obj, (_DtypeStub, _NdarrayMarker)):
+        raise _refuse("a NumPy dtype or class outside an array")
+    if isinstance(obj, dict):
+        return {_resolve(k, depth + 1): _resolve(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_resolve(v, depth + 1) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_resolve(v, depth + 1) for v in obj)
+    return obj
+
+
 def restricted_load(data: bytes) -> Any:
-    """Unpickle ``data`` with :class:`RestrictedUnpickler`."""
-    return RestrictedUnpickler(io.BytesIO(data)).load()
+    """Unpickle ``data`` with :class:`RestrictedUnpickler`, bounded in memory by ``len(data)``.
+
+    Every length the pickle declares (bytes, strings, big integers) is first checked against the
+    bytes that really follow it (by :func:`pickletools.genops`, which reads without allocating
+    what a length claims), so a 20-byte file declaring gigabytes is refused before the unpickler
+    allocates them. Raises :class:`pickle.UnpicklingError` for refused content and other
+    exceptions for garbled data.
+    """
+    try:
+        for opcode, _, _ in pickletools.genops(data):
+            if opcode.name in ("NEXT_BUFFER", "READONLY_BUFFER"):
+                raise _refuse("refused an out-of-band buffer (not used by CIFAR files)")
+    except ValueError as exc:
+        raise _refuse(f"the pickle is malformed or declares more data than it holds ({exc})") from None
+    return _resolve(RestrictedUnpickler(io.BytesIO(data), limit=len(data)).load())
 
 
 def _text(value: Any) -> Any:
@@ -205,12 +398,21 @@ def parse_images(path: Path, value: Any) -> np.ndarray:
 
 
 def parse_labels(path: Path, key: str, value: Any, count: int, num_classes: int) -> np.ndarray:
-    """A list (or 1-D integer array) of ``count`` labels in ``0..num_classes-1`` -> int64 array."""
+    """A list (or 1-D integer array) of ``count`` labels in ``0..num_classes-1`` -> int64 array.
+
+    The range is checked on the values as stored (Python integers of any size, or the array's own
+    integer type), so a label too large for 64 bits is reported like any other out-of-range label."""
     if isinstance(value, np.ndarray):
         array = value
     elif isinstance(value, (list, tuple)) and all(
         isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
     ):
+        bad = [i for i, v in enumerate(value) if not 0 <= int(v) < num_classes]
+        if bad:
+            raise UserError(
+                f"{path}: '{key}' label {int(value[bad[0]])} at index {bad[0]} is out of range "
+                f"0..{num_classes - 1} ({len(bad)} labels out of range)."
+            )
         array = np.asarray(value, dtype=np.int64) if value else np.zeros(0, dtype=np.int64)
     else:
         raise UserError(f"{path}: '{key}' must be a list of integer labels, got {type(value).__name__}.")
@@ -221,14 +423,13 @@ def parse_labels(path: Path, key: str, value: Any, count: int, num_classes: int)
             f"{path}: {count} images in 'data' but {len(array)} labels in '{key}'; they must match. Replace "
             "the file with the one from the official archive."
         )
-    array = array.astype(np.int64)
-    if array.size and (array.min() < 0 or array.max() >= num_classes):
+    if array.size and (array.min() < 0 or array.max() >= num_classes):  # in the array's own type
         bad = np.flatnonzero((array < 0) | (array >= num_classes))
         raise UserError(
             f"{path}: '{key}' label {int(array[bad[0]])} at index {int(bad[0])} is out of range "
             f"0..{num_classes - 1} ({bad.size} labels out of range)."
         )
-    return array
+    return array.astype(np.int64)
 
 
 def parse_names(path: Path, key: str, value: Any, count: int) -> list[str]:
@@ -347,6 +548,8 @@ class _CifarDataset:
     std: tuple[float, ...] = ()
 
     input_shape = IMAGE_SHAPE
+    #: The official split sizes, the most :meth:`load` returns (see the Dataset protocol).
+    split_sizes = {"train": 50000, "test": 10000}
 
     def __init__(self, download: bool, normalize: bool, label_key: str, names_key: str, class_names: list[str]):
         self.download = download
@@ -436,8 +639,10 @@ class _CifarDataset:
         return " ".join(lines)
 
     # -- reading -------------------------------------------------------------------------------
-    def _read_split(self, folder: Path, names: tuple[str, ...]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Images (N, 32, 32, 3) uint8 and every label kind of the files ``names``, concatenated."""
+    def _read_split(self, folder: Path, names: tuple[str, ...],
+                    split: str = "") -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Images (N, 32, 32, 3) uint8 and every label kind of the files ``names`` (of the split
+        ``split``, for messages), concatenated; no images at all is an error."""
         paths = [folder / name for name in names]
         key = (str(folder.resolve()), tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in paths),
                tuple(names), self.label_keys)
@@ -463,6 +668,12 @@ class _CifarDataset:
             for label_key, classes in zip(self.label_keys, self._label_counts()):
                 labels[label_key].append(parse_labels(path, label_key, content[label_key], n, classes))
         assert x is not None
+        if filled == 0:
+            raise UserError(
+                f"{self.title} {split} split: {', '.join(str(p) for p in paths)} "
+                f"{'hold' if len(paths) > 1 else 'holds'} no images (an empty split cannot be trained on or "
+                "evaluated). Replace the files with the ones from the official archive."
+            )
         if filled < len(x):
             x = x[:filled].copy()
         result = (x, {k: np.concatenate(v) for k, v in labels.items()})
@@ -485,7 +696,7 @@ class _CifarDataset:
             self.class_names = self._read_class_names(folder)
             splits: dict[str, ArraySplit] = {}
             for split, names in self.split_files.items():
-                images, labels = self._read_split(folder, names)
+                images, labels = self._read_split(folder, names, split)
                 kwargs = {"mean": self.mean, "std": self.std} if self.normalize else {}
                 splits[split] = ArraySplit(images, labels[self.label_key], **kwargs)
         except UserError as exc:

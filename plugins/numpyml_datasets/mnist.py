@@ -64,6 +64,8 @@ class _IdxDataset:
     input_shape = (28, 28, 1)
     num_classes = 10
     class_names: list[str] = []
+    #: The official split sizes, the most :meth:`load` returns (see the Dataset protocol).
+    split_sizes = {"train": 60000, "test": 10000}
 
     def __init__(self, download: bool = True):
         self.download = download
@@ -161,6 +163,11 @@ class _IdxDataset:
         for split, (images_name, labels_name) in SPLIT_FILES.items():
             images = self._read("images", paths[images_name])
             labels = self._read("labels", paths[labels_name])
+            if len(images) == 0:
+                raise UserError(
+                    f"{self.title} {split} split: {paths[images_name]} holds no images (an empty split cannot "
+                    "be trained on or evaluated). Replace it with the official file."
+                )
             if len(images) != len(labels):
                 raise UserError(
                     f"{self.title} {split} split: {paths[images_name]} holds {len(images)} images but "
