@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import reprlib
 from typing import Iterable
 
 
@@ -41,9 +42,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 _SHORT_LIMIT = 80
 
 
-def _short_repr() -> "reprlib.Repr":
-    import reprlib
-
+def _short_repr() -> reprlib.Repr:
     r = reprlib.Repr()
     r.maxlevel = 3  # bounded depth: a value nested thousands deep is shown as [[[...]]]
     r.maxlist = r.maxtuple = r.maxset = r.maxfrozenset = r.maxdeque = r.maxarray = 6

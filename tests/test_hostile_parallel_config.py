@@ -16,12 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
+from blobs import EXPERIMENT, SOURCE
+from numpyml_parallel._shared import segment_names
 from typer.testing import CliRunner
 
 from numpyml_core.cli import app
-
-from blobs import EXPERIMENT, SOURCE
-from numpyml_parallel._shared import segment_names
 
 runner = CliRunner()
 
@@ -81,9 +80,8 @@ def test_segments_of_a_sigkilled_sync_run_are_reclaimed_by_the_next_run(site, tm
 
 def test_segments_of_live_runs_are_kept(tmp_path):
     """Reclaiming removes only segments whose owner is dead: this process's own segment stays."""
-    from numpyml_parallel._shared import SharedArrays, new_token, reclaim_dead_segments
-
     import numpy as np
+    from numpyml_parallel._shared import SharedArrays, new_token, reclaim_dead_segments
 
     segment = SharedArrays.create(new_token(), "t", {"a": ((4,), np.float32)})
     try:

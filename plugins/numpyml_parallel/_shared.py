@@ -165,7 +165,7 @@ def segment_names(token: str | None = None) -> list[str]:
     except OSError:
         return []
     start = PREFIX + (f"{token}_" if token else "")
-    return sorted(name for name in names if name.startswith(start) or name.startswith(_SEM + start))
+    return sorted(name for name in names if name.startswith((start, _SEM + start)))
 
 
 _SEM = "sem."  # glibc keeps the named semaphore "/x" in /dev/shm/sem.x
@@ -181,7 +181,7 @@ class Semaphore(multiprocessing.synchronize.Semaphore):
     pickled, as any ``multiprocessing`` semaphore, and opens it by name.
     """
 
-    def __init__(self, token: str, role: str, value: int = 0):  # noqa: D107 - see the class
+    def __init__(self, token: str, role: str, value: int = 0):
         import _multiprocessing
 
         self.name = f"/{PREFIX}{token}_{role}"
