@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from .errors import ConfigError, did_you_mean
+from .errors import ConfigError, did_you_mean, shorten
 
 _MISSING = inspect.Parameter.empty
 
@@ -67,7 +67,7 @@ def coerce(value: Any, annotation: Any) -> Any:
     if origin is Literal:
         if value in typing.get_args(annotation) and type(value) in {type(a) for a in typing.get_args(annotation)}:
             return value
-        raise TypeError(f"expected {_type_name(annotation)}, got {value!r}")
+        raise TypeError(f"expected {_type_name(annotation)}, got {shorten(value)}")
     if origin in (Union, types.UnionType):
         args = typing.get_args(annotation)
         if value is None and type(None) in args:
@@ -83,48 +83,48 @@ def coerce(value: Any, annotation: Any) -> Any:
                 return coerce(value, arg)
             except TypeError:
                 continue
-        raise TypeError(f"expected {_type_name(annotation)}, got {value!r}")
+        raise TypeError(f"expected {_type_name(annotation)}, got {shorten(value)}")
     if origin in (list, tuple) or annotation in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise TypeError(f"expected {_type_name(annotation)}, got {value!r}")
+            raise TypeError(f"expected {_type_name(annotation)}, got {shorten(value)}")
         args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
         if origin is tuple and len(args) > 1 and Ellipsis not in typing.get_args(annotation):
             if len(value) != len(args):
-                raise TypeError(f"expected a list of {len(args)} values, got {value!r}")
+                raise TypeError(f"expected a list of {len(args)} values, got {shorten(value)}")
             items = [coerce(v, a) for v, a in zip(value, args)]
         else:
             items = [coerce(v, args[0]) if args else v for v in value]
         return tuple(items) if (origin is tuple or annotation is tuple) else items
     if origin is dict or annotation is dict:
         if not isinstance(value, dict):
-            raise TypeError(f"expected a table, got {value!r}")
+            raise TypeError(f"expected a table, got {shorten(value)}")
         return value
     if annotation is bool:
         if isinstance(value, bool):
             return value
-        raise TypeError(f"expected true or false, got {value!r}")
+        raise TypeError(f"expected true or false, got {shorten(value)}")
     if annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise TypeError(f"expected an integer, got {value!r}")
+        raise TypeError(f"expected an integer, got {shorten(value)}")
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if isinstance(value, float) and not math.isfinite(value):
-                raise TypeError(f"expected a finite number, got {value!r}")
+                raise TypeError(f"expected a finite number, got {shorten(value)}")
             return float(value)
-        raise TypeError(f"expected a number, got {value!r}")
+        raise TypeError(f"expected a number, got {shorten(value)}")
     if annotation is str:
         if isinstance(value, str):
             return value
-        raise TypeError(f"expected a string, got {value!r}")
+        raise TypeError(f"expected a string, got {shorten(value)}")
     if annotation is type(None):
         if value is None:
             return None
-        raise TypeError(f"expected nothing, got {value!r}")
+        raise TypeError(f"expected nothing, got {shorten(value)}")
     if isinstance(annotation, type):
         if isinstance(value, annotation):
             return value
-        raise TypeError(f"expected {_type_name(annotation)}, got {value!r}")
+        raise TypeError(f"expected {_type_name(annotation)}, got {shorten(value)}")
     return value
 
 
@@ -156,7 +156,7 @@ def check_params(component: Any, params: dict[str, Any], where: str) -> None:
             if key not in parameters:
                 known = ", ".join(parameters) or "none"
                 raise ConfigError(
-                    f"{where}: unknown parameter '{key}'{did_you_mean(key, parameters)}; "
+                    f"{where}: unknown parameter {shorten(key)}{did_you_mean(key, parameters)}; "
                     f"its parameters are: {known}."
                 )
     for name, p in parameters.items():
@@ -255,7 +255,7 @@ _TOP_KEYS = {"name", "seed", "dataset", "model", "cost", "optimizer", "training"
 
 def _table(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected a table, got {value!r}.")
+        raise ConfigError(f"{where}: expected a table, got {shorten(value)}.")
     return value
 
 
@@ -267,7 +267,7 @@ def _component(kind: str, table: Any, where: str, registry: Any, reserved: tuple
     if type_name is None:
         raise ConfigError(f"{where}: missing key 'type' (the name of a registered {kind}).")
     if not isinstance(type_name, str):
-        raise ConfigError(f"{where}: 'type' must be a string naming a {kind}, got {type_name!r}.")
+        raise ConfigError(f"{where}: 'type' must be a string naming a {kind}, got {shorten(type_name)}.")
     for key in reserved:
         table.pop(key, None)
     try:
@@ -295,10 +295,12 @@ def parse_experiment(data: dict[str, Any], source: str, registry: Any) -> Experi
     def where(key: str) -> str:
         return f"{source}: [{key}]"
 
+    check_depth(data, source)  # before anything below walks the values recursively
+
     for key in data:
         if key not in _TOP_KEYS:
             raise ConfigError(
-                f"{source}: unknown top-level key '{key}'{did_you_mean(key, _TOP_KEYS)}; "
+                f"{source}: unknown top-level key {shorten(key)}{did_you_mean(key, _TOP_KEYS)}; "
                 f"expected some of: {', '.join(sorted(_TOP_KEYS))}."
             )
     # before any component is looked up: "numpyml-swish is not installed" beats "unknown layer 'swish'"
@@ -312,21 +314,21 @@ def parse_experiment(data: dict[str, Any], source: str, registry: Any) -> Experi
         raise ConfigError(f"{source}: 'name' must be a non-empty string, got {name!r}.")
     seed = data.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ConfigError(f"{source}: 'seed' must be a non-negative integer, got {seed!r}.")
+        raise ConfigError(f"{source}: 'seed' must be a non-negative integer, got {shorten(seed)}.")
 
     dataset_table = _table(data["dataset"], where("dataset"))
     validation = dataset_table.get("validation", 0)
     if not isinstance(validation, int) or isinstance(validation, bool) or validation < 0:
         raise ConfigError(
             f"{where('dataset')}: 'validation' must be a non-negative integer (samples held out of "
-            f"the training split), got {validation!r}."
+            f"the training split), got {shorten(validation)}."
         )
     dataset = _component("dataset", dataset_table, where("dataset"), registry, reserved=("validation",))
 
     model = _table(data["model"], where("model"))
     for key in model:
         if key != "layers":
-            raise ConfigError(f"{where('model')}: unknown key '{key}'; expected 'layers' ([[model.layers]]).")
+            raise ConfigError(f"{where('model')}: unknown key {shorten(key)}; expected 'layers' ([[model.layers]]).")
     layer_tables = model.get("layers")
     if not isinstance(layer_tables, list) or not layer_tables:
         raise ConfigError(f"{where('model')}: expected at least one [[model.layers]] table.")
@@ -345,7 +347,7 @@ def parse_experiment(data: dict[str, Any], source: str, registry: Any) -> Experi
     for key, value in training_table.items():
         if key not in known:
             raise ConfigError(
-                f"{where('training')}: unknown key '{key}'{did_you_mean(key, known)}; expected some of: "
+                f"{where('training')}: unknown key {shorten(key)}{did_you_mean(key, known)}; expected some of: "
                 f"{', '.join(list(known) + ['strategy', 'schedule', 'transforms'])}."
             )
         hints = typing.get_type_hints(TrainingSpec)
@@ -411,7 +413,7 @@ def version_key(version: str) -> tuple:
     raises ``ValueError`` for what it cannot read."""
     match = _VERSION.match(version.strip())
     if not match:
-        raise ValueError(f"cannot read the version {version!r}")
+        raise ValueError(f"cannot read the version {shorten(version)}")
     epoch, release, pre, pre_n, post_n, post_implicit, dev_n = match.groups()
     post = post_n if post_n is not None else post_implicit  # "" when written without a number
     has_post = post is not None
@@ -460,7 +462,7 @@ def parse_requirement(text: str) -> tuple[str, list[tuple[str, str]]]:
         for part in rest.split(","):
             spec = _SPECIFIER.match(part)
             if not spec:
-                raise ValueError(f"cannot read the version specifier {part.strip()!r} (use >=, <=, ==, !=, ~=, <, >)")
+                raise ValueError(f"cannot read the version specifier {shorten(part.strip())} (use >=, <=, ==, !=, ~=, <, >)")
             operator, wanted = spec.groups()
             if not wanted.endswith(".*"):
                 version_key(wanted)
@@ -478,16 +480,16 @@ def check_requirements(plugins: Any, source: str) -> list[str]:
     plugins = _table(plugins, where)
     for key in plugins:
         if key != "require":
-            raise ConfigError(f"{where}: unknown key '{key}'{did_you_mean(key, ['require'])}; expected 'require', a "
+            raise ConfigError(f"{where}: unknown key {shorten(key)}{did_you_mean(key, ['require'])}; expected 'require', a "
                               'list of distributions such as require = ["numpyml-swish>=0.1"].')
     require = plugins.get("require", [])
     if not isinstance(require, list) or not all(isinstance(r, str) for r in require):
-        raise ConfigError(f'{where}: require must be a list of strings such as ["numpyml-swish>=0.1"], got {require!r}.')
+        raise ConfigError(f'{where}: require must be a list of strings such as ["numpyml-swish>=0.1"], got {shorten(require)}.')
     for text in require:
         try:
             name, specifiers = parse_requirement(text)
         except ValueError as exc:
-            raise ConfigError(f"{where}: require: '{text}': {exc}.") from None
+            raise ConfigError(f"{where}: require: {shorten(text)}: {exc}.") from None
         try:
             installed = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -498,13 +500,48 @@ def check_requirements(plugins: Any, source: str) -> list[str]:
         try:
             unmet = [f"{op}{v}" for op, v in specifiers if not _matches(installed, op, v)]
         except ValueError as exc:
-            raise ConfigError(f"{where}: require: '{text}': {exc}.") from None
+            raise ConfigError(f"{where}: require: {shorten(text)}: {exc}.") from None
         if unmet:
             raise ConfigError(
                 f"{where}: this experiment needs {text} but {name} {installed} is installed (it does not satisfy "
                 f"{', '.join(unmet)}). Install a matching version (pip install '{text}')."
             )
     return list(require)
+
+
+#: how deeply arrays and tables may nest in an experiment (a real one needs about 5 levels:
+#: ``[[model.layers]]`` > ``activation = {type = ..., ...}`` > a list parameter)
+MAX_DEPTH = 32
+
+
+def _nested_too_deep(source: Any, where: str = "") -> ConfigError:
+    at = f" at {where}" if where else ""
+    return ConfigError(
+        f"{source}: nested too deep{at}: arrays or tables inside each other more than {MAX_DEPTH} levels "
+        "deep. An experiment file needs a few levels ([[model.layers]], a layer's activation table, a list); "
+        "check the brackets and braces, and dotted table names such as [model.layers.activation.x.y...]."
+    )
+
+
+def check_depth(data: Any, source: Any) -> None:
+    """Raise :class:`ConfigError` naming ``source`` and the key if arrays and tables in ``data``
+    nest more than :data:`MAX_DEPTH` levels deep. Iterative (no recursion, whatever the depth), so
+    it runs before any recursive processing of the experiment: type checks, messages, the writer."""
+    stack: list[tuple[Any, int, tuple[Any, ...]]] = [(data, 0, ())]
+    while stack:
+        node, depth, path = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.items()
+        elif isinstance(node, (list, tuple)):
+            children = enumerate(node)
+        else:
+            continue
+        if depth >= MAX_DEPTH:
+            where = "".join(f" #{key + 1}" if isinstance(key, int) else f".{repr(str(key)[:24])[1:-1]}" for key in path)
+            raise _nested_too_deep(source, where.lstrip(".") + "...")
+        for key, child in children:
+            if isinstance(child, (dict, list, tuple)):
+                stack.append((child, depth + 1, (*path, key) if depth < 6 else path))
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -520,9 +557,13 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the experiment file ({exc.strerror}).") from None
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}.") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise _nested_too_deep(path) from None
+    check_depth(data, path)
+    return data
 
 
 def load_experiment(path: str | Path, registry: Any, overrides: dict[str, Any] | None = None) -> ExperimentSpec:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import reprlib
 from typing import Iterable
 
 
@@ -36,3 +37,32 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``choices``, or an empty string."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+_SHORT_LIMIT = 80
+
+
+def _short_repr() -> reprlib.Repr:
+    r = reprlib.Repr()
+    r.maxlevel = 3  # bounded depth: a value nested thousands deep is shown as [[[...]]]
+    r.maxlist = r.maxtuple = r.maxset = r.maxfrozenset = r.maxdeque = r.maxarray = 6
+    r.maxdict = 4
+    r.maxstring = 60
+    r.maxlong = 40
+    r.maxother = 60
+    return r
+
+
+def shorten(value: object, limit: int = _SHORT_LIMIT) -> str:
+    """``repr(value)`` cut for an error message: at most about ``limit`` characters, with ``...``
+    where it was cut and the length of a long list, table or string noted (``[1, 1, 1, ...]
+    (300,000 items)``), so a huge or deeply nested value from a file never floods the terminal.
+    Uses :mod:`reprlib`, whose output is bounded whatever the value's size and depth."""
+    text = _short_repr().repr(value)
+    if len(text) > limit:
+        text = text[:limit - 3] + "..."
+    if isinstance(value, str) and len(value) > 40:
+        text += f" ({len(value):,} characters)"
+    elif isinstance(value, (list, tuple, dict, set, frozenset)) and len(value) > 6:
+        text += f" ({len(value):,} items)"
+    return text

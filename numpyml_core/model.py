@@ -27,6 +27,7 @@ class Model:
         self._head_from_layer = False
         self.input_shape: tuple[int, ...] | None = None
         self.output_shape: tuple[int, ...] | None = None
+        self.layer_shapes: list[tuple[int, ...]] = []  # per-sample output shape each build returned
 
     # -- building ------------------------------------------------------------------------------
     def build(self, input_shape: tuple[int, ...], rng: np.random.Generator,
@@ -39,9 +40,11 @@ class Model:
         """
         self.input_shape = tuple(input_shape)
         shape = self.input_shape
+        self.layer_shapes = []
         for index, layer in enumerate(self.layers):
             try:
                 shape = tuple(layer.build(shape, rng))
+                self.layer_shapes.append(shape)
             except (ValueError, TypeError) as exc:
                 kind = self.configs[index].get("type", type(layer).__name__)
                 raise ValueError(f"layer #{index + 1} ({kind}) cannot take input of shape {shape}: {exc}") from exc
@@ -63,6 +66,39 @@ class Model:
             except AttributeError:  # a layer with __slots__: it computes the gradient anyway
                 pass
         return shape
+
+    def check_forward_shapes(self, samples: int = 2) -> None:
+        """Push ``samples`` samples of zeros (float32) through the built network in evaluation mode
+        (``training=False``: dropout off, batch norm on its running statistics, nothing updated)
+        and check every layer's output against the per-sample shape its ``build`` returned.
+
+        A layer whose ``forward`` disagrees with its ``build`` would otherwise pass validation and
+        make training fail inside the *next* layer. Raises ``ValueError`` naming the layer
+        (1-based index and type) whose output has another shape or is not an array, or whose
+        ``forward`` raised.
+        """
+        x = np.zeros((samples, *self.input_shape), dtype=np.float32)
+        steps = [(index, layer, self.layer_shapes[index]) for index, layer in enumerate(self.layers)]
+        if self.head is not None and not self._head_from_layer:  # the activation detached from the last layer
+            steps.append((len(self.layers) - 1, self.head, self.output_shape))
+        for index, layer, shape in steps:
+            kind = self.configs[index].get("type", type(layer).__name__)
+            what = f"layer #{index + 1} ({kind})" + (" (its activation)" if layer is self.head and
+                                                      not self._head_from_layer else "")
+            try:
+                out = layer.forward(x, False)
+            except Exception as exc:  # noqa: BLE001 - any failure of a plugin's forward is reported as its own
+                raise ValueError(f"{what} failed on a test batch of {samples} samples of zeros (input shape "
+                                 f"{x.shape}): {type(exc).__name__}: {exc}") from exc
+            expected = (samples, *shape)
+            if not isinstance(out, np.ndarray):
+                raise ValueError(f"{what}: forward returned {type(out).__name__}, not a NumPy array, for an input "
+                                 f"of shape {x.shape}")
+            if out.shape != expected:
+                raise ValueError(f"{what}: forward returned shape {out.shape} for an input of shape {x.shape}, but "
+                                 f"its build promised {expected} ({shape} per sample), which the next layer was "
+                                 "built for; the layer's build and forward disagree")
+            x = out
 
     def _detach_head(self) -> None:
         last = self.layers[-1]

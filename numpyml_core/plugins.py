@@ -20,7 +20,7 @@ from typing import Any, Callable
 import pluggy
 
 from . import hookspecs
-from .errors import ConfigError, PluginError, did_you_mean
+from .errors import ConfigError, PluginError, did_you_mean, shorten
 
 ENTRY_POINT_GROUP = "numpyml"
 hookimpl = pluggy.HookimplMarker("numpyml")
@@ -136,14 +136,14 @@ class Registry:
         known_kinds = sorted({k for k, _ in self.components} | set(KINDS))
         if kind not in known_kinds:
             raise ConfigError(
-                f"unknown component kind '{kind}'{did_you_mean(kind, known_kinds)}; "
+                f"unknown component kind {shorten(kind)}{did_you_mean(kind, known_kinds)}; "
                 f"installed kinds: {', '.join(known_kinds)}."
             )
         names = self.names(kind)
         if not names:
-            raise ConfigError(f"unknown {kind} '{name}': no {kind} is installed (is its plugin disabled?).")
+            raise ConfigError(f"unknown {kind} {shorten(name)}: no {kind} is installed (is its plugin disabled?).")
         raise ConfigError(
-            f"unknown {kind} '{name}'{did_you_mean(name, names)}; installed {kind}s: "
+            f"unknown {kind} {shorten(name)}{did_you_mean(name, names)}; installed {kind}s: "
             f"{', '.join(names)}. Run 'numpyml list' to see every installed component."
         )
 
@@ -344,11 +344,11 @@ def create_from_spec(kind: str, spec: Any, what: str) -> Any:
         params = dict(spec)
         name = params.pop("type", None)
         if not isinstance(name, str):
-            raise ValueError(f"{what}: a table needs a key 'type' naming a registered {kind}, got {spec!r}")
+            raise ValueError(f"{what}: a table needs a key 'type' naming a registered {kind}, got {shorten(spec)}")
     elif callable(spec) or hasattr(spec, "forward"):
         return spec
     else:
-        raise ValueError(f"{what}: expected the name of a {kind} or a table {{type = ...}}, got {spec!r}")
+        raise ValueError(f"{what}: expected the name of a {kind} or a table {{type = ...}}, got {shorten(spec)}")
     try:
         return create(kind, name, **params)
     except ConfigError as exc:

@@ -112,11 +112,13 @@ def _create(manager: PluginManager, spec: ComponentSpec) -> Any:
 
 def build_model(spec: ExperimentSpec, manager: PluginManager, input_shape: tuple[int, ...],
                 rng: np.random.Generator) -> Model:
-    """Create and build the experiment's layers; shape problems become config errors."""
+    """Create and build the experiment's layers, then push a tiny batch through them
+    (:meth:`Model.check_forward_shapes`); shape problems become config errors."""
     layers = [_create(manager, layer) for layer in spec.layers]
     model = Model(layers, [layer.as_table() for layer in spec.layers])
     try:
         model.build(tuple(input_shape), rng)
+        model.check_forward_shapes()
     except ValueError as exc:
         raise ConfigError(f"{spec.source}: [[model.layers]]: {exc}.") from None
     return model

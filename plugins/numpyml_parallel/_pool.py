@@ -28,9 +28,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from numpyml_core import RunFailed
+from numpyml_core import RunFailed, UserError
 
-from ._shared import SharedArrays
+from ._shared import Semaphore, SharedArrays
 from ._worker import DONE, FAILED, GRAD, IDLE, STOP, worker_main
 
 #: environment variables read by the common BLAS and OpenMP runtimes at import time
@@ -47,6 +47,22 @@ BLAS_THREAD_VARIABLES = (
 class WorkerError(RunFailed):
     """A worker process failed (raised, died or stopped answering); the message says which and why.
     A :class:`numpyml_core.RunFailed`: the CLI prints it and exits with status 1, no traceback."""
+
+
+class WorkerStartError(UserError):
+    """A worker process (or what it needs: a pipe, a semaphore, shared memory) could not be created:
+    the machine is out of processes, memory or file descriptors. The workers already started are
+    stopped and the shared memory removed; the CLI prints the message and exits with status 2."""
+
+
+def _start_failed(index: int, started: int, count: int, exc: BaseException) -> WorkerStartError:
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return WorkerStartError(
+        f"could not start parallel worker {index} ({started} of {count} worker processes had started): "
+        f"{reason}. The machine is out of processes, memory or open files; the started workers were "
+        "stopped and their shared memory removed. Use fewer [training.strategy] workers, or the 'serial' "
+        "strategy."
+    )
 
 
 def _stop_processes(processes: list[Any], connections: list[Any], go: list[Any], control: SharedArrays,
@@ -76,6 +92,8 @@ def _stop_processes(processes: list[Any], connections: list[Any], go: list[Any],
         except ValueError:  # still running after kill: nothing more we can do
             pass
     control.unlink()
+    for semaphore in go:
+        semaphore.unlink()
 
 
 class WorkerPool:
@@ -109,8 +127,17 @@ class WorkerPool:
         self.spin = float(spin)
         self.control["spin"][0] = self.spin
         context = multiprocessing.get_context("spawn")
-        self._go = [context.Semaphore(0) for _ in range(count)]
-        self._done = context.Semaphore(0)
+        self._go: list[Semaphore] = []
+        try:
+            for index in range(count):
+                self._go.append(Semaphore(token, f"s{index}"))
+            self._done = Semaphore(token, "sd")
+            self._go.append(self._done)  # the last one: _stop_processes unlinks them all
+        except (OSError, MemoryError) as exc:
+            for semaphore in self._go:
+                semaphore.unlink()
+            self.control.unlink()
+            raise _start_failed(first_index, 0, count, exc) from None
         self._finalizer = weakref.finalize(self, _stop_processes, self._processes, self._connections,
                                            self._go, self.control, 2.0)
         try:
@@ -123,16 +150,22 @@ class WorkerPool:
                output_handles: list[Any], blas_threads: int, label: str) -> None:
         with _worker_environment(blas_threads):
             for index in range(self.count):
-                parent_end, child_end = context.Pipe(duplex=True)
-                process = context.Process(
-                    target=worker_main, name=f"numpyml-{label}-{index + self.first_index}", daemon=True,
-                    args=(index, child_end, self._go[index], self._done, self.control.handle, os.getpid(), spec,
-                          tuple(input_shape), [seed, 1 + index], params_handles[index], output_handles[index]),
-                )
-                self._connections.append(parent_end)
-                process.start()
+                try:  # out of processes (EAGAIN), memory or file descriptors: stop cleanly, say so
+                    parent_end, child_end = context.Pipe(duplex=True)
+                    process = context.Process(
+                        target=worker_main, name=f"numpyml-{label}-{index + self.first_index}", daemon=True,
+                        args=(index, child_end, self._go[index], self._done, self.control.handle, os.getpid(),
+                              spec, tuple(input_shape), [seed, 1 + index], params_handles[index],
+                              output_handles[index]),
+                    )
+                    self._connections.append(parent_end)
+                    try:
+                        process.start()
+                    finally:
+                        child_end.close()
+                except (OSError, MemoryError) as exc:
+                    raise _start_failed(index + self.first_index, index, self.count, exc) from None
                 self._processes.append(process)
-                child_end.close()
         deadline = time.monotonic() + max(self.timeout, 120.0)
         for index in range(self.count):
             reply = self._message(index, deadline)

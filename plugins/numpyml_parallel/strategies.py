@@ -11,14 +11,14 @@ from numpyml_core.arrays import split
 from numpyml_core.blas import blas_threads
 
 from ._binding import Binding
-from ._pool import WorkerError, WorkerPool
-from ._shared import SharedArrays, new_token
+from ._pool import WorkerError, WorkerPool, WorkerStartError
+from ._shared import SharedArrays, new_token, reclaim_dead_segments
+from .limits import check_workers
 from .staleness import StalenessCompensation
 
 
 def _check_common(workers: int, blas_threads: int, timeout: float) -> None:
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    check_workers(workers)
     if isinstance(blas_threads, bool) or not isinstance(blas_threads, int) or blas_threads < 1:
         raise ValueError(f"blas_threads must be a positive integer, got {blas_threads!r}")
     if not timeout > 0:
@@ -79,6 +79,7 @@ class _LocalWorkers:
 
     def _setup(self, run: Any) -> None:
         model = run.model
+        reclaim_dead_segments()  # what runs killed with SIGKILL (the whole process group) left behind
         self.token = new_token()
         param_specs = {f"param.{k}": (v.shape, v.dtype) for k, v in model.params().items()}
         state_specs = {f"state.{k}": (v.shape, v.dtype) for k, v in model.state().items()}
@@ -129,7 +130,15 @@ class _LocalWorkers:
 
     # -- shared memory -----------------------------------------------------------------------------
     def _segment(self, role: str, specs: dict) -> SharedArrays:
-        segment = SharedArrays.create(self.token, role, specs)
+        try:
+            segment = SharedArrays.create(self.token, role, specs)
+        except OSError as exc:  # /dev/shm full or limited (containers: --shm-size)
+            raise WorkerStartError(
+                f"cannot create the shared memory the {self.label} strategy needs ({exc.strerror or exc}"
+                f"{f': {exc.filename}' if exc.filename else ''}). Free space in /dev/shm (or give a "
+                "container more, e.g. docker --shm-size), use fewer [training.strategy] workers or the "
+                "'serial' strategy."
+            ) from None
         self._segments.append(segment)
         return segment
 
@@ -204,7 +213,9 @@ class Sync(_LocalWorkers):
 
     Parameters:
 
-    * ``workers``: how many shares each batch is split into, i.e. how many cores compute.
+    * ``workers``: how many shares each batch is split into, i.e. how many cores compute. At most
+      4 per core (``os.cpu_count()``); the environment variable ``NUMPYML_MAX_WORKERS`` sets
+      another limit.
     * ``local_share`` (default true): the training process computes the first share itself, on
       ``run.model``, while ``workers - 1`` worker processes compute the others (it would otherwise
       sit idle waiting for them, and on a machine with as many cores as workers a third process
@@ -321,9 +332,11 @@ class Async(_LocalWorkers):
       as many cores as workers, ``workers`` processes plus a training process that applies their
       gradients would take turns on the cores. ``false``: ``workers`` processes compute every batch.
 
-    Other parameters as for ``sync``: ``blas_threads`` per worker (and for the training process
-    while it computes), ``timeout`` in seconds, ``spin_ms`` (keep it at 0 with ``local_share =
-    false`` on a machine with no more cores than workers).
+    ``workers``: at most 4 per core (``os.cpu_count()``) unless the environment variable
+    ``NUMPYML_MAX_WORKERS`` sets another limit. Other parameters as for ``sync``: ``blas_threads``
+    per worker (and for the training process while it computes), ``timeout`` in seconds,
+    ``spin_ms`` (keep it at 0 with ``local_share = false`` on a machine with no more cores than
+    workers).
     Layer state (running statistics) is updated by adding each worker's change when its gradient
     is applied. A checkpoint written mid-epoch (``every_batches``) holds the parameters without
     the batches still in flight (at most ``workers``), so resuming such a run repeats no batch but

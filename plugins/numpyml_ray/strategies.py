@@ -72,6 +72,10 @@ class _RayWorkers:
                  timeout: float, connect_timeout: float) -> None:
         if isinstance(workers, bool) or workers < 1:
             raise ValueError(f"workers must be a positive integer, got {workers!r}")
+        if not address:  # a Ray started here runs every actor on this machine: the local strategies' bound
+            from numpyml_parallel.limits import check_workers
+
+            check_workers(workers)
         if not cpus_per_worker > 0:
             raise ValueError(f"cpus_per_worker must be positive, got {cpus_per_worker}")
         if blas_threads < 1:
@@ -183,7 +187,9 @@ class RaySync(_RayWorkers):
     optimizer step. Layer state (batch-norm statistics) is averaged the same way.
 
     ``address``: unset starts a local Ray instance for the run; ``"auto"`` or ``"host:port"`` joins
-    an existing cluster (``ray start --head``). ``cpus_per_worker`` reserves CPUs per actor;
+    an existing cluster (``ray start --head``); with a local instance ``workers`` is at most 4 per
+    core unless the environment variable ``NUMPYML_MAX_WORKERS`` sets another limit (a cluster's
+    scheduler bounds it otherwise). ``cpus_per_worker`` reserves CPUs per actor;
     ``blas_threads`` fixes each actor's BLAS threads; ``timeout`` bounds every wait for workers,
     ``connect_timeout`` the check that a ``host:port`` cluster answers.
     """
