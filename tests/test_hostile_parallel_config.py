@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from blobs import EXPERIMENT, SOURCE
 from numpyml_parallel._shared import segment_names
+from numpyml_parallel._shared import _owner as segment_owner
 from typer.testing import CliRunner
 
 from numpyml_core.cli import app
@@ -38,6 +39,12 @@ def site(make_dist):
                      {"fakeplug_blobs": SOURCE, "fakeplug_liar": LIAR})
 
 
+def segments_of(pid: int) -> set[str]:
+    """The segments and semaphores that process ``pid`` created (its id is in their names): other
+    test sessions on the machine may create and remove their own meanwhile."""
+    return {name for name in segment_names() if (segment_owner(name.removeprefix("sem.")) or (None,))[0] == pid}
+
+
 def experiment(tmp_path: Path, text: str, name: str = "exp") -> Path:
     path = tmp_path / f"{name}.toml"
     path.write_text(text)
@@ -51,7 +58,6 @@ def with_strategy(strategy: str, epochs: int = 2) -> str:
 # -- item 6: SIGKILL of a sync run's process group leaks no shared memory -------------------------
 @pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="reads /dev/shm")
 def test_segments_of_a_sigkilled_sync_run_are_reclaimed_by_the_next_run(site, tmp_path):
-    before = set(segment_names())
     path = experiment(tmp_path, with_strategy('type = "sync"\nworkers = 2\n', epochs=1000), "long")
     env = {**os.environ, "PYTHONPATH": str(site)}
     process = subprocess.Popen([sys.executable, "-m", "numpyml_core.cli", "run", str(path), "--output",
@@ -61,7 +67,7 @@ def test_segments_of_a_sigkilled_sync_run_are_reclaimed_by_the_next_run(site, tm
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (tmp_path / "run" / "metrics.csv").exists():
             time.sleep(0.1)  # training: workers started, segments in use
-        leaked = set(segment_names()) - before
+        leaked = segments_of(process.pid)
         assert leaked, "no shared memory while training?"
         os.killpg(process.pid, signal.SIGKILL)  # timeout -s KILL, Slurm, the OOM killer: the whole group
         process.wait(timeout=30)
@@ -123,7 +129,6 @@ def test_ray_strategies_take_the_same_bound():
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_a_worker_that_cannot_start_stops_the_others_and_frees_shared_memory(site, tmp_path, monkeypatch, kind):
-    before = set(segment_names())
     original = multiprocessing.context.SpawnProcess.start
     started = []
 
@@ -143,7 +148,7 @@ def test_a_worker_that_cannot_start_stops_the_others_and_frees_shared_memory(sit
     assert multiprocessing.active_children() == []
     time.sleep(0.2)
     assert not Path(f"/proc/{started[0]}").exists(), "the worker that started was left running"
-    assert sorted(set(segment_names()) - before) == []
+    assert sorted(segments_of(os.getpid())) == []
 
 
 # -- item 16: TOML nested thousands deep ---------------------------------------------------------
