@@ -16,6 +16,7 @@ control flags, the resolved experiment and the JSON part of every stateful callb
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import math
@@ -39,9 +40,21 @@ FORMAT = "numpyml-checkpoint"
 FORMAT_VERSION = "1"
 
 
+def _json_default(value: Any) -> str:
+    if isinstance(value, (datetime.date, datetime.time)):  # TOML dates and times in an experiment's parameters
+        return value.isoformat()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def config_as_json(config: dict[str, Any]) -> dict[str, Any]:
+    """A resolved experiment as the checkpoint stores it (TOML dates and times as ISO strings), to
+    compare a checkpoint's ``config`` with an experiment."""
+    return json.loads(json.dumps(config, default=_json_default))
+
+
 def config_digest(config: dict[str, Any]) -> str:
     """A digest of a resolved experiment (``ExperimentSpec.to_dict()``), to detect changes."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=_json_default).encode()).hexdigest()
 
 
 def callback_keys(callbacks: list[Any]) -> list[str]:
@@ -120,7 +133,7 @@ def save_checkpoint(path: str | Path, run: Any) -> None:
     from . import __version__
 
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "numpyml_version": __version__,
-                "state": json.dumps(state)}
+                "state": json.dumps(state, default=_json_default)}
     save_tensors(path, tensors, metadata)
 
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
-import time
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -49,8 +47,8 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
     except OSError as exc:  # the disk, not the program: full, read-only, vanished folders
         where = f"{exc.filename}: " if exc.filename else ""
-        _err(f"{where}{exc.strerror or exc}. Nothing was half-written: numpyml writes every file atomically; "
-             "free space or choose another --output and run again (or resume).")
+        _err(f"{where}{exc.strerror or exc}. No file was left half-written (numpyml writes each file under a "
+             "temporary name, then renames it); free space or choose another --output and run again (or resume).")
         raise typer.Exit(2) from None
 
 
@@ -88,31 +86,6 @@ def _main(
 # --------------------------------------------------------------------------------------------
 # run
 # --------------------------------------------------------------------------------------------
-def _default_run_dir(name: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = Path("runs") / f"{name}-{stamp}"
-    suffix = 1
-    while path.exists():
-        suffix += 1
-        path = Path("runs") / f"{name}-{stamp}-{suffix}"
-    return path
-
-
-def _check_output_dir(path: Path) -> None:
-    if path.exists() and not path.is_dir():
-        raise UserError(f"--output {path}: exists and is not a folder; choose another path.")
-    if path.is_dir() and any(path.iterdir()):
-        raise UserError(
-            f"--output {path}: the folder exists and is not empty; numpyml never overwrites a run. "
-            "Choose a new folder or remove this one."
-        )
-    probe = path
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UserError(f"--output {path}: cannot create the run folder: {probe} is not writable.")
-
-
 def _provenance(manager: Any, spec: Any) -> dict[str, Any]:
     from . import __version__
 
@@ -132,7 +105,9 @@ def run(
     experiment: Path = typer.Argument(..., help="The experiment file (.toml)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the data sets (else NUMPYML_DATA_DIR)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Exactly this run folder (default runs/<name>-<time>)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Override [training] epochs."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Override [training] epochs. A cosine or one_cycle schedule is rescaled to span the N epochs "
+                                                              "(a short run is a whole, compressed schedule, not the first N epochs of the long one); "
+                                                              "step_decay keeps its epoch milestones."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override the experiment's seed."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
@@ -211,15 +186,56 @@ def _interrupt_handler(run: Any) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _make_callbacks(spec: Any, manager: Any, defaults: list[str]) -> list[Any]:
+    """The run's callbacks: the ``defaults`` the experiment does not list itself, then its own."""
+    from .errors import ConfigError
+
+    callbacks: list[Any] = []
+    chosen = {c.type for c in spec.callbacks}
+    for name in defaults:
+        if name in chosen:
+            continue
+        if ("callback", name) in manager.registry.components:
+            callbacks.append(manager.create("callback", name))
+        else:
+            print(f"warning: the default callback '{name}' is not installed (plugin disabled?)", file=sys.stderr)
+    for component in spec.callbacks:
+        try:
+            callbacks.append(manager.create("callback", component.type, **dict(component.params)))
+        except ConfigError as exc:
+            raise ConfigError(f"{component.where}: {exc}") from None
+    return callbacks
+
+
+def _metrics_files(spec: Any) -> list[str]:
+    names = [str(c.params.get("filename", "metrics.csv")) for c in spec.callbacks if c.type == "metrics_csv"]
+    return names or ["metrics.csv"]
+
+
+def _write_failure(exc: OSError, run_dir: Path) -> str:
+    """The message for a file that could not be written during a run (disk full, read-only, ...)."""
+    last = run_dir / "checkpoints" / "last.safetensors"
+    what = f"{exc.filename}: " if exc.filename else ""
+    then = (f"continue with: numpyml resume {run_dir} (it goes on from {last})" if last.is_file()
+            else f"no checkpoint was written yet; start again with another --output")
+    return (f"{what}{exc.strerror or exc}. The run in {run_dir} stopped; every file already there is complete "
+            f"(numpyml writes each file under a temporary name, then renames it). Free space (or fix the file), then {then}.")
+
+
 def run_experiment(experiment: Path, data_dir: str | None = None, output: Path | None = None,
                    epochs: int | None = None, seed: int | None = None, quiet: bool = True,
                    extra_callbacks: list[Any] | None = None, resume: bool = False,
                    allow_changes: bool = False) -> tuple[dict[str, Any], Path]:
-    """What ``numpyml run`` (and ``resume``) does, callable from Python. Returns (summary, run folder)."""
-    from .checkpoint import read_checkpoint, restore
+    """What ``numpyml run`` (and ``resume``) does, callable from Python. Returns (summary, run folder).
+
+    Everything that can be checked without data is checked before the run folder is touched. The folder
+    is then claimed (:mod:`numpyml_core.runfolder`): created exclusively for a new run, locked for the run's
+    whole life, so no other run or resume can write there meanwhile; a run that fails before writing
+    anything leaves no folder behind."""
+    from . import runfolder
+    from .checkpoint import config_as_json, read_checkpoint, restore
     from .config import dumps_toml, load_experiment, parse_experiment, read_toml
     from .data import data_dir_from_env
-    from .errors import ConfigError
     from .io import atomic_write_text
     from .serialization import save_model
     from .trainer import TrainingInterrupted, prepare, register_callbacks, train, unregister_callbacks
@@ -235,6 +251,15 @@ def run_experiment(experiment: Path, data_dir: str | None = None, output: Path |
             raise UserError(f"--seed must be a non-negative integer, got {seed}.")
         overrides["seed"] = seed
     spec = load_experiment(experiment, manager.registry, overrides)
+    callbacks = _make_callbacks(spec, manager, ([] if quiet else ["progress"]) + ["metrics_csv", "checkpoint"])
+    callbacks += extra_callbacks or []
+    config = spec.to_dict()
+    config["provenance"] = _provenance(manager, spec)
+    try:
+        config_text = f"# resolved experiment of {spec.source}\n" + dumps_toml(config)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{experiment}: the resolved experiment cannot be written as TOML ({exc}).") from None
+
     checkpoint = None
     if resume:
         assert output is not None
@@ -242,80 +267,73 @@ def run_experiment(experiment: Path, data_dir: str | None = None, output: Path |
         saved_config = run_dir / "config.toml"
         if not saved_config.is_file():
             raise UserError(f"{run_dir}: not a run folder to resume (it has no config.toml).")
-        saved = parse_experiment(read_toml(saved_config), str(saved_config), manager.registry).to_dict()
-        changed = _config_differences(saved, spec.to_dict())
-        last = run_dir / "checkpoints" / "last.safetensors"
-        if last.is_file():
-            checkpoint = read_checkpoint(last)
-            changed += [f"{key} (since the checkpoint)" for key in _config_differences(checkpoint[1]["config"], spec.to_dict())
-                        if key not in changed]
-        if changed and not allow_changes:
-            raise UserError(
-                f"{experiment}: differs from the run in {run_dir} in {', '.join(changed)}; resuming would not "
-                "continue the same experiment. Pass --allow-changes to resume anyway, or start a new run."
-            )
-        if checkpoint is None and not quiet:
-            print(f"{run_dir}: no checkpoint yet; starting the run from the beginning.", file=sys.stderr)
+        claim = runfolder.lock_existing(run_dir)
+    elif output is not None:
+        claim = runfolder.claim_new(output)
+        run_dir = claim.path
     else:
-        run_dir = Path(output) if output is not None else _default_run_dir(spec.name)
-        _check_output_dir(run_dir)
-    data_dir = data_dir or data_dir_from_env()
+        claim = runfolder.claim_default("runs", spec.name)
+        run_dir = claim.path
+    with claim:
+        if resume:
+            saved = parse_experiment(read_toml(saved_config), str(saved_config), manager.registry).to_dict()
+            changed = _config_differences(saved, spec.to_dict())
+            last = runfolder.resume_point(run_dir, _metrics_files(spec))
+            if last is not None:
+                checkpoint = read_checkpoint(last)
+                changed += [f"{key} (since the checkpoint)"
+                            for key in _config_differences(checkpoint[1]["config"], config_as_json(spec.to_dict()))
+                            if key not in changed]
+            if changed and not allow_changes:
+                raise UserError(
+                    f"{experiment}: differs from the run in {run_dir} in {', '.join(changed)}; resuming would not "
+                    "continue the same experiment. Pass --allow-changes to resume anyway, or start a new run."
+                )
+            if checkpoint is None:  # said even with --quiet: a restart is never silent
+                print(f"{run_dir}: no checkpoint yet and nothing trained; starting the run from the beginning.",
+                      file=sys.stderr)
+        data_dir = data_dir or data_dir_from_env()
 
-    run = prepare(spec, manager, data_dir=data_dir, output_dir=run_dir)
+        run = prepare(spec, manager, data_dir=data_dir, output_dir=run_dir)
 
-    callbacks: list[Any] = []
-    defaults = [] if quiet else ["progress"]
-    defaults += ["metrics_csv", "checkpoint"]
-    chosen = {c.type for c in spec.callbacks}
-    for name in defaults:
-        if name in chosen:
-            continue
-        if ("callback", name) in manager.registry.components:
-            callbacks.append(manager.create("callback", name))
-        else:
-            print(f"warning: the default callback '{name}' is not installed (plugin disabled?)", file=sys.stderr)
-    for component in spec.callbacks:
+        if checkpoint is None or allow_changes:
+            try:
+                atomic_write_text(run_dir / "config.toml", config_text)
+            except OSError as exc:
+                raise UserError(f"--output {run_dir}: cannot write the run folder: "
+                                f"{exc.filename or run_dir}: {exc.strerror or exc}.") from None
+
+        register_callbacks(run, callbacks)
         try:
-            callbacks.append(manager.create("callback", component.type, **dict(component.params)))
-        except ConfigError as exc:
-            raise ConfigError(f"{component.where}: {exc}") from None
-    callbacks += extra_callbacks or []
-
-    if checkpoint is None or allow_changes:
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            config = spec.to_dict()
-            config["provenance"] = _provenance(manager, spec)
-            atomic_write_text(run_dir / "config.toml", f"# resolved experiment of {spec.source}\n" + dumps_toml(config))
+            if checkpoint is not None:
+                restore(run, *checkpoint, source=str(run_dir / "checkpoints" / "last.safetensors"))
+            with _interrupt_handler(run):
+                summary = train(run)
+        except KeyboardInterrupt as exc:
+            where = (f"in epoch {exc.epoch} after batch {exc.batch}" if isinstance(exc, TrainingInterrupted) and exc.batch
+                     else f"after epoch {run.epoch}")
+            saved_note = (f"the last checkpoint is in {run_dir / 'checkpoints'}"
+                          if (run_dir / "checkpoints" / "last.safetensors").exists() else "no checkpoint was written")
+            _err(f"interrupted {where}; {saved_note}. Continue with: numpyml resume {run_dir}")
+            raise typer.Exit(130) from None
         except OSError as exc:
-            raise UserError(f"--output {run_dir}: cannot write the run folder ({exc.strerror}).") from None
+            raise UserError(_write_failure(exc, run_dir)) from None
+        finally:
+            unregister_callbacks(run)
 
-    register_callbacks(run, callbacks)
-    try:
-        if checkpoint is not None:
-            restore(run, *checkpoint, source=str(run_dir / "checkpoints" / "last.safetensors"))
-        with _interrupt_handler(run):
-            summary = train(run)
-    except KeyboardInterrupt as exc:
-        where = (f"in epoch {exc.epoch} after batch {exc.batch}" if isinstance(exc, TrainingInterrupted) and exc.batch
-                 else f"after epoch {run.epoch}")
-        saved_note = (f"the last checkpoint is in {run_dir / 'checkpoints'}"
-                      if (run_dir / "checkpoints" / "last.safetensors").exists() else "no checkpoint was written")
-        _err(f"interrupted {where}; {saved_note}. Continue with: numpyml resume {run_dir}")
-        raise typer.Exit(130) from None
-    finally:
-        unregister_callbacks(run)
-
-    architecture = {
-        "input_shape": list(run.model.input_shape),
-        "layers": run.model.configs,
-        "cost": spec.cost.as_table(),
-        "num_classes": getattr(run.dataset, "num_classes", None),
-        "class_names": list(getattr(run.dataset, "class_names", []) or []),
-        "dataset": spec.dataset.type,
-    }
-    save_model(run_dir / "model.safetensors", run.model, architecture)
-    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        architecture = {
+            "input_shape": list(run.model.input_shape),
+            "layers": run.model.configs,
+            "cost": spec.cost.as_table(),
+            "num_classes": getattr(run.dataset, "num_classes", None),
+            "class_names": list(getattr(run.dataset, "class_names", []) or []),
+            "dataset": spec.dataset.type,
+        }
+        try:
+            save_model(run_dir / "model.safetensors", run.model, architecture)
+            atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        except OSError as exc:
+            raise UserError(_write_failure(exc, run_dir)) from None
     return summary, run_dir
 
 
@@ -393,6 +411,7 @@ def validate(experiment: Path = typer.Argument(..., help="The experiment file (.
         manager = _manager()
         spec = load_experiment(experiment, manager.registry)
         model = check(spec, manager)
+        _make_callbacks(spec, manager, [])  # what their constructors refuse (a metrics file named config.toml)
     print(f"{experiment}: valid. {len(spec.layers)} layers, {model.count_params():,} parameters, "
           f"output {model.output_shape}; {spec.training.epochs} epochs of batch {spec.training.batch_size}.")
 

@@ -290,6 +290,18 @@ def fill_defaults(component: Any, params: dict[str, Any], where: str) -> None:
             params[p.name] = default
 
 
+_NAME_MAX = 100
+_SAFE_NAME = re.compile(rf"[A-Za-z0-9_-][A-Za-z0-9._-]{{0,{_NAME_MAX - 1}}}")
+
+
+def safe_name(text: str) -> str:
+    """``text`` made into an experiment name (the default one, from the file name): every character
+    but ASCII letters, digits, ``-``, ``_`` and ``.`` replaced by ``_``, no leading ``.``, at most
+    100 characters; ``experiment`` if nothing is left."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", text).lstrip(".")[:_NAME_MAX]
+    return name or "experiment"
+
+
 def parse_experiment(data: dict[str, Any], source: str, registry: Any) -> ExperimentSpec:
     """Validate a parsed TOML document. Every error names ``source`` and the key."""
     def where(key: str) -> str:
@@ -309,9 +321,12 @@ def parse_experiment(data: dict[str, Any], source: str, registry: Any) -> Experi
         if required not in data:
             raise ConfigError(f"{source}: missing section [{required}].")
 
-    name = data.get("name", Path(source).stem)
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{source}: 'name' must be a non-empty string, got {name!r}.")
+    name = data["name"] if "name" in data else safe_name(Path(source).stem)
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
+        raise ConfigError(
+            f"{source}: 'name' must be a file name of 1 to {_NAME_MAX} letters, digits, '-', '_' or '.' (not "
+            f"starting with '.'), as it names the run folder runs/<name>-<time>; got {name!r}."
+        )
     seed = data.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"{source}: 'seed' must be a non-negative integer, got {shorten(seed)}.")
@@ -574,65 +589,29 @@ def load_experiment(path: str | Path, registry: Any, overrides: dict[str, Any] |
         *parents, last = dotted.split(".")
         for key in parents:
             node = node.setdefault(key, {})
-        node[last] = value
+            if not isinstance(node, dict):
+                break  # e.g. training = 5: parse_experiment says "[training]: expected a table"
+        else:
+            node[last] = value
     return parse_experiment(data, str(path), registry)
 
 
 # --------------------------------------------------------------------------------------------
 # writing TOML (the resolved config.toml)
 # --------------------------------------------------------------------------------------------
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-        return f'"{escaped}"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+def _without_none(value: Any) -> Any:
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    if value is None:
-        raise TypeError("TOML has no null value")
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_without_none(v) for v in value]
+    return value
 
 
-def _toml_key(key: str) -> str:
-    if key and all(c.isalnum() or c in "_-" for c in key):
-        return key
-    return _toml_value(key)
+def dumps_toml(data: dict[str, Any]) -> str:
+    """Serialise nested dicts to TOML with ``tomli_w`` (``None`` values in tables are left out: TOML has
+    no null). Every string, key, number (floats exactly, ``nan`` and ``inf`` included), date and time
+    an experiment file can hold is written so that ``tomllib`` reads back the same value. Raises
+    ``TypeError`` for a value TOML cannot hold (an object, a ``None`` inside a list)."""
+    import tomli_w
 
-
-def _is_table_array(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
-
-
-def dumps_toml(data: dict[str, Any], _prefix: str = "") -> str:
-    """Serialise nested dicts to TOML (``None`` values are left out)."""
-    lines: list[str] = []
-    tables: list[tuple[str, Any]] = []
-    for key, value in data.items():
-        if value is None:
-            continue
-        if isinstance(value, dict) or _is_table_array(value):
-            tables.append((key, value))
-        else:
-            lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
-    out = "\n".join(lines)
-    for key, value in tables:
-        full = f"{_prefix}{_toml_key(key)}"
-        if isinstance(value, dict):
-            body = dumps_toml(value, full + ".")
-            out += f"\n\n[{full}]\n{body}" if out or lines else f"[{full}]\n{body}"
-        else:
-            for item in value:
-                body = dumps_toml(item, full + ".")
-                out += f"\n\n[[{full}]]\n{body}"
-    return out.strip("\n") + "\n" if _prefix == "" else out.strip("\n")
+    return tomli_w.dumps(_without_none(data))

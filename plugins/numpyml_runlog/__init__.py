@@ -1,9 +1,10 @@
 """numpyml built-in plugin: run logging.
 
 ``metrics_csv`` writes ``metrics.csv`` in the run folder: a header, then one row per epoch
-(``epoch``, ``train_loss``, ``<split>_loss``, ``<split>_accuracy`` for each evaluated split, the
-learning rate when a schedule is used, ``seconds``). The whole file is rewritten atomically after
-every epoch, so it is always complete.
+(``epoch``, ``train_loss``, ``<split>_loss``, ``<split>_accuracy`` for each evaluated split,
+``learning_rate`` when a schedule is used, ``seconds``). The whole file is rewritten atomically after
+every epoch, so it is always complete. ``filename`` must be a plain file name that is not one of the
+run folder's own files (``config.toml``, ``model.safetensors``, ``checkpoints``, ...).
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from typing import Any
 
 from numpyml_core import hookimpl
 from numpyml_core.io import atomic_write_text
+from numpyml_core.runfolder import check_plain_file_name
 
 
 class MetricsCSV:
     """Write one row per epoch to ``<run folder>/<filename>``."""
 
     def __init__(self, filename: str = "metrics.csv") -> None:
-        if not filename or "/" in filename or "\\" in filename:
-            raise ValueError(f"filename must be a plain file name, got {filename!r}")
+        check_plain_file_name(filename, "filename")  # never a run's own file, never outside the folder
         self.filename = filename
 
     @staticmethod
