@@ -14,7 +14,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -25,6 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from .errors import UserError
+from .io import create_temporary
 
 
 class ArraySplit:
@@ -234,7 +234,7 @@ def download(
     destination = Path(destination)
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
+        fd, tmp_name = create_temporary(destination)  # mode 0666 less the umask, as the finished file should be
     except OSError as exc:
         raise UserError(
             f"cannot download {url}: cannot write to {destination.parent} ({exc.strerror or exc}). "

@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 
 
-def _create_temporary(path: Path) -> tuple[int, Path]:
+def create_temporary(path: Path) -> tuple[int, Path]:
     """Create a new, empty temporary file beside ``path`` (exclusively, so no other writer shares it).
 
     Created with mode 0666 less the umask, as any file a program creates (``tempfile.mkstemp`` would
@@ -34,7 +34,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _create_temporary(path)
+        fd, tmp = create_temporary(path)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -365,6 +365,20 @@ def test_download_from_a_file_url(tmp_path):
     assert destination.read_bytes() == b"payload"
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_downloaded_files_follow_the_umask(tmp_path, umask):
+    """A downloaded data file gets the mode the umask gives, like every file numpyml writes (not
+    ``tempfile.mkstemp``'s 0600, which the rename would keep)."""
+    source = tmp_path / "source.gz"
+    source.write_bytes(b"payload")
+    previous = os.umask(umask)
+    try:
+        destination = core_data.download(source.as_uri(), tmp_path / "out" / "x.gz", md5(b"payload"))
+    finally:
+        os.umask(previous)
+    assert destination.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_download_checksum_mismatch_deletes_the_file(tmp_path, server):
     server.routes["/data.bin"] = ("ok", b"not what you expected")
     destination = tmp_path / "dl" / "data.bin"
