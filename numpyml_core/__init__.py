@@ -13,7 +13,7 @@ entry-point group.
 """
 
 from . import _openblas_env  # noqa: F401 - first: before anything imports NumPy
-from .errors import ConfigError, PluginError, RunFailed, UserError
+from .errors import ConfigError, MissingExtra, PluginError, RunFailed, UserError
 from .plugins import (
     Component,
     PluginManager,
@@ -29,6 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "MissingExtra",
     "PluginError",
     "RunFailed",
     "UserError",

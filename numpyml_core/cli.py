@@ -361,44 +361,58 @@ def list_components(
         }, indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
+    # Names are never cut: each stays on one line when the terminal leaves the other columns room
+    # (about 40 characters), and is folded onto several lines otherwise; no column ends in "…".
+    # Plugin text is escaped: "numpyml[ray]" is not rich markup.
+    widest = max((len(c.name) for c in components), default=4)
     table = Table(title=f"numpyml components ({len(components)})")
     for column in ("KIND", "NAME", "PLUGIN", "DISTRIBUTION", "VERSION"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold", no_wrap=column == "NAME" and widest + 40 <= console.width)
     for c in components:
-        table.add_row(c.kind, c.name, c.plugin, c.distribution, c.version)
+        table.add_row(*(escape(text) for text in (c.kind, c.name, c.plugin, c.distribution, c.version)))
     console.print(table)
     if manager.failed:
         failed = Table(title="plugins that failed to load", title_style="bold red")
         for column in ("PLUGIN", "DISTRIBUTION", "ERROR"):
-            failed.add_column(column)
+            failed.add_column(column, overflow="fold")
         for f in manager.failed:
-            failed.add_row(f.plugin, f.distribution, f.error)
+            failed.add_row(escape(f.plugin), escape(f.distribution), escape(f.error))
         console.print(failed)
 
 
 @app.command()
 def info(kind: str = typer.Argument(..., help="Component kind."), name: str = typer.Argument(..., help="Component name.")) -> None:
-    """A component's parameters (name, type, default) and documentation."""
+    """A component's parameters (name, type, default) and documentation.
+
+    Exit status 2 for an unknown KIND or NAME, 1 when the component's plugin module cannot be
+    imported (as for 'numpyml validate' and 'numpyml run': one line naming the plugin).
+    """
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from .config import describe_params
 
     with _user_errors():
         component = _manager().registry.get(kind, name)
+        factory = component.factory  # a lazy reference is imported here: its failure is one line
+        rows = describe_params(factory)
+        doc = component.doc
     console = Console()
-    console.print(f"[bold]{kind} {name}[/bold]  (plugin {component.plugin}, {component.distribution} {component.version})")
+    console.print(f"[bold]{escape(kind)} {escape(name)}[/bold]  (plugin {escape(component.plugin)}, "
+                  f"{escape(component.distribution)} {escape(component.version)})")
     table = Table()
     for column in ("PARAMETER", "TYPE", "DEFAULT"):
-        table.add_column(column)
-    for row in describe_params(component.factory):
-        table.add_row(*row)
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(str(cell)) for cell in row))
     console.print(table)
-    if component.doc:
-        console.print(component.doc, markup=False, highlight=False, soft_wrap=True)
+    if doc:
+        console.print(doc, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -125,7 +125,12 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Run numpyml's contract checks on installed components (all, one kind, or one) and print
-    what passes; exits 1 when a check fails.
+    what passes.
+
+    Exit status 1 when a check fails, or when a plugin failed to load (checking everything or a whole
+    KIND: the plugin that failed may provide that kind, so it is listed as a failed row); 0 when every
+    check passes or is skipped; 2 for an unknown KIND or NAME (the message names plugins that failed to load).
+    Components whose optional extra is not installed are skipped with what to install.
 
     Layers and activations: shapes, dtypes, params/grads, determinism and a float64 gradient check;
     costs: gradients; optimizers: descent and exact resume; datasets: splits and batches (skipped
@@ -133,19 +138,22 @@ def check(
     """
     from .cli import _components_of_kind, _manager, _user_errors
     from .data import data_dir_from_env
-    from .errors import PluginError
+    from .errors import PluginError, UserError
     from .testing import CheckResult, check_component
 
     with _user_errors():
         manager = _manager()
         components = manager.registry.all()
-        if kind is not None:
-            components = _components_of_kind(components, kind)
-            if name is not None:
-                components = [manager.registry.get(kind, name)]
+        try:
+            if kind is not None:
+                components = _components_of_kind(components, kind)
+                if name is not None:
+                    components = [manager.registry.get(kind, name)]
+        except UserError as exc:
+            raise type(exc)(f"{exc}{failed_plugins_note(manager.failed)}") from None
     data_dir = data_dir or data_dir_from_env()
     rows: list[tuple[Any, CheckResult]] = []
-    if kind is None:
+    if name is None:  # everything, or a whole kind: a plugin that failed to load may be the one providing it
         for failure in manager.failed:
             rows.append((None, CheckResult("plugin", failure.plugin, "fail",
                                            f"{failure.distribution}: failed to load: {failure.error}")))
@@ -169,8 +177,19 @@ def check(
         raise typer.Exit(1)
 
 
+def failed_plugins_note(failed: list[Any]) -> str:
+    """`` Note: plugin 'x' (dist) failed to load ...`` for an error about something not installed, or ``""``."""
+    if not failed:
+        return ""
+    names = ", ".join(f"'{f.plugin}' ({f.distribution})" for f in failed)
+    return (f" Note: plugin {names} failed to load and may be the one providing it; 'numpyml list' says why."
+            if len(failed) == 1 else
+            f" Note: plugins {names} failed to load and may provide it; 'numpyml list' says why.")
+
+
 def _print_check_table(rows: list[tuple[Any, Any]]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     style = {"pass": "[green]pass[/green]", "fail": "[bold red]FAIL[/bold red]", "skip": "[yellow]skip[/yellow]"}
@@ -178,9 +197,10 @@ def _print_check_table(rows: list[tuple[Any, Any]]) -> None:
     table = Table(title=f"numpyml check: {counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped")
     for column in ("KIND", "NAME", "DISTRIBUTION", "RESULT", "DETAIL"):
         table.add_column(column, overflow="fold")
-    for component, result in rows:
+    for component, result in rows:  # plugin text is shown as written: "numpyml[ray]" is not markup
         dist = f"{component.distribution} {component.version}" if component is not None else ""
-        table.add_row(result.kind, result.name, dist, style[result.status], result.detail)
+        table.add_row(escape(result.kind), escape(result.name), escape(dist), style[result.status],
+                      escape(result.detail))
     Console().print(table)
     if counts["fail"]:
         print(f"{counts['fail']} check(s) failed: see DETAIL above.", file=sys.stderr)

@@ -40,8 +40,8 @@ def report(
     from .report.rundata import load_run
 
     with _user_errors():
+        runs = [load_run(path) for path in run_dirs]  # the arguments first: a wrong folder is named as such
         require("matplotlib")
-        runs = [load_run(path) for path in run_dirs]
         target = out if out is not None else (run_dirs[0] / "report.html" if len(runs) == 1 else Path("report.html"))
         result = build_report(runs, _manager(), data_dir or data_dir_from_env())
         atomic_write_text(target, result.html)
@@ -86,13 +86,14 @@ def runs(
         ], indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
     if not found:
-        console.print(f"no runs in {folder} (a run folder holds config.toml and metrics.csv).")
+        console.print(f"no runs in {escape(str(folder))} (a run folder holds config.toml and metrics.csv).")
         return
-    table = Table(title=f"runs in {folder} ({len(found)}), by {column}")
+    table = Table(title=f"runs in {escape(str(folder))} ({len(found)}), by {column}")
     table.add_column("NAME")
     table.add_column("DATE")
     for title in ("EPOCHS", "BEST VAL ACC", "TEST ACC", "TIME"):
@@ -102,7 +103,7 @@ def runs(
         test = percent(r.test_accuracy)
         if best_test is not None and r.test_accuracy == best_test and len(found) > 1:
             test = f"[bold green]{test}[/bold green]"
-        name = r.name if r.finished else f"{r.name} [dim](unfinished)[/dim]"
+        name = escape(r.name) if r.finished else f"{escape(r.name)} [dim](unfinished)[/dim]"  # names are not markup
         table.add_row(name, date(r), str(r.epochs), percent(r.best_validation_accuracy), test, duration(r.seconds))
     console.print(table)
 
@@ -115,11 +116,12 @@ def show(run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run fold
     with _user_errors():
         run = load_run(run_dir)
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
     status = run.summary.get("stop_reason") or ("finished" if run.finished else "unfinished (no summary.json yet)")
-    console.print(f"[bold]{run.name}[/bold]  {run.path}")
+    console.print(f"[bold]{escape(run.name)}[/bold]  {escape(str(run.path))}")  # names and values are not markup
     facts = [
         ("experiment", str(run.config.get("name", "—"))),
         ("dataset", run.dataset or "—"),
@@ -133,7 +135,7 @@ def show(run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run fold
         ("test accuracy", percent(run.test_accuracy)),
     ]
     for key, value in facts:
-        console.print(f"  {key:<26}{value}", highlight=False)
+        console.print(f"  {key:<26}{escape(value)}", highlight=False)
     columns = [c for c in run.metrics if c != "epoch"]
     if not columns:
         console.print("  (metrics.csv has no rows yet)")
@@ -148,7 +150,7 @@ def show(run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run fold
         if not values:
             continue
         fmt = _formatter(column)
-        table.add_row(column, sparkline(values, width=40), fmt(values[0]), fmt(values[-1]), fmt(min(values)),
+        table.add_row(escape(column), sparkline(values, width=40), fmt(values[0]), fmt(values[-1]), fmt(min(values)),
                       fmt(max(values)))
     console.print(table)
 

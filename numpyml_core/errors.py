@@ -29,6 +29,15 @@ class RunFailed(UserError):
     exit_code = 1
 
 
+class MissingExtra(UserError):
+    """An optional dependency of a component (an extra such as ``numpyml[mlflow]``) is not installed.
+
+    Raised by a component when it is built without the library it needs; the message says what to
+    install. ``numpyml run`` prints it and exits with status 2; ``numpyml check`` reports the
+    component as skipped, not failed. Third-party plugins can raise it the same way.
+    """
+
+
 class PluginError(Exception):
     """A plugin that failed to import or register (or two plugins that clash)."""
 

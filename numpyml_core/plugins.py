@@ -6,16 +6,25 @@ happens once per process, on first use. A plugin that fails to import or registe
 :attr:`PluginManager.failed` with its error, a warning naming its distribution goes to stderr, and
 everything else keeps working; ``NUMPYML_STRICT_PLUGINS=1`` turns that into an error. Plugins are
 disabled by entry-point name with ``NUMPYML_DISABLE_PLUGINS=a,b`` (or ``--disable-plugin``).
+
+"Fails" includes a plugin that calls ``sys.exit()`` or raises ``KeyboardInterrupt`` while it is
+imported or registers (every ``BaseException``), and a plugin that registers no component (its
+hook not marked ``@hookimpl``, misspelled, or registering nothing). A real Ctrl-C is told apart
+from a ``KeyboardInterrupt`` raised by plugin code with a SIGINT handler installed while plugin
+code runs (:func:`_watching_ctrl_c`): only a real one stops loading.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
+import signal
 import sys
+import threading
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pluggy
 
@@ -24,6 +33,54 @@ from .errors import ConfigError, PluginError, did_you_mean, shorten
 
 ENTRY_POINT_GROUP = "numpyml"
 hookimpl = pluggy.HookimplMarker("numpyml")
+
+
+class _CtrlC:
+    """Whether a real SIGINT arrived while plugin code ran (see :func:`_watching_ctrl_c`)."""
+
+    real = False
+
+
+@contextlib.contextmanager
+def _watching_ctrl_c() -> Iterator[_CtrlC]:
+    """While plugin code runs, record whether a real Ctrl-C (SIGINT) arrives.
+
+    The SIGINT handler in force is wrapped: a signal sets ``.real`` and then does what the handler
+    would have done (Python's default raises ``KeyboardInterrupt``; the CLI's training handler asks
+    the run to stop). A ``KeyboardInterrupt`` caught while ``.real`` is false was raised by plugin
+    code itself. Outside the main thread no signal can arrive, so every ``KeyboardInterrupt`` there
+    is plugin code's. The previous handler is put back afterwards.
+    """
+    state = _CtrlC()
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None or previous is signal.SIG_IGN:  # not ours to wrap, or Ctrl-C is ignored anyway
+        yield state
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        state.real = True
+        if callable(previous):
+            previous(signum, frame)
+        else:  # SIG_DFL: the process would end; stopping with KeyboardInterrupt is the closest
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _plugin_raised(exc: BaseException, ctrl_c: _CtrlC) -> str | None:
+    """How to describe ``exc`` raised by plugin code, or ``None`` when it must propagate (a real Ctrl-C)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return None if ctrl_c.real else "raised KeyboardInterrupt itself (no Ctrl-C was pressed)"
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass(eq=False)
@@ -62,12 +119,16 @@ def _resolve(component: Component) -> Callable[..., Any]:
         f"{component.kind} '{component.name}' of plugin '{component.plugin}' "
         f"(distribution {component.distribution} {component.version})"
     )
-    try:
-        factory: Any = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            factory = getattr(factory, part)
-    except Exception as exc:  # noqa: BLE001 - any import failure is reported the same way
-        raise PluginError(f"{where}: cannot load '{component.target}': {type(exc).__name__}: {exc}") from exc
+    with _watching_ctrl_c() as ctrl_c:
+        try:
+            factory: Any = importlib.import_module(module_name)
+            for part in attribute.split("."):
+                factory = getattr(factory, part)
+        except BaseException as exc:  # noqa: BLE001 - sys.exit() in a plugin module is its failure too
+            described = _plugin_raised(exc, ctrl_c)
+            if described is None:
+                raise
+            raise PluginError(f"{where}: cannot load '{component.target}': {described}") from None
     _check_factory(component.kind, component.name, factory, where)
     return factory
 
@@ -103,6 +164,8 @@ def _check_reference(kind: str, name: str, target: str) -> None:
 
 @dataclass
 class FailedPlugin:
+    """A plugin that failed to import or register (or registered no component): ``error`` says why."""
+
     plugin: str
     distribution: str
     error: str
@@ -201,11 +264,15 @@ class PluginManager:
             seen.add((entry_point.name, entry_point.value))
             if entry_point.name in self.disabled:
                 continue
-            try:
-                module = entry_point.load()
-            except Exception as exc:  # noqa: BLE001 - any import failure is recorded
-                self._fail(entry_point.name, distribution, f"import failed: {type(exc).__name__}: {exc}")
-                continue
+            with _watching_ctrl_c() as ctrl_c:
+                try:
+                    module = entry_point.load()
+                except BaseException as exc:  # noqa: BLE001 - sys.exit() or KeyboardInterrupt at import too
+                    described = _plugin_raised(exc, ctrl_c)
+                    if described is None:
+                        raise
+                    self._fail(entry_point.name, distribution, f"import failed: {described}")
+                    continue
             self.load_plugin(module, entry_point.name, distribution, version)
 
     def load_plugin(self, module: Any, plugin: str, distribution: str, version: str) -> None:
@@ -221,27 +288,37 @@ class PluginManager:
                 _check_factory(kind, name, factory)
             staged.append(Component(kind, name, factory, plugin, distribution, version))
 
-        try:
-            self.pm.register(module, name=plugin)
-        except Exception as exc:  # noqa: BLE001
-            self._fail(plugin, distribution, f"registration failed: {type(exc).__name__}: {exc}")
-            return
-        impls = [
-            impl for impl in self.pm.hook.numpyml_register_components.get_hookimpls()
-            if impl.plugin_name == plugin
-        ]
-        try:
-            for impl in impls:
-                impl.function(register=register)
-            for component in staged:
-                self.registry.add(component)
-        except PluginError as exc:
-            self._fail(plugin, distribution, str(exc))
-        except Exception as exc:  # noqa: BLE001
-            self._fail(plugin, distribution, f"register hook raised {type(exc).__name__}: {exc}")
-        else:
-            self.loaded.append((plugin, distribution, version))
-            return
+        with _watching_ctrl_c() as ctrl_c:
+            try:
+                self.pm.register(module, name=plugin)
+            except BaseException as exc:  # noqa: BLE001
+                described = _plugin_raised(exc, ctrl_c)
+                if described is None:
+                    raise
+                self._fail(plugin, distribution, f"registration failed: {described}")
+                return
+            impls = [
+                impl for impl in self.pm.hook.numpyml_register_components.get_hookimpls()
+                if impl.plugin_name == plugin
+            ]
+            try:
+                for impl in impls:
+                    impl.function(register=register)
+                if not staged:
+                    raise PluginError(_registered_nothing(module, bool(impls)))
+                for component in staged:
+                    self.registry.add(component)
+            except PluginError as exc:
+                self._fail(plugin, distribution, str(exc))
+            except BaseException as exc:  # noqa: BLE001 - sys.exit() or KeyboardInterrupt in the hook too
+                described = _plugin_raised(exc, ctrl_c)
+                if described is None:
+                    raise
+                verb = "" if isinstance(exc, (SystemExit, KeyboardInterrupt)) else "raised "
+                self._fail(plugin, distribution, f"register hook {verb}{described}")
+            else:
+                self.loaded.append((plugin, distribution, version))
+                return
         # roll back a half-registered plugin
         for component in staged:
             key = (component.kind, component.name)
@@ -269,6 +346,24 @@ class PluginManager:
 
     def versions(self) -> dict[str, str]:
         return {dist: version for _, dist, version in self.loaded}
+
+
+def _registered_nothing(module: Any, has_hook: bool) -> str:
+    """Why a plugin registered no component, with what to do about it."""
+    hook = "numpyml_register_components"
+    text = "registered no component: "
+    if has_hook:
+        return text + f"its {hook} hook ran but called register() for no component."
+    try:  # a module's own __getattr__ / __dir__ may raise: then no hint, but still the failure
+        function = getattr(module, hook, None)
+        names = [n for n in dir(module) if isinstance(n, str)]
+    except Exception:  # noqa: BLE001
+        function, names = None, []
+    if callable(function):
+        return text + (f"its {hook} function is not marked @hookimpl; decorate it with @hookimpl "
+                       "(from numpyml_core import hookimpl), or register a table with component_table().")
+    return text + (f"it defines no {hook} function{did_you_mean(hook, names)}; see docs/plugins.md "
+                   "(a @hookimpl function of that name, from numpyml_core import hookimpl).")
 
 
 _MANAGER: PluginManager | None = None

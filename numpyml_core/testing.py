@@ -847,6 +847,10 @@ CHECKS: dict[str, Callable[..., dict[str, Any]]] = {
 }
 
 
+#: how :func:`check_component` starts the detail of a component skipped for a missing optional extra
+MISSING_EXTRA = "optional dependency not installed"
+
+
 @dataclass
 class CheckResult:
     """One component's outcome in :func:`check_component`: ``status`` is ``"pass"``, ``"fail"``
@@ -862,8 +866,11 @@ def check_component(kind: str, name: str, factory: Any, data_dir: str | None = N
     """Run the contract check for ``kind`` on ``factory`` built with :func:`probe_params`,
     turning every outcome into a :class:`CheckResult` (never raising for the component's faults).
 
-    Output the component prints (progress displays) is swallowed."""
-    from .errors import UserError
+    A component whose optional dependency is missing (it raises
+    :class:`~numpyml_core.errors.MissingExtra`) is skipped, the detail starting with
+    :data:`MISSING_EXTRA` and saying what to install. Output the component prints (progress
+    displays) is swallowed."""
+    from .errors import MissingExtra, UserError
 
     check = CHECKS.get(kind)
     if check is None:
@@ -877,12 +884,17 @@ def check_component(kind: str, name: str, factory: Any, data_dir: str | None = N
         return factory(**params)
 
     sink = io.StringIO()
+    shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "none"
     try:
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             make()  # constructor errors are the component's (or the probe's) problem
+    except MissingExtra as exc:
+        return CheckResult(kind, name, "skip", f"{MISSING_EXTRA}: {exc}")
     except (TypeError, ValueError) as exc:
-        shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
-        return CheckResult(kind, name, "skip", f"cannot build with probe parameters ({shown or 'none'}): {exc}")
+        return CheckResult(kind, name, "skip", f"cannot build with probe parameters ({shown}): {exc}")
+    except Exception as exc:  # noqa: BLE001 - a constructor that crashes is a failed check, not a crash of ours
+        return CheckResult(kind, name, "fail", f"cannot build with probe parameters ({shown}): constructor raised "
+                                               f"{type(exc).__name__}: {exc}")
     try:
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             if kind == "dataset":
@@ -891,6 +903,8 @@ def check_component(kind: str, name: str, factory: Any, data_dir: str | None = N
                 result = check(make)
     except NeedsParameters as exc:
         return CheckResult(kind, name, "skip", str(exc))
+    except MissingExtra as exc:
+        return CheckResult(kind, name, "skip", f"{MISSING_EXTRA}: {exc}")
     except UserError as exc:
         if kind == "dataset":
             first = str(exc).strip().split(". ")[0]

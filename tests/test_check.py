@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 from typer.testing import CliRunner
@@ -111,6 +112,13 @@ def test_every_installed_component_and_failed_plugins(make_dist):
     names = {(r["kind"], r["name"]) for r in data["results"] if r["status"] == "pass"}
     assert {("layer", "dense"), ("layer", "conv2d"), ("optimizer", "sgd"), ("strategy", "serial"),
             ("callback", "metrics_csv"), ("initializer", "he")} <= names
+    # the logger callbacks pass with their extras installed and are skipped, saying what to install, without
+    for name, module in (("mlflow", "mlflow"), ("tensorboard", "tensorboardX")):
+        (row,) = [r for r in data["results"] if (r["kind"], r["name"]) == ("callback", name)]
+        if importlib.util.find_spec(module) is None:
+            assert row["status"] == "skip" and "pip install 'numpyml[" in row["detail"], row
+        else:
+            assert row["status"] == "pass", row
 
 
 def test_unknown_kind_or_name_is_a_user_error():

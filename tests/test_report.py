@@ -99,9 +99,13 @@ def test_report_without_matplotlib_says_how_to_install(two_runs, monkeypatch):
     assert not (two_runs[0] / "report.html").exists()
 
 
-def test_report_rejects_a_folder_that_is_not_a_run(tmp_path):
+@pytest.mark.parametrize("matplotlib", ["installed", "missing"])
+def test_report_rejects_a_folder_that_is_not_a_run(tmp_path, monkeypatch, matplotlib):
+    if matplotlib == "missing":  # the arguments are checked before the optional import (issue 15, item 0)
+        monkeypatch.setitem(sys.modules, "matplotlib", None)
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "not a run folder" in result.stderr
+    assert "matplotlib" not in result.stderr
 
 
 def test_runs_table_and_sorting(two_runs, tmp_path):
@@ -176,3 +180,24 @@ def test_sparkline_and_config_helpers():
         "a.b": 1, "layers[0].type": "x", "l": [1, 2]}
     rows = compare_configs([{"a": 1, "b": 2}, {"a": 1, "b": 3, "c": 4}])
     assert rows == [("a", [1, 1], False), ("b", [2, 3], True), ("c", [None, 4], True)]
+
+
+def test_predict_checks_the_model_before_the_optional_import(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "PIL", None)  # as without the plot extra
+    missing = tmp_path / "nothing.safetensors"
+    result = CliRunner().invoke(app, ["predict", str(missing), str(tmp_path / "x.png")])
+    assert result.exit_code == 2 and str(missing) in result.stderr
+    assert "Pillow" not in result.stderr
+
+
+def test_runs_and_show_print_names_literally(tmp_path):
+    """Run names and config values are printed as written, never read as rich markup (issue 15, item 28)."""
+    run = tmp_path / "runs" / "[bold]mine[dim]"
+    run.mkdir(parents=True)
+    (run / "config.toml").write_text('name = "pip install \'numpyml[ray]\'"\n')
+    (run / "metrics.csv").write_text("epoch,train_loss\n1,0.5\n2,0.25\n")
+    listed = CliRunner().invoke(app, ["runs", str(tmp_path / "runs")], env={"COLUMNS": "200"}, catch_exceptions=False)
+    assert listed.exit_code == 0 and "[bold]mine[dim]" in listed.stdout
+    shown = CliRunner().invoke(app, ["show", str(run)], env={"COLUMNS": "200"}, catch_exceptions=False)
+    assert shown.exit_code == 0
+    assert "[bold]mine[dim]" in shown.stdout and "pip install 'numpyml[ray]'" in shown.stdout

@@ -51,14 +51,24 @@ def builtin_components():
     ]
 
 
+#: built-in components that need an optional extra -> the module it installs
+OPTIONAL_EXTRAS = {("callback", "mlflow"): "mlflow", ("callback", "tensorboard"): "tensorboardX"}
+
+
 @pytest.mark.parametrize("kind,name", builtin_components())
 def test_every_builtin_component_passes_or_is_honestly_skipped(kind, name):
+    import importlib.util
+
     component = get_plugin_manager().registry.get(kind, name)
     result = testing.check_component(kind, name, component.factory)
     assert result.status in ("pass", "skip"), result.detail
     if result.status == "skip":  # only for honest reasons
-        assert result.detail.startswith(("needs parameters", "data not available", "cannot build with probe")), \
-            result.detail
+        assert result.detail.startswith(("needs parameters", "data not available", "cannot build with probe",
+                                         testing.MISSING_EXTRA)), result.detail
+    if result.detail.startswith(testing.MISSING_EXTRA):  # and then only when the extra really is missing
+        module = OPTIONAL_EXTRAS[(kind, name)]
+        assert importlib.util.find_spec(module) is None, result.detail
+        assert "pip install 'numpyml[" in result.detail
 
 
 # -- layers ------------------------------------------------------------------------------------

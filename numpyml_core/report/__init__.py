@@ -9,7 +9,7 @@
 * :mod:`.html`: the self-contained report page.
 
 matplotlib and Pillow are optional (``pip install 'numpyml[plot]'``); :func:`require` turns their
-absence into one clear :class:`~numpyml_core.errors.UserError`.
+absence into one clear :class:`~numpyml_core.errors.MissingExtra` (a ``UserError``).
 """
 
 from __future__ import annotations
@@ -17,17 +17,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..errors import UserError
+from ..errors import MissingExtra  # noqa: F401 - the optional-dependency error, importable from here too
 
 #: module -> (what needs it, the extra that installs it)
 EXTRAS = {
     "matplotlib": ("plots for 'numpyml report'", "plot"),
     "PIL": ("reading images (Pillow)", "plot"),
 }
-
-
-class MissingExtra(UserError):
-    """An optional dependency is not installed."""
 
 
 def require(module: str) -> Any:

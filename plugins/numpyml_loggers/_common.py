@@ -6,15 +6,16 @@ import importlib
 import math
 from typing import Any
 
-from numpyml_core.errors import UserError
+from numpyml_core.errors import MissingExtra
 
 
 def import_extra(module: str, package: str, extra: str, callback: str) -> Any:
-    """Import an optional dependency, or raise a :class:`UserError` naming the extra that installs it."""
+    """Import an optional dependency, or raise :class:`~numpyml_core.errors.MissingExtra` naming the extra
+    that installs it (``numpyml check`` then reports the callback as skipped)."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise UserError(
+        raise MissingExtra(
             f"callback '{callback}' needs {package}, which is not installed ({exc}). It is an optional dependency "
             f"of numpyml: install it with `pip install 'numpyml[{extra}]'` (or `uv pip install {package}` in this "
             f"project's environment), or remove the [[callbacks]] type = \"{callback}\" table from the experiment."
