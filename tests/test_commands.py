@@ -102,3 +102,11 @@ def test_a_command_named_like_another_is_ignored_with_a_warning(make_dist):
     result = invoke("runs", "--help")
     assert result.exit_code == 0 and "A table of the runs" in result.stdout  # the report plugin's, loaded first
     assert "the command 'runs' of plugin 'hello' is ignored: plugin 'report' already provides" in result.stderr
+
+
+def test_contributing_shows_this_very_plugin():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    shown = text.split('hello = "numpyml_hello"\n', 1)[1].split("```", 1)[0]
+    assert shown.strip() == HELLO.strip()

@@ -1,4 +1,4 @@
-"""The plugin-author kit: the commands ``new-plugin`` and ``check``, the scaffold templates and the
+"""numpyml built-in plugin: the plugin-author kit, commands ``new-plugin`` and ``check``, the scaffold templates and the
 pytest test kit (:mod:`numpyml_kit.testing`, a pytest plugin through the ``pytest11`` entry point).
 
 A built-in plugin (entry point ``kit`` in numpyml's ``numpyml`` group) that adds commands through the

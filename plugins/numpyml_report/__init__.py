@@ -1,4 +1,4 @@
-"""The report plugin: the commands ``report``, ``runs``, ``show`` and ``predict``, which look at runs.
+"""numpyml built-in plugin: the report commands ``report``, ``runs``, ``show`` and ``predict``, which look at runs.
 
 A built-in plugin (entry point ``report`` in numpyml's ``numpyml`` group) that adds commands through
 the ``numpyml_register_commands`` hook, as a third-party plugin would; loading it imports no NumPy,
