@@ -2,7 +2,7 @@
 plugin that registers one with the trainer, and the timed epoch of the PyTorch reference loop.
 
 Imports ``numpyml_core`` before NumPy, as the scripts do: it sets ``OPENBLAS_THREAD_TIMEOUT``, which
-only takes effect before NumPy loads OpenBLAS (see ``numpyml_core/_openblas_env.py``).
+only takes effect before NumPy loads OpenBLAS (see ``numpyml_core/blas.py``).
 """
 
 from __future__ import annotations

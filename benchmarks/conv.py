@@ -161,7 +161,7 @@ def main() -> None:
         torch_info = "PyTorch not installed: no reference"
     import os
 
-    from numpyml_core.blas import parallel_threads
+    from numpyml_conv.parts import parallel_threads
 
     print(f"batch {BATCH}, {args.batches} batches per timed epoch, best of {args.repeats}; "
           f"numpy {np.__version__}, layers split over {parallel_threads()} threads "

@@ -12,7 +12,7 @@ The core never imports a plugin: every concrete component arrives through the ``
 entry-point group.
 """
 
-from . import _openblas_env  # noqa: F401 - first: before anything imports NumPy
+from . import blas  # noqa: F401 - first, before anything imports NumPy: sets OPENBLAS_THREAD_TIMEOUT (see blas.py)
 from .errors import ConfigError, MissingExtra, PluginError, RunFailed, UserError
 from .plugins import (
     Component,

@@ -1,36 +1,55 @@
-"""BLAS threads, and layers that split their own work across the cores.
+"""BLAS threads, a resource of the whole process: how long OpenBLAS's idle threads spin, and
+:func:`blas_threads`, the one place that limits how many threads BLAS products use.
 
-:func:`blas_threads` limits NumPy's BLAS to ``n`` threads inside a ``with`` block, through
-``openblas_set_num_threads_local`` in the OpenBLAS that NumPy's wheels bundle. With another BLAS (or
-an OpenBLAS without that function) it does nothing: results are the same either way, only speed
-differs. Despite its name, that OpenBLAS setting is process-wide in the bundled builds (measured: a
-thread that sets 1 makes every other thread's products single-threaded until it is set back), so
-blocks must not overlap in time across threads unless one block encloses the others, as
-:func:`parallel_parts` does.
+Imported first by ``numpyml_core``, before anything imports NumPy (documented import-time effect):
+after each product OpenBLAS's worker threads spin for ``2**OPENBLAS_THREAD_TIMEOUT`` CPU cycles
+(default 28: about 0.1 s here) before they sleep, keeping a core busy. Layers that split their work
+over their own threads (the convolution plugin's ``parallel_parts``) run right after such products and
+would share the cores with a thread that does nothing: measured on the CIFAR benchmark network, 160 ms
+per batch instead of 110. So ``OPENBLAS_THREAD_TIMEOUT`` defaults to 22 (``2**22`` cycles, about 1.5 ms,
+still keeps the threads awake between the products of one training step: the MLP benchmark is as
+fast as with the default). OpenBLAS reads the variable once, when NumPy loads it, so this only takes
+effect when ``numpyml_core`` is imported before NumPy (as ``numpyml`` does), and a value already set
+is kept. It stays in the core, not in the convolution plugin, because a plugin is loaded too late
+(after NumPy) to set it; and :func:`blas_threads` stays here because two plugins must agree on the
+one process-wide setting (the ``sync`` strategy limits the training process's share, the convolution
+layers read that limit).
 
-:func:`parallel_parts` runs a function over contiguous parts of a batch on a small pool of threads,
-one part per core, every product on one BLAS thread. NumPy releases the GIL in its copies, ufuncs and
-products, so the parts run side by side. Used by the convolution plugin: each part builds and
-multiplies the column matrices of its own samples (measured here, a 64x32x32x32 3x3 convolution:
-10 ms on two parts against 13 ms with OpenBLAS's own two threads, whose split of a product with 32
-columns sometimes gains nothing over one thread). :func:`parallel_threads` is 1 inside a
-``blas_threads(1)`` block (the ``sync`` strategy's share in the training process), in worker
-processes started with one BLAS thread, and when the BLAS threads cannot be limited (the parts would
-oversubscribe the cores).
+:func:`blas_threads` works through ``openblas_set_num_threads_local`` in the OpenBLAS that NumPy's
+wheels bundle; with another BLAS it does nothing (results are the same, only speed differs).
+Despite its name that setting is process-wide in the bundled builds, so blocks must not overlap in
+time across threads unless one block encloses the others.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Iterator
 
-from ._openblas_env import SHORT_WAIT
-from .arrays import split
+__all__ = ["SHORT_WAIT", "blas_thread_count", "blas_thread_limit", "blas_threads", "can_limit_blas_threads"]
 
-T = TypeVar("T")
+#: the value set when there is none: 2**22 cycles
+DEFAULT_TIMEOUT = "22"
+
+
+def _short_wait() -> bool:
+    """Set the default when there is none; whether the OpenBLAS of this process waits briefly."""
+    numpy_loaded = "numpy" in sys.modules
+    value = os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", DEFAULT_TIMEOUT)
+    if numpy_loaded and value == DEFAULT_TIMEOUT and not _set_by_user:
+        return False  # OpenBLAS was loaded before the default was set: it waits 2**28 cycles
+    try:
+        return int(value) <= 24
+    except ValueError:
+        return False
+
+
+_set_by_user = "OPENBLAS_THREAD_TIMEOUT" in os.environ
+#: whether OpenBLAS's idle threads wait at most 2**24 cycles in this process
+SHORT_WAIT = _short_wait()
 
 
 class _OpenBLAS:
@@ -77,7 +96,7 @@ def _openblas() -> _OpenBLAS:
 
 @contextlib.contextmanager
 def blas_threads(n: int) -> Iterator[None]:
-    """Within the block, BLAS calls use at most ``n`` threads (when supported)."""
+    """Within the block, BLAS calls use at most ``n`` threads (when supported; blocks nest)."""
     setter = _openblas().set_local
     outer = getattr(_limits, "limit", None)
     _limits.limit = int(n) if outer is None else min(int(n), outer)
@@ -95,71 +114,17 @@ def blas_threads(n: int) -> Iterator[None]:
         _limits.limit = outer
 
 
-def parallel_threads() -> int:
-    """How many parts :func:`parallel_parts` splits work into here: the cores this process may run
-    on, at most the BLAS's thread count (``OPENBLAS_NUM_THREADS`` ...) and the enclosing
-    :func:`blas_threads` limit; 1 when BLAS threads cannot be limited, or when OpenBLAS's idle
-    threads busy-wait long enough to take a core from the parts (see ``_openblas_env``)."""
-    blas = _openblas()
-    if blas.set_local is None or not SHORT_WAIT:
-        return 1
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    if blas.get_threads is not None:
-        cores = min(cores, max(1, blas.get_threads()))
-    limit = getattr(_limits, "limit", None)
-    return max(1, cores if limit is None else min(cores, limit))
+def blas_thread_limit() -> int | None:
+    """The innermost :func:`blas_threads` limit of the calling thread, ``None`` outside any block."""
+    return getattr(_limits, "limit", None)
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_key: tuple[int, int] = (0, 0)
-_pool_lock = threading.Lock()
+def can_limit_blas_threads() -> bool:
+    """Whether :func:`blas_threads` takes effect here (NumPy's BLAS is an OpenBLAS that can be limited)."""
+    return _openblas().set_local is not None
 
 
-def _executor(threads: int) -> ThreadPoolExecutor:
-    """The shared pool with at least ``threads`` threads, made again in a forked child (whose copy
-    of the pool has no threads)."""
-    global _pool, _pool_key
-    with _pool_lock:
-        if _pool is None or _pool_key[0] != os.getpid() or _pool_key[1] < threads:
-            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="numpyml-parts")
-            _pool_key = (os.getpid(), threads)
-        return _pool
-
-
-def _one_blas_thread(function: Callable[..., T], *args: Any) -> T:
-    with blas_threads(1):
-        return function(*args)
-
-
-def parallel_parts(function: Callable[[int, int, int], T], n: int, parts: int | None = None) -> list[T]:
-    """``[function(k, start, stop) for k, (start, stop) in enumerate(split(n, parts))]``, the parts
-    run concurrently (part 0 on the calling thread) with one BLAS thread each.
-
-    ``parts`` defaults to :func:`parallel_threads`. The functions must write to disjoint memory
-    (their own slices of a result, their own scratch buffers). Every part finishes before this
-    returns, also when one raises; the first exception (in part order) is raised again."""
-    bounds = split(n, parallel_threads() if parts is None else parts)
-    if len(bounds) == 1:
-        return [function(0, *bounds[0])]
-    with blas_threads(1):  # encloses the parts' own blocks: see the module docstring
-        pool = _executor(len(bounds) - 1)
-        futures = [pool.submit(_one_blas_thread, function, k, *bounds[k]) for k in range(1, len(bounds))]
-        results: list[Any] = []
-        errors: list[BaseException] = []
-        try:
-            results.append(function(0, *bounds[0]))
-        except BaseException as error:  # noqa: BLE001 - re-raised below, after the other parts
-            errors.append(error)
-            results.append(None)
-        for future in futures:
-            try:
-                results.append(future.result())
-            except BaseException as error:  # noqa: BLE001
-                errors.append(error)
-                results.append(None)
-        if errors:
-            raise errors[0]
-        return results
+def blas_thread_count() -> int | None:
+    """How many threads BLAS products use now (``OPENBLAS_NUM_THREADS`` ...), ``None`` when unknown."""
+    getter = _openblas().get_threads
+    return None if getter is None else max(1, int(getter()))

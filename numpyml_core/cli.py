@@ -14,7 +14,12 @@ from typing import Any, Iterator, Optional
 
 import typer
 
-from .errors import PluginError, UserError, did_you_mean
+from .commands import CommandGroup
+from .commands import components_of_kind as _components_of_kind
+from .commands import error as _err
+from .commands import plugin_manager as _manager
+from .commands import user_errors as _user_errors
+from .errors import UserError
 
 app = typer.Typer(
     name="numpyml",
@@ -22,65 +27,18 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=CommandGroup,  # adds the plugins' commands (hook numpyml_register_commands)
 )
-
-_state: dict[str, Any] = {"disable": []}
-
-
-def _err(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    try:
-        yield
-    except UserError as exc:
-        _err(str(exc))
-        raise typer.Exit(exc.exit_code) from None
-    except PluginError as exc:
-        _err(str(exc))
-        raise typer.Exit(1) from None
-    except MemoryError as exc:
-        _err(f"out of memory ({exc or 'MemoryError'}): reduce [training] batch_size or eval_batch_size, or the size "
-             "of the network.")
-        raise typer.Exit(2) from None
-    except OSError as exc:  # the disk, not the program: full, read-only, vanished folders
-        where = f"{exc.filename}: " if exc.filename else ""
-        _err(f"{where}{exc.strerror or exc}. No file was left half-written (numpyml writes each file under a "
-             "temporary name, then renames it); free space or choose another --output and run again (or resume).")
-        raise typer.Exit(2) from None
-
-
-def _manager():
-    from .plugins import PluginManager, get_plugin_manager, set_plugin_manager
-
-    if _state["disable"]:
-        manager = PluginManager(disable=_state["disable"])
-        manager.load_entry_points()
-        set_plugin_manager(manager)
-        return manager
-    return get_plugin_manager()
-
-
-def _components_of_kind(components: list[Any], kind: str, prefix: str = "") -> list[Any]:
-    """The ``components`` of ``kind``. When none is of that kind: a :class:`UserError`, its message
-    starting with ``prefix``, with the closest kind and every installed one."""
-    kinds = sorted({c.kind for c in components})
-    if kind not in kinds:
-        raise UserError(f"{prefix}no installed component of kind '{kind}'{did_you_mean(kind, kinds)}; "
-                        f"installed kinds: {', '.join(kinds)}.")
-    return [c for c in components if c.kind == kind]
 
 
 @app.callback()
 def _main(
     disable_plugin: list[str] = typer.Option(
-        [], "--disable-plugin", help="Do not load the plugin with this entry-point name (repeatable).",
-        metavar="NAME",
+        [], "--disable-plugin", help="Do not load the plugin with this entry-point name (repeatable); its "
+        "components and commands are gone.", metavar="NAME", is_eager=True,  # read before plugin commands load
     ),
 ) -> None:
-    _state["disable"] = list(disable_plugin)
+    del disable_plugin  # read by numpyml_core.commands.CommandGroup, which loads the plugins
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,13 +426,6 @@ def evaluate_model(
     else:
         print(f"{name} {split} ({result['samples']:,} samples): loss {result['loss']:.4f}, "
               f"accuracy {100 * result['accuracy']:.2f}%")
-
-
-from . import cli_plugins as _cli_plugins  # noqa: E402 - plugin-author commands live there
-from . import cli_report as _cli_report  # noqa: E402 - commands that look at runs live there
-
-_cli_plugins.register(app)
-_cli_report.register(app)
 
 
 def main() -> None:

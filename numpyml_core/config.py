@@ -402,87 +402,20 @@ def parse_experiment(data: dict[str, Any], source: str, registry: Any) -> Experi
 # --------------------------------------------------------------------------------------------
 # [plugins] require: the distributions an experiment needs
 # --------------------------------------------------------------------------------------------
-# A small PEP 440 subset, so the core needs no extra dependency ("packaging" is only installed as
-# a dependency of pytest, not of anything numpyml needs at run time): release numbers with
-# optional aN/bN/rcN, .postN, .devN and a ignored +local part; operators >=, <=, >, <, ==, !=,
-# ~= and == / != with a trailing .*.
-_REQUIREMENT = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(.*?)\s*$")
-_SPECIFIER = re.compile(r"\s*(~=|==|!=|<=|>=|<|>)\s*([0-9][0-9A-Za-z.+!*-]*)\s*$")
-_VERSION = re.compile(
-    r"^v?(?:(\d+)!)?(\d+(?:\.\d+)*)(?:[-_.]?(a|b|c|rc|alpha|beta|pre|preview)[-_.]?(\d*))?"
-    r"(?:[-_.]?(?:post|rev|r)[-_.]?(\d*)|-(\d+))?(?:[-_.]?dev[-_.]?(\d*))?(?:\+[a-z0-9.]+)?$",
-    re.IGNORECASE,
-)
-_PRE_RANK = {"a": 0, "alpha": 0, "b": 1, "beta": 1, "c": 2, "rc": 2, "pre": 2, "preview": 2}
+def parse_requirement(text: str) -> Any:
+    """``"numpyml-swish>=0.1,<2"`` as a :class:`packaging.requirements.Requirement` (what pip reads);
+    raises ``ValueError`` for what is not a distribution name with optional version specifiers."""
+    from packaging.requirements import InvalidRequirement, Requirement
 
-
-def _release(text: str) -> tuple[int, ...]:
-    parts = [int(p) for p in text.split(".")]
-    while len(parts) > 1 and parts[-1] == 0:
-        parts.pop()
-    return tuple(parts)
-
-
-def version_key(version: str) -> tuple:
-    """A sort key for a version string (PEP 440 order: 1.0.dev1 < 1.0a1 < 1.0rc1 < 1.0 < 1.0.post1);
-    raises ``ValueError`` for what it cannot read."""
-    match = _VERSION.match(version.strip())
-    if not match:
-        raise ValueError(f"cannot read the version {shorten(version)}")
-    epoch, release, pre, pre_n, post_n, post_implicit, dev_n = match.groups()
-    post = post_n if post_n is not None else post_implicit  # "" when written without a number
-    has_post = post is not None
-    dev = dev_n
-    if pre is not None:
-        pre_key = (_PRE_RANK[pre.lower()], int(pre_n or 0))
-    elif dev is not None and not has_post:
-        pre_key = (-1, 0)  # 1.0.dev1 comes before 1.0a1
-    else:
-        pre_key = (3, 0)
-    post_key = int(post or 0) if has_post else -1
-    dev_key = int(dev or 0) if dev is not None else float("inf")
-    return (int(epoch or 0), _release(release), pre_key, post_key, dev_key)
-
-
-def _matches(version: str, operator: str, wanted: str) -> bool:
-    if wanted.endswith(".*"):
-        if operator not in ("==", "!="):
-            raise ValueError(f"'{operator}{wanted}': a trailing .* only goes with == or !=")
-        prefix = [int(p) for p in wanted[:-2].split(".")]
-        match = _VERSION.match(version.strip())
-        release = [int(p) for p in match.group(2).split(".")] if match else []
-        release += [0] * max(0, len(prefix) - len(release))
-        same = release[:len(prefix)] == prefix
-        return same if operator == "==" else not same
-    have, want = version_key(version), version_key(wanted)
-    if operator == "~=":
-        parts = wanted.split("+")[0].split(".")
-        if len(parts) < 2:
-            raise ValueError(f"'~={wanted}' needs at least two release numbers (~=1.4 means >=1.4, ==1.*)")
-        return have >= want and _matches(version, "==", ".".join(re.findall(r"\d+", ".".join(parts[:-1]))) + ".*")
-    return {
-        "==": have == want, "!=": have != want, ">=": have >= want, "<=": have <= want, ">": have > want,
-        "<": have < want,
-    }[operator]
-
-
-def parse_requirement(text: str) -> tuple[str, list[tuple[str, str]]]:
-    """``"numpyml-swish>=0.1,<2"`` -> ``("numpyml-swish", [(">=", "0.1"), ("<", "2")])``."""
-    match = _REQUIREMENT.match(text)
-    if not match:
-        raise ValueError("expected a distribution name and optional version specifiers, like \"numpyml-swish>=0.1\"")
-    name, rest = match.groups()
-    specifiers = []
-    if rest:
-        for part in rest.split(","):
-            spec = _SPECIFIER.match(part)
-            if not spec:
-                raise ValueError(f"cannot read the version specifier {shorten(part.strip())} (use >=, <=, ==, !=, ~=, <, >)")
-            operator, wanted = spec.groups()
-            if not wanted.endswith(".*"):
-                version_key(wanted)
-            specifiers.append((operator, wanted))
-    return name, specifiers
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement as exc:
+        raise ValueError(f"cannot read the version specifier ({str(exc).splitlines()[0]}); expected a distribution "
+                         'name and optional version specifiers, like "numpyml-swish>=0.1"') from None
+    if requirement.url or requirement.marker or requirement.extras:
+        raise ValueError('only a distribution name and version specifiers are checked, like "numpyml-swish>=0.1" '
+                         "(no extras, URL or environment marker)")
+    return requirement
 
 
 def check_requirements(plugins: Any, source: str) -> list[str]:
@@ -490,6 +423,8 @@ def check_requirements(plugins: Any, source: str) -> list[str]:
     ``require`` is installed in a matching version. Raises :class:`ConfigError` (exit status 2)
     naming the missing or too-old distribution; returns the requirement strings."""
     from importlib import metadata
+
+    from packaging.version import InvalidVersion
 
     where = f"{source}: [plugins]"
     plugins = _table(plugins, where)
@@ -502,9 +437,10 @@ def check_requirements(plugins: Any, source: str) -> list[str]:
         raise ConfigError(f'{where}: require must be a list of strings such as ["numpyml-swish>=0.1"], got {shorten(require)}.')
     for text in require:
         try:
-            name, specifiers = parse_requirement(text)
+            requirement = parse_requirement(text)
         except ValueError as exc:
             raise ConfigError(f"{where}: require: {shorten(text)}: {exc}.") from None
+        name = requirement.name
         try:
             installed = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -512,10 +448,11 @@ def check_requirements(plugins: Any, source: str) -> list[str]:
                 f"{where}: this experiment needs the distribution {name} ('{text}'), which is not installed. "
                 f"Install it (pip install '{text}'), then check with 'numpyml list'."
             ) from None
-        try:
-            unmet = [f"{op}{v}" for op, v in specifiers if not _matches(installed, op, v)]
-        except ValueError as exc:
-            raise ConfigError(f"{where}: require: {shorten(text)}: {exc}.") from None
+        try:  # prereleases=True: an installed 1.0rc1 satisfies >=1.0rc1 (and >=0.9), as when pip installed it
+            unmet = sorted(str(s) for s in requirement.specifier if not s.contains(installed, prereleases=True))
+        except InvalidVersion:
+            raise ConfigError(f"{where}: require: {shorten(text)}: the installed {name} has the version "
+                              f"{shorten(installed)}, which is not a PEP 440 version and cannot be compared.") from None
         if unmet:
             raise ConfigError(
                 f"{where}: this experiment needs {text} but {name} {installed} is installed (it does not satisfy "

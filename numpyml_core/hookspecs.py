@@ -4,10 +4,12 @@ Every hook is documented here, where it is specified (the pytest style). Impleme
 functions or methods decorated with :data:`numpyml_core.hookimpl`; they may accept any subset of
 the arguments named in the specification.
 
-Two families:
+Three families:
 
 * ``numpyml_register_components`` is called once per installed plugin module when the plugin
   manager loads the ``numpyml`` entry-point group.
+* ``numpyml_register_commands`` is called by the ``numpyml`` command line, once per plugin module,
+  to add the plugin's commands (``report``, ``new-plugin`` ... come from built-in plugins this way).
 * ``numpyml_on_*`` / ``numpyml_before_update`` are training hooks, called by the trainer on the
   callbacks registered for one run (the experiment's ``[[callbacks]]`` plus the CLI's defaults).
   Installing a plugin never adds a callback to a run by itself.
@@ -36,6 +38,31 @@ def numpyml_register_components(register: Callable[..., None]) -> None:
     the component is first used, so ``numpyml list`` and ``--help`` stay fast however many plugins
     are installed. The built-in plugins register this way; an import error then surfaces when the
     component is used (or in ``numpyml check``), naming the plugin and its distribution.
+    """
+
+
+@hookspec
+def numpyml_register_commands(app: Any) -> None:
+    """Add this plugin's commands to the ``numpyml`` command line (simonw/llm's ``register_commands``).
+
+    ``app`` is a :class:`typer.Typer` of this plugin's own: decorate functions with
+    ``@app.command()`` (or ``app.add_typer(...)`` for a group). The command line calls this hook
+    when it starts, after loading the plugins, and adds the commands next to its own::
+
+        @hookimpl
+        def numpyml_register_commands(app):
+            @app.command()
+            def hello(name: str = "world") -> None:
+                \"\"\"Say hello.\"\"\"
+                print(f"hello {name}")
+
+    A command named like one of the core's or of another plugin is ignored with a warning naming
+    both; a hook that raises fails its plugin (reported like a failed import). ``numpyml
+    --disable-plugin NAME`` removes the plugin's commands, and a command whose plugin failed to load
+    says so. Keep the hook cheap (it runs for every ``numpyml`` invocation, ``--help`` included):
+    import heavy modules inside the command functions. Helpers for commands (errors printed as one
+    paragraph, the plugin manager honouring ``--disable-plugin``) are in
+    :mod:`numpyml_core.commands`. A plugin with this hook needs no component.
     """
 
 

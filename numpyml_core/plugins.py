@@ -301,10 +301,12 @@ class PluginManager:
                 impl for impl in self.pm.hook.numpyml_register_components.get_hookimpls()
                 if impl.plugin_name == plugin
             ]
+            adds_commands = any(impl.plugin_name == plugin
+                                for impl in self.pm.hook.numpyml_register_commands.get_hookimpls())
             try:
                 for impl in impls:
                     impl.function(register=register)
-                if not staged:
+                if not staged and not adds_commands:
                     raise PluginError(_registered_nothing(module, bool(impls)))
                 for component in staged:
                     self.registry.add(component)
@@ -325,6 +327,31 @@ class PluginManager:
             if self.registry.components.get(key) is component:
                 del self.registry.components[key]
         self.pm.unregister(name=plugin)
+
+    def register_commands(self, app_for: Callable[[str], Any]) -> None:
+        """Call every loaded plugin's ``numpyml_register_commands`` hook with ``app=app_for(plugin)``,
+        in loading order. A hook that raises fails its plugin only (recorded in :attr:`failed`, warned)."""
+        order = {plugin: index for index, (plugin, _, _) in enumerate(self.loaded)}
+        impls = sorted(self.pm.hook.numpyml_register_commands.get_hookimpls(),
+                       key=lambda impl: order.get(impl.plugin_name, len(order)))
+        for impl in impls:
+            with _watching_ctrl_c() as ctrl_c:
+                try:
+                    impl.function(app=app_for(impl.plugin_name))
+                except BaseException as exc:  # noqa: BLE001 - sys.exit() or KeyboardInterrupt in the hook too
+                    described = _plugin_raised(exc, ctrl_c)
+                    if described is None:
+                        raise
+                    self.fail(impl.plugin_name, f"register_commands hook raised {described}")
+
+    def distribution_of(self, plugin: str) -> tuple[str, str]:
+        """(distribution, version) of a loaded plugin, ``("unknown", "")`` for another name."""
+        return next(((dist, version) for name, dist, version in self.loaded if name == plugin), ("unknown", ""))
+
+    def fail(self, plugin: str, error: str) -> None:
+        """Record that a loaded ``plugin`` failed after loading (adding its commands, say) in
+        :attr:`failed`, warned about like a failed import; its components stay registered."""
+        self._fail(plugin, self.distribution_of(plugin)[0], error)
 
     def _fail(self, plugin: str, distribution: str, error: str) -> None:
         self.failed.append(FailedPlugin(plugin, distribution, error))
@@ -379,10 +406,12 @@ def get_plugin_manager() -> PluginManager:
     return _MANAGER
 
 
-def set_plugin_manager(manager: PluginManager | None) -> None:
-    """Replace (or with ``None`` reset) the process-wide plugin manager (tests, the CLI)."""
+def set_plugin_manager(manager: PluginManager | None) -> PluginManager | None:
+    """Replace (or with ``None`` reset) the process-wide plugin manager (tests, the CLI); returns the
+    one it replaced (``None`` when none was loaded yet), so a caller can put it back."""
     global _MANAGER
-    _MANAGER = manager
+    previous, _MANAGER = _MANAGER, manager
+    return previous
 
 
 def component_table(components: dict[tuple[str, str], Callable[..., Any] | str]) -> Callable[..., None]:

@@ -1,11 +1,11 @@
 """Numerical gradient checks for the built-in plugins' tests: numpyml's own plugin test kit.
 
 The built-ins are tested with the same tools third-party plugin authors get
-(:mod:`numpyml_core.testing`, also a pytest plugin); this module only re-exports them so the
+(:mod:`numpyml_kit.testing`, also a pytest plugin); this module only re-exports them so the
 existing ``from gradcheck import ...`` lines keep working.
 """
 
-from numpyml_core.testing import (  # noqa: F401 - re-exported
+from numpyml_kit.testing import (  # noqa: F401 - re-exported
     check_function_gradient,
     check_layer_gradients,
     numerical_gradient,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from numpyml_core import ConfigError, create
-from numpyml_core.testing import check_transform, run_tiny_experiment
+from numpyml_kit.testing import check_transform, run_tiny_experiment
 from numpyml_augment import Cutout, HorizontalFlip, RandomCrop
 
 

@@ -1,4 +1,4 @@
-"""numpyml_core.blas: splitting a batch into thread parts, and the BLAS thread limits around them."""
+"""numpyml_conv.parts and numpyml_core.blas: splitting a batch into thread parts, and the BLAS thread limits around them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from numpyml_core.arrays import split
-from numpyml_core.blas import blas_threads, parallel_parts, parallel_threads
+from numpyml_core.blas import blas_threads
+from numpyml_conv.parts import parallel_parts, parallel_threads
 
 
 @pytest.mark.parametrize("n, parts, expected", [
@@ -91,8 +92,8 @@ def test_openblas_idle_spin_is_shortened_only_when_it_can_take_effect(first, env
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_NUM_THREADS",
                                                           "OMP_NUM_THREADS")}
     env.update(environment)
-    code = (f"{first}; import os; from numpyml_core._openblas_env import SHORT_WAIT; "
-            "from numpyml_core.blas import parallel_threads; "
+    code = (f"{first}; import os; from numpyml_core.blas import SHORT_WAIT; "
+            "from numpyml_conv.parts import parallel_threads; "
             "print(os.environ['OPENBLAS_THREAD_TIMEOUT'], SHORT_WAIT, parallel_threads())")
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     value, short, threads = result.stdout.split()
@@ -110,6 +111,6 @@ def test_one_blas_thread_in_the_environment_means_one_part():
 
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
     env.pop("OPENBLAS_THREAD_TIMEOUT", None)
-    code = "import numpyml_core; from numpyml_core.blas import parallel_threads; print(parallel_threads())"
+    code = "import numpyml_core; from numpyml_conv.parts import parallel_threads; print(parallel_threads())"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "1"

@@ -15,7 +15,7 @@ import pytest
 from conftest import require_real_data
 from numpyml_core import ConfigError, UserError, create
 from numpyml_core.data import ArraySplit
-from numpyml_core.testing import check_dataset
+from numpyml_kit.testing import check_dataset
 from numpyml_datasets import cifar
 from numpyml_datasets.cifar import CIFAR10, CIFAR100, RestrictedUnpickler, restricted_load, safe_extract
 

@@ -186,7 +186,7 @@ def test_conv2d_gradients_in_small_chunks(monkeypatch, seed, cols_layout):
 @pytest.fixture(params=[1, 3])
 def forced_parts(request, monkeypatch):
     """The layer splits its batch into this many thread parts, whatever the machine's cores."""
-    from numpyml_core.blas import parallel_parts
+    from numpyml_conv.parts import parallel_parts
 
     monkeypatch.setattr(conv_module, "parallel_parts",
                         lambda function, n, parts=None: parallel_parts(function, n, parts=request.param))
@@ -197,7 +197,7 @@ def forced_parts(request, monkeypatch):
 def test_conv2d_thread_parts_match_one_part(monkeypatch, seed, cols_layout):
     """Forward, both input-gradient algorithms, weight and bias gradients split into thread parts
     of the batch (with chunks of one or two samples inside each) give what one part gives."""
-    from numpyml_core.blas import parallel_parts
+    from numpyml_conv.parts import parallel_parts
 
     params, shape = random_config(seed)
     layer = create("layer", "conv2d", **params)
@@ -306,7 +306,7 @@ def test_conv_holds_one_column_buffer_for_training_and_evaluation(monkeypatch):
     arrays = layer._scratch._arrays
     # one column buffer per thread's part of the batch, together the size of the training batch
     from numpyml_core.arrays import split
-    from numpyml_core.blas import parallel_threads
+    from numpyml_conv.parts import parallel_threads
 
     cols = [name for name in arrays if name.startswith("cols")]
     assert sorted(cols) == [f"cols{k}" for k in range(len(split(5, parallel_threads())))]
@@ -315,7 +315,7 @@ def test_conv_holds_one_column_buffer_for_training_and_evaluation(monkeypatch):
 
 def test_small_products_stay_in_one_part(monkeypatch):
     """Below PARALLEL_MIN_MACS multiply-adds the layer does not hand parts to threads."""
-    from numpyml_core.blas import parallel_parts
+    from numpyml_conv.parts import parallel_parts
 
     calls = []
     monkeypatch.setattr(conv_module, "parallel_parts",

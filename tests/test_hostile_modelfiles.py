@@ -315,7 +315,7 @@ def blank_png(path: Path, width: int, height: int) -> Path:
 @pytest.mark.parametrize("side", [12_000, 20_000])
 def test_predict_refuses_an_image_larger_than_the_pixel_limit(run_dir, tmp_path, side):
     require_extra("PIL", "image")
-    from numpyml_core.report.inference import MAX_IMAGE_PIXELS
+    from numpyml_report.inference import MAX_IMAGE_PIXELS
 
     image = blank_png(tmp_path / "huge.png", side, side)
     with address_space_cap(1 << 30):
@@ -327,7 +327,7 @@ def test_predict_refuses_an_image_larger_than_the_pixel_limit(run_dir, tmp_path,
 
 def test_predict_accepts_an_image_just_under_the_limit(run_dir, tmp_path, monkeypatch):
     require_extra("PIL", "image")
-    from numpyml_core.report import inference
+    from numpyml_report import inference
 
     monkeypatch.setattr(inference, "MAX_IMAGE_PIXELS", 400 * 300)
     ok = blank_png(tmp_path / "ok.png", 400, 300)

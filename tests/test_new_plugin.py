@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from numpyml_core.cli import app
-from numpyml_core.cli_plugins import SCAFFOLD_KINDS, plugin_names
+from numpyml_core.plugins import set_plugin_manager
+from numpyml_kit.commands import SCAFFOLD_KINDS, plugin_names
 
 runner = CliRunner()
 
@@ -64,6 +65,7 @@ def test_generated_experiment_is_valid(tmp_path, make_dist):
     # install it as a distribution would be: dist-info + module on sys.path
     make_dist("numpyml-scale", "0.1.0", {"scale": "numpyml_scale"},
               {"numpyml_scale": (folder / "numpyml_scale" / "__init__.py").read_text()})
+    set_plugin_manager(None)  # new-plugin loaded the plugins (for their commands); a new process would reload
     result = invoke("validate", str(folder / "experiments" / "scale.toml"))
     assert result.exit_code == 0, result.output
     assert "valid" in result.stdout

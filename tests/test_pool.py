@@ -121,7 +121,7 @@ def test_pool_gradients_randomized(mode, seed):
 def pool_parts(monkeypatch):
     """Make pool2d split every batch into ``parts`` thread parts, however small."""
     import numpyml_conv.pooling as pooling_module
-    from numpyml_core.blas import parallel_parts
+    from numpyml_conv.parts import parallel_parts
 
     def force(parts):
         monkeypatch.setattr(pooling_module, "parallel_parts",

@@ -98,7 +98,7 @@ def test_light_background_is_inverted_automatically(trained, tmp_path):
 
 def test_center_like_mnist_crops_scales_and_centres_the_ink():
     require_extra("PIL")
-    from numpyml_core.report.inference import center_like_mnist
+    from numpyml_report.inference import center_like_mnist
 
     image = np.zeros((300, 200), np.uint8)
     image[20:120, 150:170] = 255  # a tall bar in the top-right corner
@@ -133,7 +133,7 @@ def test_predict_without_pillow_says_how_to_install(trained, tmp_path, monkeypat
 
 
 def test_input_conversion_normalizes_like_the_dataset():
-    from numpyml_core.report.inference import input_converter, to_probabilities
+    from numpyml_report.inference import input_converter, to_probabilities
 
     class Normalized:
         normalize = True

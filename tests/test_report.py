@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from numpyml_core.cli import app, run_experiment
-from numpyml_core.report.rundata import compare_configs, flatten, sparkline
+from numpyml_report.rundata import compare_configs, flatten, sparkline
 
 from blobs import EXPERIMENT
 from conftest import require_extra
@@ -159,8 +159,8 @@ def test_show_prints_summary_and_sparklines(two_runs):
 
 def test_learning_rate_is_recomputed_per_step_and_matches_the_metrics(two_runs):
     from numpyml_core.plugins import get_plugin_manager
-    from numpyml_core.report.html import schedule_curve
-    from numpyml_core.report.rundata import load_run
+    from numpyml_report.html import schedule_curve
+    from numpyml_report.rundata import load_run
 
     plain, cosine = (load_run(path) for path in two_runs)
     assert schedule_curve(plain, get_plugin_manager()) is None  # no schedule

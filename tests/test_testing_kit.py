@@ -1,4 +1,4 @@
-"""numpyml_core.testing, the plugin author's kit: its checks pass on every built-in component
+"""numpyml_kit.testing, the plugin author's kit: its checks pass on every built-in component
 (dogfooding) and catch the mistakes they promise to catch."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from typing import Literal
 import numpy as np
 import pytest
 
-from numpyml_core import create, get_plugin_manager, testing
+from numpyml_core import create, get_plugin_manager
+from numpyml_kit import testing
 from numpyml_core.errors import ConfigError
-from numpyml_core.testing import ContractError
+from numpyml_kit.testing import ContractError
 
 
 class Scale:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import numpy as np
 
 from numpyml_core.arrays import split
-from numpyml_core.blas import parallel_parts
+from .parts import parallel_parts
 
 from ._util import (
     Scratch,
@@ -184,7 +184,7 @@ class Conv2D:
         return self._chunk(n, self.out_hw[0] * self.out_hw[1] * kh * kw * self.input_shape[2] * dtype.itemsize)
 
     def _in_parts(self, function: Any, n: int) -> list[Any]:
-        """:func:`numpyml_core.blas.parallel_parts` over ``n`` samples when the layer's product for
+        """:func:`.parts.parallel_parts` over ``n`` samples when the layer's product for
         them has at least :data:`PARALLEL_MIN_MACS` multiply-adds, one part otherwise."""
         kh, kw = self.kernel_size
         macs = n * self.out_hw[0] * self.out_hw[1] * kh * kw * self.input_shape[2] * self.filters
@@ -192,7 +192,7 @@ class Conv2D:
 
     def _linear(self, x: np.ndarray) -> np.ndarray:
         """``conv(x, weight) + bias`` as ``(N, out_h, out_w, filters)``: each thread's part of the
-        batch chunk by chunk (see :func:`numpyml_core.blas.parallel_parts`)."""
+        batch chunk by chunk (see :func:`.parts.parallel_parts`)."""
         n = x.shape[0]
         out_h, out_w = self.out_hw
         weight = match_dtype(self.params["weight"], x.dtype).reshape(-1, self.filters)

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from numpyml_core.blas import parallel_parts
+from .parts import parallel_parts
 
 from ._util import (
     Scratch,
@@ -107,7 +107,7 @@ class Pool2D:
 
     def _in_parts(self, function: Any, n: int, outputs: int) -> None:
         """``function(k, begin, end)`` over the batch's samples in thread parts
-        (:func:`numpyml_core.blas.parallel_parts`) when there are at least
+        (:func:`.parts.parallel_parts`) when there are at least
         :data:`PARALLEL_MIN_OUTPUTS` output values, in one part otherwise."""
         parallel_parts(function, n, None if outputs >= PARALLEL_MIN_OUTPUTS else 1)
 

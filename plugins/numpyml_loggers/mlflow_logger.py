@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -157,13 +156,24 @@ class MLflowLogger:
     def _log_params(self, run: Any) -> None:
         from mlflow.entities import Param
 
-        from numpyml_core.report.rundata import flatten
-
-        # MLflow names allow no brackets: model.layers[1].units -> model.layers.1.units
-        params = [Param(re.sub(r"\[(\d+)\]", r".\1", key), _param_value(value))
-                  for key, value in flatten(run.spec.to_dict()).items()]
+        params = [Param(key, _param_value(value)) for key, value in _flat(run.spec.to_dict()).items()]
         for start in range(0, len(params), _BATCH_PARAMS):
             self.client.log_batch(self.run_id, params=params[start:start + _BATCH_PARAMS])
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"layers": [{"units": 3}]}}`` -> ``{"model.layers.0.units": 3}``: MLflow parameter names
+    (which allow no brackets); a list of plain values stays one value."""
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list) and any(isinstance(item, dict) for item in value):
+        items = list(enumerate(value))
+    else:
+        return {prefix: value}
+    out: dict[str, Any] = {}
+    for key, item in items:
+        out.update(_flat(item, f"{prefix}.{key}" if prefix else str(key)))
+    return out
 
 
 def architecture(run: Any) -> dict[str, Any]:

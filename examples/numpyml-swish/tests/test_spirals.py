@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from numpyml_core import testing
+from numpyml_kit import testing
 
 from numpyml_swish import Spirals
 

@@ -1,6 +1,6 @@
 """The stop_at_target callback, checked with numpyml's test kit."""
 
-from numpyml_core import testing
+from numpyml_kit import testing
 
 from numpyml_swish import StopAtTarget
 

@@ -5,7 +5,7 @@ import functools
 import numpy as np
 import pytest
 
-from numpyml_core import testing
+from numpyml_kit import testing
 
 from numpyml_swish import LearnedSwish, Swish
 

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import UserError
+from numpyml_core.errors import UserError
 from . import inference, plots
 from .rundata import RunData, compare_configs, date, duration, percent
 
@@ -140,7 +140,7 @@ class _DataCache:
 
 
 def _test_section(run: RunData, manager: Any, cache: _DataCache) -> str:
-    from ..serialization import load_model
+    from numpyml_core.serialization import load_model
 
     title = f"<h3>{html.escape(run.name)}</h3>"
     if not run.model_path.is_file():

@@ -1,4 +1,4 @@
-"""CLI commands for looking at runs: ``report``, ``runs``, ``show``, ``predict``.
+"""Commands for looking at runs: ``report``, ``runs``, ``show``, ``predict``.
 
 Light to import: matplotlib and Pillow (the optional extra ``numpyml[plot]``) are imported only by
 the command that needs them, and their absence is one clear message with exit status 2.
@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+
+from numpyml_core.commands import plugin_manager, user_errors
+from numpyml_core.errors import UserError, did_you_mean
 
 #: ``numpyml runs --sort`` columns: name -> (key function, descending by default)
 SORT_COLUMNS = ("date", "name", "epochs", "val", "test", "time")
@@ -32,18 +35,18 @@ def report(
 
     Needs matplotlib: pip install 'numpyml\\[plot]'.
     """
-    from .cli import _manager, _user_errors
-    from .data import data_dir_from_env
-    from .io import atomic_write_text
-    from .report import require
-    from .report.html import build_report
-    from .report.rundata import load_run
+    from numpyml_core.data import data_dir_from_env
+    from numpyml_core.io import atomic_write_text
 
-    with _user_errors():
+    from . import require
+    from .html import build_report
+    from .rundata import load_run
+
+    with user_errors():
         runs = [load_run(path) for path in run_dirs]  # the arguments first: a wrong folder is named as such
         require("matplotlib")
         target = out if out is not None else (run_dirs[0] / "report.html" if len(runs) == 1 else Path("report.html"))
-        result = build_report(runs, _manager(), data_dir or data_dir_from_env())
+        result = build_report(runs, plugin_manager(), data_dir or data_dir_from_env())
         atomic_write_text(target, result.html)
     for message in result.warnings:
         print(f"warning: {message}", file=sys.stderr)
@@ -58,11 +61,9 @@ def runs(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """A table of the runs in DIR: name, date, epochs, best validation accuracy, test accuracy, time."""
-    from .cli import _user_errors
-    from .errors import UserError, did_you_mean
-    from .report.rundata import date, duration, find_runs, percent
+    from .rundata import date, duration, find_runs, percent
 
-    with _user_errors():
+    with user_errors():
         column = _SORT_ALIASES.get(sort, sort)
         if column not in SORT_COLUMNS:
             raise UserError(f"--sort {sort}: no such column{did_you_mean(sort, SORT_COLUMNS)}; "
@@ -110,10 +111,9 @@ def runs(
 
 def show(run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run folder.")) -> None:
     """One run's summary and a text sparkline of each curve (metrics.csv column) over the epochs."""
-    from .cli import _user_errors
-    from .report.rundata import date, duration, load_run, percent, sparkline
+    from .rundata import date, duration, load_run, percent, sparkline
 
-    with _user_errors():
+    with user_errors():
         run = load_run(run_dir)
     from rich.console import Console
     from rich.markup import escape
@@ -196,19 +196,18 @@ def predict(
     """
     import numpy as np
 
-    from .cli import _manager, _user_errors
-    from .errors import UserError
-    from .report import inference, require
-    from .serialization import load_model
+    from numpyml_core.serialization import load_model
 
-    with _user_errors():
+    from . import inference, require
+
+    with user_errors():
         if top < 1:
             raise UserError(f"--top must be at least 1, got {top}.")
         if batch_size < 1:
             raise UserError(f"--batch-size must be at least 1, got {batch_size}.")
         if model_path.is_dir():
             model_path = model_path / "model.safetensors"
-        manager = _manager()
+        manager = plugin_manager()
         model, architecture = load_model(model_path, manager)  # a bad model file is named first, Pillow or not
         shape = inference.model_image_shape(model.input_shape, str(model_path))
         require("PIL")
@@ -240,7 +239,7 @@ def predict(
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the ``numpyml`` app."""
+    """Add this module's commands to ``app`` (the report plugin's ``numpyml_register_commands`` hook)."""
     app.command("report")(report)
     app.command("runs")(runs)
     app.command("show")(show)

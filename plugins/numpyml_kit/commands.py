@@ -1,7 +1,7 @@
-"""CLI commands for plugin authors and for users vetting plugins: ``new-plugin`` and ``check``.
+"""Commands for plugin authors and for users vetting plugins: ``new-plugin`` and ``check``.
 
-Kept out of :mod:`numpyml_core.cli` and light to import: the scaffolding templates and the test kit
-(:mod:`numpyml_core.testing`) load only when these commands run, so ``numpyml --help`` stays fast.
+Light to import: the scaffolding templates and the test kit (:mod:`numpyml_kit.testing`) load only
+when these commands run, so ``numpyml --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ from typing import Any, Optional
 
 import typer
 
-#: kinds ``numpyml new-plugin --kind`` can scaffold (a template each in numpyml_core/templates/kinds)
+from numpyml_core import __version__
+from numpyml_core.commands import components_of_kind, plugin_manager, user_errors
+from numpyml_core.errors import PluginError, UserError, did_you_mean
+
+#: kinds ``numpyml new-plugin --kind`` can scaffold (a template each in templates/kinds)
 SCAFFOLD_KINDS = ("layer", "activation", "cost", "optimizer", "dataset", "callback", "transform", "strategy")
 
 _TEMPLATES = Path(__file__).parent / "templates"
@@ -30,8 +34,6 @@ def plugin_names(name: str) -> dict[str, str]:
     ``component`` and ``entry_point`` the registered name (``swish``: the module without a leading
     ``numpyml_``); ``class_name`` its CamelCase (``Swish``).
     """
-    from .errors import UserError
-
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9._-]*", name) or name.endswith(("-", "_", ".")):
         raise UserError(
             f"new-plugin: '{name}' is not a valid distribution name; use letters, digits and - or _, starting "
@@ -49,9 +51,6 @@ def scaffold_plugin(name: str, kind: str, directory: Path | None = None) -> tupl
     """Write a new plugin distribution; returns (its folder, the files written). Never overwrites:
     a folder that exists and is not empty is an error, and nothing is written."""
     from string import Template
-
-    from . import __version__
-    from .errors import UserError, did_you_mean
 
     if kind not in SCAFFOLD_KINDS:
         raise UserError(f"--kind: cannot scaffold a '{kind}'{did_you_mean(kind, SCAFFOLD_KINDS)}; choose one of "
@@ -101,9 +100,7 @@ def new_plugin(
 ) -> None:
     """Create a ready-to-install plugin: pyproject with the numpyml entry point, a working example
     component, an example experiment, a README and tests that pass."""
-    from .cli import _user_errors
-
-    with _user_errors():
+    with user_errors():
         target, written = scaffold_plugin(name, kind, directory)
     names = plugin_names(name)
     article = "an" if kind[0] in "aeiou" else "a"
@@ -136,17 +133,16 @@ def check(
     costs: gradients; optimizers: descent and exact resume; datasets: splits and batches (skipped
     when the data is not there); callbacks, strategies: hooks and a tiny training run.
     """
-    from .cli import _components_of_kind, _manager, _user_errors
-    from .data import data_dir_from_env
-    from .errors import PluginError, UserError
+    from numpyml_core.data import data_dir_from_env
+
     from .testing import CheckResult, check_component
 
-    with _user_errors():
-        manager = _manager()
+    with user_errors():
+        manager = plugin_manager()
         components = manager.registry.all()
         try:
             if kind is not None:
-                components = _components_of_kind(components, kind)
+                components = components_of_kind(components, kind)
                 if name is not None:
                     components = [manager.registry.get(kind, name)]
         except UserError as exc:
@@ -207,6 +203,6 @@ def _print_check_table(rows: list[tuple[Any, Any]]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the ``numpyml`` app."""
+    """Add this module's commands to ``app`` (the kit plugin's ``numpyml_register_commands`` hook)."""
     app.command("new-plugin")(new_plugin)
     app.command("check")(check)

@@ -1,4 +1,10 @@
-"""Looking at runs: reading run folders, plots, the HTML report, predictions on image files.
+"""numpyml built-in plugin: the report commands ``report``, ``runs``, ``show`` and ``predict``, which look at runs.
+
+A built-in plugin (entry point ``report`` in numpyml's ``numpyml`` group) that adds commands through
+the ``numpyml_register_commands`` hook, as a third-party plugin would; loading it imports no NumPy,
+matplotlib or Pillow (the commands import what they need when they run).
+
+* :mod:`.commands`: the four commands.
 
 * :mod:`.rundata`: a run folder's files (config.toml, metrics.csv, summary.json, model.safetensors)
   read into a :class:`~.rundata.RunData`; flattened configs; text sparklines. Standard library only.
@@ -17,7 +23,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..errors import MissingExtra  # noqa: F401 - the optional-dependency error, importable from here too
+from numpyml_core import hookimpl
+from numpyml_core.errors import MissingExtra  # noqa: F401 - the optional-dependency error, importable from here too
+
+__all__ = ["EXTRAS", "MissingExtra", "numpyml_register_commands", "require"]
 
 #: module -> (what needs it, the extra that installs it)
 EXTRAS = {
@@ -38,3 +47,11 @@ def require(module: str) -> Any:
             f"install it with `pip install 'numpyml[{extra}]'` (or `uv pip install {package.lower()}` in "
             "this project's environment), then run the command again."
         ) from None
+
+
+@hookimpl
+def numpyml_register_commands(app: Any) -> None:
+    """Add ``report``, ``runs``, ``show`` and ``predict``."""
+    from . import commands  # typer and the commands' options: only when the command line starts
+
+    commands.register(app)

@@ -45,7 +45,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .plugins import hookimpl
+from numpyml_core import hookspecs
+from numpyml_core.plugins import hookimpl
 
 __all__ = [
     "ContractError",
@@ -555,8 +556,6 @@ def check_callback(make: Callable[[], Any], run: bool = True) -> dict[str, Any]:
     experiment with the callback trains to the end."""
     import pluggy
 
-    from . import hookspecs
-
     callback = make()
     pm = pluggy.PluginManager("numpyml")
     pm.add_hookspecs(hookspecs)
@@ -612,7 +611,7 @@ class TinyBlobs:
         self.seed = seed
 
     def load(self, data_dir: str | None) -> dict[str, Any]:
-        from .data import ArraySplit
+        from numpyml_core.data import ArraySplit
 
         centres = np.random.default_rng(self.seed).uniform(40, 215, size=(self.num_classes, 36))
 
@@ -643,8 +642,8 @@ class _KitPlugin:
 
 
 def _kit_manager(extra: tuple[str, str, Callable[..., Any]] | None = None) -> Any:
-    from . import __version__
-    from .plugins import PluginManager
+    from numpyml_core import __version__
+    from numpyml_core.plugins import PluginManager
 
     plugin = _KitPlugin(extra)
     manager = PluginManager()
@@ -657,14 +656,13 @@ def _kit_manager(extra: tuple[str, str, Callable[..., Any]] | None = None) -> An
 def _as_process_manager(manager: Any) -> Iterator[None]:
     """Make ``manager`` the process-wide plugin manager (components such as ``dense`` build
     their activation through :func:`numpyml_core.create`), restoring the previous one after."""
-    from . import plugins
+    from numpyml_core.plugins import set_plugin_manager
 
-    previous = plugins._MANAGER
-    plugins.set_plugin_manager(manager)
+    previous = set_plugin_manager(manager)
     try:
         yield
     finally:
-        plugins.set_plugin_manager(previous)
+        set_plugin_manager(previous)
 
 
 def _layers_for(kind: str, name: str, params: dict[str, Any], classes: int) -> list[list[dict[str, Any]]]:
@@ -705,9 +703,9 @@ def run_tiny_experiment(
     :class:`numpyml_core.ConfigError` when the component does not fit any candidate network, and
     whatever training raises.
     """
-    from .config import parse_experiment
-    from .errors import ConfigError
-    from .trainer import prepare, register_callbacks, train, unregister_callbacks
+    from numpyml_core.config import parse_experiment
+    from numpyml_core.errors import ConfigError
+    from numpyml_core.trainer import prepare, register_callbacks, train, unregister_callbacks
 
     params = dict(params or {})
     if isinstance(component, str):
@@ -746,7 +744,7 @@ def run_tiny_experiment(
             document["model"] = {"layers": layers}
             try:
                 spec = parse_experiment(_copy(document), f"<tiny {kind} experiment>", manager.registry)
-                from .trainer import check
+                from numpyml_core.trainer import check
 
                 check(spec, manager)
                 break
@@ -785,7 +783,7 @@ def probe_params(factory: Any, kind: str = "") -> dict[str, Any]:
     plus small guesses for required ints, floats, bools and ``Literal`` choices; anything else
     required raises :class:`NeedsParameters` naming it. A dataset with a ``download`` parameter
     gets ``download=False`` (checks never download)."""
-    from .config import signature_of
+    from numpyml_core.config import signature_of
 
     params: dict[str, Any] = dict(getattr(factory, "example_params", None) or {})
     missing = []
@@ -870,7 +868,7 @@ def check_component(kind: str, name: str, factory: Any, data_dir: str | None = N
     :class:`~numpyml_core.errors.MissingExtra`) is skipped, the detail starting with
     :data:`MISSING_EXTRA` and saying what to install. Output the component prints (progress
     displays) is swallowed."""
-    from .errors import MissingExtra, UserError
+    from numpyml_core.errors import MissingExtra, UserError
 
     check = CHECKS.get(kind)
     if check is None:
@@ -961,7 +959,7 @@ if pytest is not None:
     @pytest.fixture
     def numpyml_manager() -> Iterator[Any]:
         """A fresh plugin manager with every installed plugin loaded, process-wide for the test."""
-        from .plugins import PluginManager
+        from numpyml_core.plugins import PluginManager
 
         manager = PluginManager()
         manager.load_entry_points()

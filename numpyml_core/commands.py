@@ -1,0 +1,167 @@
+"""What every ``numpyml`` command uses, the core's and plugins' alike, and how plugins add commands.
+
+A plugin adds commands with the ``numpyml_register_commands(app)`` hook (see
+:mod:`numpyml_core.hookspecs`); its command functions use :func:`user_errors` (a user mistake is one
+paragraph on stderr and exit status 2, a plugin failure exit 1) and :func:`plugin_manager` (the
+plugins loaded for this invocation, honouring ``--disable-plugin``)::
+
+    from numpyml_core.commands import plugin_manager, user_errors
+
+    @app.command()
+    def count(kind: str) -> None:
+        with user_errors():
+            names = plugin_manager().registry.names(kind)
+        print(len(names))
+
+:class:`CommandGroup` is the command line's click group: it loads the plugins' commands when a
+command is looked up or listed (after ``--disable-plugin`` is read), and answers a command that a
+plugin which failed to load may provide with that failure instead of "no such command".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Any, Iterator
+
+import typer
+from typer.core import TyperGroup
+
+from .errors import PluginError, UserError, did_you_mean
+from .plugins import PluginManager, get_plugin_manager, set_plugin_manager
+
+__all__ = ["CommandGroup", "components_of_kind", "error", "plugin_manager", "user_errors"]
+
+#: this invocation's ``--disable-plugin`` names and the manager loaded for them
+state: dict[str, Any] = {"disable": [], "manager": None}
+
+
+def error(message: str) -> None:
+    """Print ``error: message`` to stderr."""
+    print(f"error: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn what a command's user can fix into one paragraph on stderr and an exit status, no traceback:
+    a :class:`UserError` exits with its ``exit_code`` (2), a :class:`PluginError` with 1, running out of
+    memory or a disk error (full, read-only, vanished folder) with 2."""
+    try:
+        yield
+    except UserError as exc:
+        error(str(exc))
+        raise typer.Exit(exc.exit_code) from None
+    except PluginError as exc:
+        error(str(exc))
+        raise typer.Exit(1) from None
+    except MemoryError as exc:
+        error(f"out of memory ({exc or 'MemoryError'}): reduce [training] batch_size or eval_batch_size, or the size "
+              "of the network.")
+        raise typer.Exit(2) from None
+    except OSError as exc:  # the disk, not the program: full, read-only, vanished folders
+        where = f"{exc.filename}: " if exc.filename else ""
+        error(f"{where}{exc.strerror or exc}. No file was left half-written (numpyml writes each file under a "
+              "temporary name, then renames it); free space or choose another --output and run again (or resume).")
+        raise typer.Exit(2) from None
+
+
+def plugin_manager() -> PluginManager:
+    """The plugin manager of this invocation: the process-wide one, or, with ``--disable-plugin``, one
+    loaded without those plugins (made the process-wide one, loaded once per invocation)."""
+    if not state["disable"]:
+        return get_plugin_manager()
+    manager = state["manager"]
+    if manager is None:
+        manager = PluginManager(disable=state["disable"])
+        manager.load_entry_points()
+        state["manager"] = manager
+    set_plugin_manager(manager)
+    return manager
+
+
+def components_of_kind(components: list[Any], kind: str, prefix: str = "") -> list[Any]:
+    """The ``components`` of ``kind``. When none is of that kind: a :class:`UserError`, its message
+    starting with ``prefix``, with the closest kind and every installed one."""
+    kinds = sorted({c.kind for c in components})
+    if kind not in kinds:
+        raise UserError(f"{prefix}no installed component of kind '{kind}'{did_you_mean(kind, kinds)}; "
+                        f"installed kinds: {', '.join(kinds)}.")
+    return [c for c in components if c.kind == kind]
+
+
+class CommandGroup(TyperGroup):
+    """The ``numpyml`` group: the core's commands, then the plugins' (loaded on first look-up).
+
+    ``plugin_of`` maps each plugin command to the plugin that added it. Plugins are loaded when click
+    first asks for a command or the list of commands, by then ``--disable-plugin`` (an eager option) is
+    parsed, so a disabled plugin's commands are never added."""
+
+    plugin_of: dict[str, str]
+    manager: PluginManager | None = None
+
+    def _load(self, ctx: typer.Context) -> PluginManager:
+        if self.manager is not None:
+            return self.manager
+        state["disable"] = list(ctx.find_root().params.get("disable_plugin") or [])
+        state["manager"] = None
+        self.plugin_of = {}
+        try:
+            manager = plugin_manager()
+            apps: dict[str, typer.Typer] = {}
+            manager.register_commands(lambda plugin: apps.setdefault(plugin, typer.Typer()))
+        except PluginError as exc:  # NUMPYML_STRICT_PLUGINS: a failed plugin is an error
+            error(str(exc))
+            raise typer.Exit(1) from None
+        self.manager = manager
+        for plugin, app in apps.items():
+            self._add(manager, plugin, app)
+        return manager
+
+    def _add(self, manager: PluginManager, plugin: str, app: typer.Typer) -> None:
+        try:
+            commands = typer.main.get_group(app).commands if app.registered_commands or app.registered_groups else {}
+        except Exception as exc:  # noqa: BLE001 - a plugin's malformed command fails that plugin only
+            manager.fail(plugin, f"its commands cannot be built: {type(exc).__name__}: {exc}")
+            return
+        for name, command in commands.items():
+            if name in self.commands:
+                owner = f"plugin '{self.plugin_of[name]}'" if name in self.plugin_of else "numpyml itself"
+                print(f"warning: numpyml: the command '{name}' of plugin '{plugin}' is ignored: {owner} already "
+                      "provides a command of that name.", file=sys.stderr)
+                continue
+            self.add_command(command, name)
+            self.plugin_of[name] = plugin
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
+        self._load(ctx)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        self._load(ctx)
+        return super().list_commands(ctx)
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
+        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
+            message = missing_command(args[0], self._load(ctx), list(self.commands))
+            if message:
+                error(message)
+                raise typer.Exit(1)
+        return super().resolve_command(ctx, args)
+
+
+def missing_command(name: str, manager: PluginManager, available: list[str]) -> str | None:
+    """What to say about the unknown command ``name`` when plugins failed to load (``None``: nothing more
+    than "no such command"). A failed plugin whose entry-point name is ``name`` provides it; otherwise
+    every failed plugin may (a failed plugin cannot say which commands it would have added)."""
+    failed = {f.plugin: f for f in manager.failed}
+    if name in failed:
+        f = failed[name]
+        return (f"the command '{name}' comes from plugin '{name}' (distribution {f.distribution}), which failed to "
+                f"load: {f.error}. Reinstall or fix it ('numpyml list' shows every plugin that failed), or run "
+                f"without it: numpyml --disable-plugin {name} ...")
+    if not failed:
+        return None
+    names = ", ".join(f"'{f.plugin}' ({f.distribution}: {f.error})" for f in failed.values())
+    return (f"no such command '{name}'{did_you_mean(name, available)}. It may come from a plugin that failed to "
+            f"load: {names}. "
+            "'numpyml list' shows every plugin that failed.")
