@@ -277,7 +277,7 @@ def run(experiment: Experiment | str | os.PathLike, output: str | os.PathLike | 
     with claim as folder:
         checkpoint = _resume_checkpoint(experiment, folder, allow_changes) if resume else None
         trainer_run = prepare(spec, experiment.manager, data_dir=str(data_dir) if data_dir else data_dir_from_env(),
-                              output_dir=folder)
+                              folder=folder)
         if checkpoint is None or allow_changes:
             try:
                 folder.write_config(config_text)

@@ -20,7 +20,6 @@ from .config import ComponentSpec, ExperimentSpec
 from .errors import ConfigError, UserError
 from .model import Model
 from .plugins import PluginManager
-from .runfolder import RunFolder
 
 
 class TrainingDiverged(UserError):
@@ -80,7 +79,7 @@ class Run:
     schedule: Any
     transforms: list[Any]
     splits: dict[str, Any]
-    folder: RunFolder | None  # where the run writes its files (None: nowhere)
+    folder: Any  # the numpyml_core.RunFolder the run writes its files in, or None
     init_rng: np.random.Generator
     shuffle_rng: np.random.Generator
     augment_rng: np.random.Generator
@@ -202,10 +201,9 @@ def check(spec: ExperimentSpec, manager: PluginManager) -> Model:
     return model
 
 
-def prepare(spec: ExperimentSpec, manager: PluginManager, data_dir: str | None = None,
-            output_dir: str | Path | RunFolder | None = None) -> Run:
-    """Build the run's components and network, load the data and carve out the validation split."""
-    folder = output_dir if isinstance(output_dir, RunFolder) or output_dir is None else RunFolder(output_dir)
+def prepare(spec: ExperimentSpec, manager: PluginManager, data_dir: str | None = None, folder: Any = None) -> Run:
+    """Build the run's components and network, load the data and carve out the validation split.
+    ``folder``: the :class:`numpyml_core.RunFolder` the run writes (``None``: no files)."""
     dataset = _create(manager, spec.dataset)
     init_rng, shuffle_rng, augment_rng = seeds(spec.seed)
     model = build_model(spec, manager, dataset.input_shape, init_rng)
