@@ -1,16 +1,8 @@
 """The Python API: load and check an experiment, run it into a run folder, load and evaluate a model.
 
-What the ``numpyml`` commands do, callable from a notebook, a sweep runner or a test::
-
-    import numpyml_core as nm
-    exp = nm.Experiment.load("experiments/mnist.toml", overrides={"training.epochs": 1})
-    result = nm.run(exp, output="runs/x")
-    model = nm.load_model("runs/x/model.safetensors")
-    nm.evaluate(model, dataset="mnist", split="test")
-
-Mistakes raise :class:`~numpyml_core.errors.UserError` (and its subclasses), whose message names the
-file, key or argument; Ctrl-C during :func:`run` raises :class:`TrainingInterrupted`. Notices go to
-the ``numpyml`` logger and :mod:`warnings`, never to ``print``. See docs/api.md.
+What the ``numpyml`` commands run, resume, validate and eval call; see docs/api.md. Mistakes raise
+:class:`~numpyml_core.errors.UserError` (the message names the file, key or argument); Ctrl-C in
+:func:`run` raises :class:`TrainingInterrupted`; notices go to the ``numpyml`` logger and :mod:`warnings`.
 """
 
 from __future__ import annotations
