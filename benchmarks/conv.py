@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from numpyml_core.config import parse_experiment  # first, as `numpyml` does: before NumPy (see blas.py)
+import numpyml_core as nm  # first, as `numpyml` does: before NumPy (see blas.py)
 
 import numpy as np  # noqa: E402
 from numpyml_core.data import ArraySplit
@@ -101,9 +101,8 @@ def training_flops(model) -> int:
 def numpyml_epoch(net: str, batches: int):
     """A prepared run of one epoch of ``batches`` batches, and a function that trains it again
     (the same model, continuing) and returns the epoch's seconds as the trainer measured them."""
-    manager = get_plugin_manager()
-    spec = parse_experiment(experiment(net, batches * BATCH, 1), "benchmarks/conv.py", manager.registry)
-    run = prepare(spec, manager)
+    exp = nm.Experiment.from_dict(experiment(net, batches * BATCH, 1), source="benchmarks/conv.py")
+    run = prepare(exp.spec, exp.manager)  # not nm.run: the same prepared run is trained again for each timing
 
     def epoch() -> float:
         run.epoch = 0  # train() runs epochs run.epoch + 1 .. epochs

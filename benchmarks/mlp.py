@@ -2,8 +2,8 @@
 
     uv run python benchmarks/mlp.py [--epochs 2] [--batch-sizes 32 128]
 
-numpyml runs through the real trainer (experiment spec -> prepare -> train, serial strategy, no
-evaluation); PyTorch (when installed: ``pip install torch==2.13.0``) trains the same network with
+numpyml runs through the Python API (``numpyml_core.run``: what ``numpyml run`` does, serial strategy,
+no evaluation; the trainer's epoch seconds exclude writing the run folder's files); PyTorch (when installed: ``pip install torch==2.13.0``) trains the same network with
 a plain hand-written loop on the same data in the same process. Uses real MNIST when
 NUMPYML_DATA_DIR holds mnist/, else random data of the same size. Prints seconds per epoch (best
 of the measured epochs) and the ratio numpyml / PyTorch (lower is better; the target is <= 0.8).
@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 
-from numpyml_core.config import parse_experiment  # first, as `numpyml` does: before NumPy (see blas.py)
+import numpyml_core as nm  # first, as `numpyml` does: before NumPy (see blas.py)
 
 import numpy as np  # noqa: E402
 from numpyml_core.plugins import get_plugin_manager
-from numpyml_core.trainer import prepare, train
 
 from _common import SyntheticImages, register_dataset, torch_epoch_timer
 
@@ -47,11 +47,10 @@ def experiment(dataset: str, batch_size: int, epochs: int) -> dict:
 
 
 def numpyml_epoch_seconds(dataset: str, batch_size: int, epochs: int) -> tuple[float, object]:
-    manager = get_plugin_manager()
-    spec = parse_experiment(experiment(dataset, batch_size, epochs), "benchmarks/mlp.py", manager.registry)
-    run = prepare(spec, manager, data_dir=os.environ.get("NUMPYML_DATA_DIR"))
-    train(run)
-    return min(row["seconds"] for row in run.history), run.splits["train"]
+    exp = nm.Experiment.from_dict(experiment(dataset, batch_size, epochs), source="benchmarks/mlp.py")
+    with tempfile.TemporaryDirectory(prefix="bench-mlp-") as folder:
+        result = nm.run(exp, output=folder, data_dir=os.environ.get("NUMPYML_DATA_DIR"), progress=False)
+    return min(row["seconds"] for row in result.history), result.run.splits["train"]
 
 
 def torch_epoch_seconds(split, batch_size: int, epochs: int) -> float | None:

@@ -37,7 +37,7 @@ import sys
 import time
 from typing import Any, Callable
 
-from numpyml_core.config import parse_experiment  # first, as `numpyml` does: before NumPy (see blas.py)
+import numpyml_core as nm  # first, as `numpyml` does: before NumPy (see blas.py)
 
 import numpy as np  # noqa: E402
 from numpyml_core.plugins import get_plugin_manager
@@ -85,9 +85,8 @@ def experiment(layers: list, optimizer: dict, strategy: dict, epochs: int, batch
 
 def measure(data: dict, data_dir: str, train_samples: int | None) -> tuple[float, float, float]:
     """(samples per second, held-out accuracy, seconds of setup) of one run."""
-    manager = get_plugin_manager()
-    spec = parse_experiment(data, "benchmarks/parallel.py", manager.registry)
-    run = prepare(spec, manager, data_dir=data_dir)
+    exp = nm.Experiment.from_dict(data, source="benchmarks/parallel.py")
+    run = prepare(exp.spec, exp.manager, data_dir=data_dir)  # not nm.run: the split and the setup are instrumented
     if train_samples is not None:
         run.splits["train"] = run.splits["train"].subset(0, train_samples)
     setup_seconds = 0.0
@@ -118,9 +117,9 @@ def serial_one_thread(net: str, args: argparse.Namespace) -> tuple[float, float,
 
 def _bench_run(data_dir: str, batch_size: int) -> Any:
     """A prepared serial run of the MLP (real MNIST), for the timings of :func:`share_bound`."""
-    manager = get_plugin_manager()
-    data = experiment(MLP_LAYERS, {"type": "sgd", "learning_rate": 0.5}, {"type": "serial"}, 1, batch_size)
-    return prepare(parse_experiment(data, "benchmarks/parallel.py", manager.registry), manager, data_dir=data_dir)
+    exp = nm.Experiment.from_dict(experiment(MLP_LAYERS, {"type": "sgd", "learning_rate": 0.5}, {"type": "serial"}, 1,
+                                             batch_size), source="benchmarks/parallel.py")
+    return prepare(exp.spec, exp.manager, data_dir=data_dir)
 
 
 def _best_us(function: Callable[[], Any], repeats: int = 2000) -> float:

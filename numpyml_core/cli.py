@@ -42,20 +42,57 @@ def _main(
 
 
 # --------------------------------------------------------------------------------------------
-# run
+# run / resume: arguments to numpyml_core.api
 # --------------------------------------------------------------------------------------------
-def _provenance(manager: Any, spec: Any) -> dict[str, Any]:
-    from . import __version__
+@contextlib.contextmanager
+def _messages_to_stderr() -> Iterator[None]:
+    """While a command runs, warnings and the ``numpyml`` logger's notices (what the API says instead
+    of printing) are one line each on stderr: ``warning: ...`` and the notice itself."""
+    import logging
+    import warnings
 
-    used: dict[str, str] = {}
-    components = [spec.dataset, *spec.layers, spec.cost, spec.optimizer, spec.strategy, spec.schedule,
-                  *spec.transforms, *spec.callbacks]
-    for component in components:
-        if component is None:
-            continue
-        entry = manager.registry.get(component.kind, component.type)
-        used[entry.distribution] = entry.version
-    return {"numpyml": __version__, "python": sys.version.split()[0], "distributions": used}
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("numpyml")
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        print(f"warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = show
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(saved[0])
+            logger.propagate = saved[1]
+
+
+def _run_and_report(quiet: bool, call: Any) -> None:
+    """Call ``call()`` (an API run) under :func:`_user_errors`, its warnings and notices on stderr;
+    Ctrl-C exits 130 with the resume hint."""
+    from .api import TrainingInterrupted
+
+    with _user_errors(), _messages_to_stderr():
+        try:
+            result = call()
+        except TrainingInterrupted as exc:
+            _err(str(exc))
+            raise typer.Exit(130) from None
+    if quiet:
+        return
+    summary = result.summary
+    figures = ", ".join(
+        f"{key} {100 * value:.2f}%" for key, value in summary.items()
+        if key.endswith("_accuracy") and not key.startswith("best_") and isinstance(value, float)
+    )
+    stop = f" ({summary['stop_reason']})" if summary.get("stop_reason") else ""
+    print(f"done in {summary['seconds']:.1f}s: {figures}{stop}. Run folder: {result.run_dir}")
 
 
 @app.command()
@@ -72,13 +109,25 @@ def run(
     allow_changes: bool = typer.Option(False, "--allow-changes", help="With --resume: accept an experiment that differs from the run's."),
 ) -> None:
     """Train the network an experiment file describes and write a run folder."""
+    from . import api
+
     if resume and output is None:
         _err("--resume needs --output RUN_DIR: the run folder to continue (or use 'numpyml resume RUN_DIR').")
         raise typer.Exit(2)
-    with _user_errors():
-        summary, run_dir = run_experiment(experiment, data_dir=data_dir, output=output, epochs=epochs,
-                                          seed=seed, quiet=quiet, resume=resume, allow_changes=allow_changes)
-    _print_done(summary, run_dir, quiet)
+    overrides: dict[str, Any] = {}
+    if epochs is not None:
+        if epochs < 1:
+            _err(f"--epochs must be at least 1, got {epochs}.")
+            raise typer.Exit(2)
+        overrides["training.epochs"] = epochs
+    if seed is not None:
+        if seed < 0:
+            _err(f"--seed must be a non-negative integer, got {seed}.")
+            raise typer.Exit(2)
+        overrides["seed"] = seed
+    _run_and_report(quiet, lambda: api.run(api.Experiment.load(experiment, overrides, _manager()), output=output,
+                                           data_dir=data_dir, progress=not quiet, resume=resume,
+                                           allow_changes=allow_changes))
 
 
 @app.command("resume")
@@ -89,210 +138,11 @@ def resume_run(
     allow_changes: bool = typer.Option(False, "--allow-changes", help="Accept a config.toml edited since the checkpoint."),
 ) -> None:
     """Continue an interrupted run from its last checkpoint."""
-    with _user_errors():
-        config = run_dir / "config.toml"
-        if not config.is_file():
-            raise UserError(f"{run_dir}: not a run folder (it has no config.toml).")
-        summary, run_dir = run_experiment(config, data_dir=data_dir, output=run_dir, quiet=quiet, resume=True,
-                                          allow_changes=allow_changes)
-    _print_done(summary, run_dir, quiet)
+    from . import api
 
-
-def _print_done(summary: dict[str, Any], run_dir: Path, quiet: bool) -> None:
-    if quiet:
-        return
-    figures = ", ".join(
-        f"{key} {100 * value:.2f}%" for key, value in summary.items()
-        if key.endswith("_accuracy") and not key.startswith("best_") and isinstance(value, float)
-    )
-    stop = f" ({summary['stop_reason']})" if summary.get("stop_reason") else ""
-    print(f"done in {summary['seconds']:.1f}s: {figures}{stop}. Run folder: {run_dir}")
-
-
-def _config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            keys += _config_differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            keys.append(f"{prefix}{key}")
-    return keys
-
-
-@contextlib.contextmanager
-def _interrupt_handler(run: Any) -> Iterator[None]:
-    """First Ctrl-C: stop at the next batch boundary (checkpoint, exit 130). Second: abort now."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if run.control.interrupt_requested:
-            raise KeyboardInterrupt
-        run.control.interrupt_requested = True
-        print("\nnumpyml: stopping after this batch to write a checkpoint (Ctrl-C again to abort at once)",
-              file=sys.stderr)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _make_callbacks(spec: Any, manager: Any, defaults: list[str]) -> list[Any]:
-    """The run's callbacks: the ``defaults`` the experiment does not list itself, then its own."""
-    from .errors import ConfigError
-
-    callbacks: list[Any] = []
-    chosen = {c.type for c in spec.callbacks}
-    for name in defaults:
-        if name in chosen:
-            continue
-        if ("callback", name) in manager.registry.components:
-            callbacks.append(manager.create("callback", name))
-        else:
-            print(f"warning: the default callback '{name}' is not installed (plugin disabled?)", file=sys.stderr)
-    for component in spec.callbacks:
-        try:
-            callbacks.append(manager.create("callback", component.type, **dict(component.params)))
-        except ConfigError as exc:
-            raise ConfigError(f"{component.where}: {exc}") from None
-    return callbacks
-
-
-def _metrics_files(spec: Any) -> list[str]:
-    names = [str(c.params.get("filename", "metrics.csv")) for c in spec.callbacks if c.type == "metrics_csv"]
-    return names or ["metrics.csv"]
-
-
-def _write_failure(exc: OSError, run_dir: Path) -> str:
-    """The message for a file that could not be written during a run (disk full, read-only, ...)."""
-    last = run_dir / "checkpoints" / "last.safetensors"
-    what = f"{exc.filename}: " if exc.filename else ""
-    then = (f"continue with: numpyml resume {run_dir} (it goes on from {last})" if last.is_file()
-            else f"no checkpoint was written yet; start again with another --output")
-    return (f"{what}{exc.strerror or exc}. The run in {run_dir} stopped; every file already there is complete "
-            f"(numpyml writes each file under a temporary name, then renames it). Free space (or fix the file), then {then}.")
-
-
-def run_experiment(experiment: Path, data_dir: str | None = None, output: Path | None = None,
-                   epochs: int | None = None, seed: int | None = None, quiet: bool = True,
-                   extra_callbacks: list[Any] | None = None, resume: bool = False,
-                   allow_changes: bool = False) -> tuple[dict[str, Any], Path]:
-    """What ``numpyml run`` (and ``resume``) does, callable from Python. Returns (summary, run folder).
-
-    Everything that can be checked without data is checked before the run folder is touched. The folder
-    is then claimed (:mod:`numpyml_core.runfolder`): created exclusively for a new run, locked for the run's
-    whole life, so no other run or resume can write there meanwhile; a run that fails before writing
-    anything leaves no folder behind."""
-    from . import runfolder
-    from .checkpoint import config_as_json, read_checkpoint, restore
-    from .config import dumps_toml, load_experiment, parse_experiment, read_toml
-    from .data import data_dir_from_env
-    from .io import atomic_write_text
-    from .serialization import save_model
-    from .trainer import TrainingInterrupted, prepare, register_callbacks, train, unregister_callbacks
-
-    manager = _manager()
-    overrides: dict[str, Any] = {}
-    if epochs is not None:
-        if epochs < 1:
-            raise UserError(f"--epochs must be at least 1, got {epochs}.")
-        overrides["training.epochs"] = epochs
-    if seed is not None:
-        if seed < 0:
-            raise UserError(f"--seed must be a non-negative integer, got {seed}.")
-        overrides["seed"] = seed
-    spec = load_experiment(experiment, manager.registry, overrides)
-    callbacks = _make_callbacks(spec, manager, ([] if quiet else ["progress"]) + ["metrics_csv", "checkpoint"])
-    callbacks += extra_callbacks or []
-    config = spec.to_dict()
-    config["provenance"] = _provenance(manager, spec)
-    try:
-        config_text = f"# resolved experiment of {spec.source}\n" + dumps_toml(config)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"{experiment}: the resolved experiment cannot be written as TOML ({exc}).") from None
-
-    checkpoint = None
-    if resume:
-        assert output is not None
-        run_dir = Path(output)
-        saved_config = run_dir / "config.toml"
-        if not saved_config.is_file():
-            raise UserError(f"{run_dir}: not a run folder to resume (it has no config.toml).")
-        claim = runfolder.lock_existing(run_dir)
-    elif output is not None:
-        claim = runfolder.claim_new(output)
-        run_dir = claim.path
-    else:
-        claim = runfolder.claim_default("runs", spec.name)
-        run_dir = claim.path
-    with claim:
-        if resume:
-            saved = parse_experiment(read_toml(saved_config), str(saved_config), manager.registry).to_dict()
-            changed = _config_differences(saved, spec.to_dict())
-            last = runfolder.resume_point(run_dir, _metrics_files(spec))
-            if last is not None:
-                checkpoint = read_checkpoint(last)
-                changed += [f"{key} (since the checkpoint)"
-                            for key in _config_differences(checkpoint[1]["config"], config_as_json(spec.to_dict()))
-                            if key not in changed]
-            if changed and not allow_changes:
-                raise UserError(
-                    f"{experiment}: differs from the run in {run_dir} in {', '.join(changed)}; resuming would not "
-                    "continue the same experiment. Pass --allow-changes to resume anyway, or start a new run."
-                )
-            if checkpoint is None:  # said even with --quiet: a restart is never silent
-                print(f"{run_dir}: no checkpoint yet and nothing trained; starting the run from the beginning.",
-                      file=sys.stderr)
-        data_dir = data_dir or data_dir_from_env()
-
-        run = prepare(spec, manager, data_dir=data_dir, output_dir=run_dir)
-
-        if checkpoint is None or allow_changes:
-            try:
-                atomic_write_text(run_dir / "config.toml", config_text)
-            except OSError as exc:
-                raise UserError(f"--output {run_dir}: cannot write the run folder: "
-                                f"{exc.filename or run_dir}: {exc.strerror or exc}.") from None
-
-        register_callbacks(run, callbacks)
-        try:
-            if checkpoint is not None:
-                restore(run, *checkpoint, source=str(run_dir / "checkpoints" / "last.safetensors"))
-            with _interrupt_handler(run):
-                summary = train(run)
-        except KeyboardInterrupt as exc:
-            where = (f"in epoch {exc.epoch} after batch {exc.batch}" if isinstance(exc, TrainingInterrupted) and exc.batch
-                     else f"after epoch {run.epoch}")
-            saved_note = (f"the last checkpoint is in {run_dir / 'checkpoints'}"
-                          if (run_dir / "checkpoints" / "last.safetensors").exists() else "no checkpoint was written")
-            _err(f"interrupted {where}; {saved_note}. Continue with: numpyml resume {run_dir}")
-            raise typer.Exit(130) from None
-        except OSError as exc:
-            raise UserError(_write_failure(exc, run_dir)) from None
-        finally:
-            unregister_callbacks(run)
-
-        architecture = {
-            "input_shape": list(run.model.input_shape),
-            "layers": run.model.configs,
-            "cost": spec.cost.as_table(),
-            "num_classes": getattr(run.dataset, "num_classes", None),
-            "class_names": list(getattr(run.dataset, "class_names", []) or []),
-            "dataset": spec.dataset.type,
-        }
-        try:
-            save_model(run_dir / "model.safetensors", run.model, architecture)
-            atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-        except OSError as exc:
-            raise UserError(_write_failure(exc, run_dir)) from None
-    return summary, run_dir
+    _manager()  # --disable-plugin applies
+    _run_and_report(quiet, lambda: api.resume(run_dir, data_dir=data_dir, progress=not quiet,
+                                              allow_changes=allow_changes))
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,14 +226,12 @@ def info(kind: str = typer.Argument(..., help="Component kind."), name: str = ty
 @app.command()
 def validate(experiment: Path = typer.Argument(..., help="The experiment file (.toml).")) -> None:
     """Check an experiment file (components, parameters, shapes) without training."""
-    from .config import load_experiment
-    from .trainer import check
+    from . import api
 
     with _user_errors():
-        manager = _manager()
-        spec = load_experiment(experiment, manager.registry)
-        model = check(spec, manager)
-        _make_callbacks(spec, manager, [])  # what their constructors refuse (a metrics file named config.toml)
+        exp = api.Experiment.load(experiment, manager=_manager())
+        model = exp.validate()
+    spec = exp.spec
     print(f"{experiment}: valid. {len(spec.layers)} layers, {model.count_params():,} parameters, "
           f"output {model.output_shape}; {spec.training.epochs} epochs of batch {spec.training.batch_size}.")
 
@@ -397,34 +245,17 @@ def evaluate_model(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Loss and accuracy of a saved model on a dataset split."""
-    from .data import data_dir_from_env
-    from .serialization import load_model
-    from .trainer import evaluate
+    from . import api
 
     with _user_errors():
         manager = _manager()
-        model, arch = load_model(model_path, manager)
-        name = dataset or arch.get("dataset")
-        if not name:
-            raise UserError(f"{model_path}: the model does not say which dataset it was trained on; pass --dataset.")
-        data = manager.create("dataset", name)
-        if tuple(data.input_shape) != tuple(model.input_shape):
-            raise UserError(f"--dataset {name}: its samples have shape {tuple(data.input_shape)} but the model "
-                            f"takes {tuple(model.input_shape)}.")
-        splits = data.load(data_dir or data_dir_from_env())
-        if split not in splits:
-            raise UserError(f"--split {split}: dataset '{name}' has the splits {', '.join(sorted(splits))}.")
-        if len(splits[split]) == 0:
-            raise UserError(f"--split {split}: dataset '{name}' returned an empty '{split}' split (0 samples): "
-                            "nothing to evaluate. Check its data files.")
-        cost_table = dict(arch.get("cost") or {"type": "cross_entropy"})
-        cost = manager.create("cost", cost_table.pop("type"), **cost_table)
-        result = evaluate(model, cost, splits[split])
-    result = {"model": str(model_path), "dataset": name, "split": split, "samples": len(splits[split]), **result}
+        result = api.evaluate(api.load_model(model_path, manager), dataset=dataset, split=split, data_dir=data_dir,
+                              manager=manager)
+    result = {"model": str(model_path), **result}
     if as_json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{name} {split} ({result['samples']:,} samples): loss {result['loss']:.4f}, "
+        print(f"{result['dataset']} {split} ({result['samples']:,} samples): loss {result['loss']:.4f}, "
               f"accuracy {100 * result['accuracy']:.2f}%")
 
 

@@ -518,19 +518,74 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _override_error(source: str, key: str, value: Any, problem: str) -> ConfigError:
+    return ConfigError(f"{source}: override {key} = {shorten(value)}: {problem}")
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[tuple[str, Any]], source: str) -> dict[str, Any]:
+    """A copy of the experiment table ``data`` with ``overrides`` set: each a dotted key
+    (``training.epochs``, ``model.layers.1.units``: a number indexes a list, from 0) and its value.
+    Missing tables on the way are created (the experiment's validation then names a misspelt key);
+    a list index out of range or a key that is not a string is a :class:`ConfigError` naming it."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for key, value in overrides:
+        parts = key.split(".") if isinstance(key, str) else []
+        if not parts or not all(parts):
+            raise _override_error(source, str(key), value, "expected a dotted key such as training.epochs "
+                                  "or model.layers.0.units.")
+        node: Any = data
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            if isinstance(node, list):
+                where = ".".join(parts[:depth])
+                if not part.isdigit() or int(part) >= len(node):
+                    raise _override_error(source, key, value, f"{where} is a list of {len(node)}; expected an "
+                                          f"index from 0 to {len(node) - 1} after '{where}.', got '{part}'.")
+                part = int(part)
+            elif not isinstance(node, dict):
+                break  # e.g. training = 5: the validation says "[training]: expected a table"
+            elif not last and part not in node:
+                node[part] = {}
+            if last:
+                node[part] = value
+            else:
+                node = node[part]
+    return data
+
+
+def parse_with_overrides(data: dict[str, Any], source: str, registry: Any,
+                         overrides: dict[str, Any] | None = None) -> ExperimentSpec:
+    """:func:`parse_experiment` of ``data`` with ``overrides`` (see :func:`apply_overrides`) set.
+    ``data`` is not changed. An error that an override causes names that override."""
+    check_depth(data, source)  # before the copy walks it recursively
+    items = list((overrides or {}).items())
+    if not items:
+        return parse_experiment(data, source, registry)
+    try:
+        return parse_experiment(apply_overrides(data, items, source), source, registry)
+    except ConfigError as exc:
+        error = exc
+    for count in range(len(items)):  # the first override after which the experiment no longer validates
+        try:
+            parse_experiment(apply_overrides(data, items[:count + 1], source), source, registry)
+        except ConfigError as exc:
+            if count == 0:
+                try:
+                    parse_experiment(data, source, registry)
+                except ConfigError:
+                    raise error from None  # the experiment itself is wrong
+            message = str(exc).removeprefix(f"{source}: ")
+            key, value = items[count]
+            raise _override_error(source, key, value, message) from None
+    raise error
+
+
 def load_experiment(path: str | Path, registry: Any, overrides: dict[str, Any] | None = None) -> ExperimentSpec:
-    """Read and validate an experiment file; ``overrides`` maps dotted keys (``training.epochs``)."""
-    data = read_toml(path)
-    for dotted, value in (overrides or {}).items():
-        node = data
-        *parents, last = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                break  # e.g. training = 5: parse_experiment says "[training]: expected a table"
-        else:
-            node[last] = value
-    return parse_experiment(data, str(path), registry)
+    """Read and validate an experiment file; ``overrides`` maps dotted keys (``training.epochs``,
+    ``model.layers.0.units``) to values, validated as the file's own keys are."""
+    return parse_with_overrides(read_toml(path), str(path), registry, overrides)
 
 
 # --------------------------------------------------------------------------------------------

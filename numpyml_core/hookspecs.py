@@ -71,7 +71,8 @@ def numpyml_on_run_start(run: Any) -> None:
     """The run is set up (model built, data loaded, strategy started); no batch has been trained.
 
     ``run`` is the :class:`numpyml_core.trainer.Run`: ``run.spec``, ``run.model``,
-    ``run.optimizer``, ``run.splits``, ``run.output_dir`` (or ``None``), ``run.control``.
+    ``run.optimizer``, ``run.splits``, ``run.folder`` (the :class:`numpyml_core.RunFolder` the run
+    writes, or ``None``; its path is ``run.output_dir``), ``run.control``.
     """
 
 

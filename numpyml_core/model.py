@@ -28,6 +28,10 @@ class Model:
         self.input_shape: tuple[int, ...] | None = None
         self.output_shape: tuple[int, ...] | None = None
         self.layer_shapes: list[tuple[int, ...]] = []  # per-sample output shape each build returned
+        #: what a model file holds besides the weights (input shape, layers, cost, dataset, class names),
+        #: set by numpyml_core.run and numpyml_core.load_model; ``source``: where it came from
+        self.architecture: dict[str, Any] | None = None
+        self.source = "the model"
 
     # -- building ------------------------------------------------------------------------------
     def build(self, input_shape: tuple[int, ...], rng: np.random.Generator,

@@ -1,4 +1,9 @@
-"""Claiming a run folder: one run (or resume) writes into a folder at a time.
+"""The run folder: the one place that knows its files' names, reads and writes them, and claims it.
+
+A run folder holds ``config.toml`` (the resolved experiment), ``metrics.csv`` (one row per epoch),
+``summary.json`` (final figures), ``model.safetensors`` (weights and architecture) and
+``checkpoints/`` (``last.safetensors``, ``best.safetensors``). :class:`RunFolder` spells those names;
+every other module asks it for the paths, or lets it read and write the files (each write atomic).
 
 A new run claims its folder atomically: ``os.mkdir`` creates it exclusively (an existing empty folder
 is accepted too), and a lock file (:data:`LOCK_NAME`) in it is held with ``fcntl.flock`` for the
@@ -14,18 +19,16 @@ left behind by a killed run never blocks its resume. A run that ends normally re
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .errors import UserError
 
 #: The lock file in a run folder, held while a run or resume writes there.
 LOCK_NAME = ".numpyml.lock"
-
-#: Names in a run folder that numpyml itself writes: a callback may not write a file of its own there.
-RESERVED_NAMES = ("config.toml", "model.safetensors", "summary.json", "checkpoints", "report.html", LOCK_NAME)
 
 
 def check_plain_file_name(value: str, what: str) -> None:
@@ -41,19 +44,135 @@ def check_plain_file_name(value: str, what: str) -> None:
 
 
 class RunFolder:
-    """A run folder this process holds the lock of. :meth:`release` when the run ends; use it as a
-    context manager to release it on any exit, and to remove the folder again (and the parents created
-    for it) when the run failed before writing anything into it."""
+    """The files of one run folder, and (when it was claimed) the lock on it.
 
-    def __init__(self, path: Path, fd: int, created: list[Path]) -> None:
-        self.path = path
+    ``RunFolder(path)`` is a view of any folder, to read a finished run or find its files; the
+    functions :func:`claim_new`, :func:`claim_default` and :func:`lock_existing` return one that
+    holds the folder's lock. :meth:`release` it when the run ends; as a context manager it is
+    released on any exit, and the folder removed again (with the parents created for it) when the
+    run failed before writing anything into it.
+    """
+
+    CONFIG = "config.toml"
+    METRICS = "metrics.csv"
+    SUMMARY = "summary.json"
+    MODEL = "model.safetensors"
+    CHECKPOINTS = "checkpoints"
+    REPORT = "report.html"
+    LOCK = LOCK_NAME
+
+    def __init__(self, path: str | os.PathLike, fd: int | None = None, created: list[Path] | None = None) -> None:
+        self.path = Path(path)
         self._fd: int | None = fd
-        self._created = created  # folders this claim made, innermost first
+        self._created = created or []  # folders this claim made, innermost first
 
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # -- where the files are -------------------------------------------------------------------
     @property
     def lock_path(self) -> Path:
-        return self.path / LOCK_NAME
+        return self.path / self.LOCK
 
+    @property
+    def config_path(self) -> Path:
+        """``config.toml``: the resolved experiment, with the plugin versions used."""
+        return self.path / self.CONFIG
+
+    @property
+    def summary_path(self) -> Path:
+        """``summary.json``: the final figures, written when training ends."""
+        return self.path / self.SUMMARY
+
+    @property
+    def model_path(self) -> Path:
+        """``model.safetensors``: the trained weights, with the architecture in the header."""
+        return self.path / self.MODEL
+
+    @property
+    def report_path(self) -> Path:
+        """``report.html``: where ``numpyml report`` writes a single run's report."""
+        return self.path / self.REPORT
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        """``checkpoints/``: the ``last`` and ``best`` checkpoints."""
+        return self.path / self.CHECKPOINTS
+
+    def checkpoint_path(self, which: Literal["last", "best"] = "last") -> Path:
+        """``checkpoints/last.safetensors`` (written every epoch and on Ctrl-C, what a resume continues
+        from) or ``checkpoints/best.safetensors`` (the best epoch so far)."""
+        if which not in ("last", "best"):
+            raise ValueError(f"which must be 'last' or 'best', got {which!r}")
+        return self.checkpoints_dir / f"{which}.safetensors"
+
+    def metrics_path(self, filename: str = METRICS) -> Path:
+        """The metrics file, ``metrics.csv`` unless a ``metrics_csv`` callback names another."""
+        return self.path / filename
+
+    def is_run(self) -> bool:
+        """True when the folder holds a ``config.toml``: a run was started there."""
+        return self.config_path.is_file()
+
+    # -- reading and writing them ----------------------------------------------------------------
+    def read_config(self) -> dict[str, Any]:
+        """``config.toml`` parsed (a :class:`~numpyml_core.errors.ConfigError` naming it when it cannot be)."""
+        from .config import read_toml
+
+        return read_toml(self.config_path)
+
+    def write_config(self, text: str) -> None:
+        """Write ``config.toml`` (TOML text, see :func:`numpyml_core.api.resolved_config`), atomically."""
+        from .io import atomic_write_text
+
+        atomic_write_text(self.config_path, text)
+
+    def read_summary(self) -> dict[str, Any]:
+        """``summary.json`` (a :class:`UserError` naming it when it is missing or not a JSON object)."""
+        try:
+            summary = json.loads(self.summary_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"{self.summary_path}: no such file; the run has not finished.") from None
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{self.summary_path}: cannot read the run's summary ({exc}).") from None
+        if not isinstance(summary, dict):
+            raise UserError(f"{self.summary_path}: expected a JSON object of final figures.")
+        return summary
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        """Write ``summary.json``, atomically."""
+        from .io import atomic_write_text
+
+        atomic_write_text(self.summary_path, json.dumps(summary, indent=2) + "\n")
+
+    def write_metrics(self, text: str, filename: str = METRICS) -> None:
+        """Write the metrics file (CSV text), atomically."""
+        from .io import atomic_write_text
+
+        atomic_write_text(self.metrics_path(filename), text)
+
+    def write_model(self, model: Any, architecture: dict[str, Any]) -> None:
+        """Write ``model.safetensors``: ``model``'s weights, ``architecture`` as JSON metadata."""
+        from .serialization import save_model
+
+        save_model(self.model_path, model, architecture)
+
+    def write_checkpoint(self, run: Any, which: Literal["last", "best"] = "last") -> Path:
+        """Write ``run``'s whole state to a checkpoint (:mod:`numpyml_core.checkpoint`), atomically;
+        return its path. Refuses non-finite parameters (the previous checkpoint stays)."""
+        from .checkpoint import save_checkpoint
+
+        path = self.checkpoint_path(which)
+        save_checkpoint(path, run)
+        return path
+
+    def read_checkpoint(self, which: Literal["last", "best"] = "last") -> tuple[dict[str, Any], dict[str, Any]]:
+        """(arrays, state) of a checkpoint, validated (:func:`numpyml_core.checkpoint.read_checkpoint`)."""
+        from .checkpoint import read_checkpoint
+
+        return read_checkpoint(self.checkpoint_path(which))
+
+    # -- the claim ---------------------------------------------------------------------------------
     def is_untouched(self) -> bool:
         """True when the folder holds nothing but the lock file."""
         try:
@@ -84,6 +203,11 @@ class RunFolder:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self.release(discard=exc_type is not None and self.is_untouched())
+
+
+#: Names in a run folder that numpyml itself writes: a callback may not write a file of its own there.
+RESERVED_NAMES = (RunFolder.CONFIG, RunFolder.MODEL, RunFolder.SUMMARY, RunFolder.CHECKPOINTS, RunFolder.REPORT,
+                  LOCK_NAME)
 
 
 def _holder(lock: Path) -> str:
@@ -210,18 +334,19 @@ def _data_rows(path: Path) -> int:
     return max(lines - 1, 0)
 
 
-def resume_point(path: Path, metrics_files: list[str]) -> Path | None:
-    """What a resume of the run folder ``path`` continues from: its ``checkpoints/last.safetensors``, or
-    ``None`` when nothing was trained yet (no checkpoint, no metrics rows, no model, no summary), so the
-    run may start from the beginning.
+def resume_point(folder: RunFolder, metrics_files: list[str]) -> Path | None:
+    """What a resume of ``folder`` continues from: its ``checkpoints/last.safetensors``, or ``None``
+    when nothing was trained yet (no checkpoint, no metrics rows, no model, no summary), so the run
+    may start from the beginning.
 
     Refuses (:class:`UserError`, before anything is written) when starting over would destroy results:
     ``last.safetensors`` is missing but other checkpoints, metrics rows or a model exist; or when one of
     the files the run writes is a folder (the write would fail half-way through the resume)."""
-    checkpoints = path / "checkpoints"
-    last = checkpoints / "last.safetensors"
-    for target in [path / "config.toml", path / "model.safetensors", path / "summary.json",
-                   *(path / name for name in metrics_files), last, checkpoints / "best.safetensors"]:
+    path = folder.path
+    checkpoints = folder.checkpoints_dir
+    last, best = folder.checkpoint_path("last"), folder.checkpoint_path("best")
+    for target in [folder.config_path, folder.model_path, folder.summary_path,
+                   *(folder.metrics_path(name) for name in metrics_files), last, best]:
         if target.exists() and not target.is_file():
             raise UserError(
                 f"{target}: is a folder (or another non-file), but resuming the run in {path} writes a file there. "
@@ -234,19 +359,18 @@ def resume_point(path: Path, metrics_files: list[str]) -> Path | None:
         return last
     found = []
     if checkpoints.is_dir():
-        found += [f"checkpoints/{p.name}" for p in sorted(checkpoints.iterdir()) if not p.name.startswith(".")]
+        found += [f"{checkpoints.name}/{p.name}" for p in sorted(checkpoints.iterdir()) if not p.name.startswith(".")]
     for name in metrics_files:
-        rows = _data_rows(path / name)
+        rows = _data_rows(folder.metrics_path(name))
         if rows:
             found.append(f"{name} ({rows} epoch{'s' if rows != 1 else ''})")
-    found += [name for name in ("model.safetensors", "summary.json") if (path / name).exists()]
+    found += [target.name for target in (folder.model_path, folder.summary_path) if target.exists()]
     if not found:
         return None
-    best = checkpoints / "best.safetensors"
     advice = (f"To continue from the best checkpoint, copy it: cp {best} {last}, then resume again. "
               if best.is_file() else "")
     raise UserError(
         f"{path}: cannot resume: {last} is missing, but the folder holds {', '.join(found)}; starting the run "
         f"over would overwrite them, so nothing was changed. {advice}To start over in a new folder: "
-        f"numpyml run {path / 'config.toml'} --output NEW_FOLDER."
+        f"numpyml run {folder.config_path} --output NEW_FOLDER."
     )

@@ -27,12 +27,28 @@ class TrainingDiverged(UserError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Raised by the trainer at a batch boundary after an interrupt was requested (Ctrl-C)."""
+    """A run stopped by Ctrl-C (a ``KeyboardInterrupt``), at a batch boundary when it could.
 
-    def __init__(self, epoch: int, batch: int):
-        super().__init__(f"interrupted in epoch {epoch} after batch {batch}")
+    The trainer raises it after an interrupt was requested (``run.control.interrupt_requested``);
+    :func:`numpyml_core.run` raises it for any ``KeyboardInterrupt`` during training, after the
+    ``checkpoint`` callback wrote ``checkpoints/last.safetensors``, with ``run_dir`` (the run folder,
+    to resume) and ``checkpoint`` (that file, or ``None`` when none was written) set. ``epoch`` and
+    ``batch``: where it stopped (``batch`` 0: at the end of ``epoch``).
+    """
+
+    def __init__(self, epoch: int, batch: int, run_dir: Path | None = None, checkpoint: Path | None = None):
+        where = f"in epoch {epoch} after batch {batch}" if batch else f"after epoch {epoch}"
+        if run_dir is None:
+            message = f"interrupted {where}"
+        else:
+            saved = (f"the last checkpoint is in {checkpoint.parent}" if checkpoint is not None
+                     else "no checkpoint was written")
+            message = f"interrupted {where}; {saved}. Continue with: numpyml resume {run_dir}"
+        super().__init__(message)
         self.epoch = epoch
         self.batch = batch
+        self.run_dir = run_dir
+        self.checkpoint = checkpoint
 
 
 @dataclass
@@ -63,7 +79,7 @@ class Run:
     schedule: Any
     transforms: list[Any]
     splits: dict[str, Any]
-    output_dir: Path | None
+    folder: Any  # the numpyml_core.RunFolder the run writes its files in, or None
     init_rng: np.random.Generator
     shuffle_rng: np.random.Generator
     augment_rng: np.random.Generator
@@ -83,9 +99,26 @@ class Run:
     started: float = field(default_factory=time.time)
 
     @property
+    def output_dir(self) -> Path | None:
+        """The run folder's path, or ``None`` when the run writes no files."""
+        return None if self.folder is None else self.folder.path
+
+    @property
     def hooks(self) -> Any:
         """The pluggy hook relay: ``run.hooks.numpyml_on_epoch_end(run=..., ...)``."""
         return self.manager.pm.hook
+
+    def architecture(self) -> dict[str, Any]:
+        """What the run's model file holds besides the weights: input shape, layers, cost, dataset,
+        number and names of classes (see :mod:`numpyml_core.serialization`)."""
+        return {
+            "input_shape": list(self.model.input_shape),
+            "layers": self.model.configs,
+            "cost": self.spec.cost.as_table(),
+            "num_classes": getattr(self.dataset, "num_classes", None),
+            "class_names": list(getattr(self.dataset, "class_names", []) or []),
+            "dataset": self.spec.dataset.type,
+        }
 
     @property
     def batches_per_epoch(self) -> int:
@@ -168,8 +201,9 @@ def check(spec: ExperimentSpec, manager: PluginManager) -> Model:
     return model
 
 
-def prepare(spec: ExperimentSpec, manager: PluginManager, data_dir: str | None = None,
-            output_dir: Path | None = None) -> Run:
+def prepare(spec: ExperimentSpec, manager: PluginManager, data_dir: str | None = None, folder: Any = None) -> Run:
+    """Build the run's components and network, load the data and carve out the validation split.
+    ``folder``: the :class:`numpyml_core.RunFolder` the run writes (``None``: no files)."""
     dataset = _create(manager, spec.dataset)
     init_rng, shuffle_rng, augment_rng = seeds(spec.seed)
     model = build_model(spec, manager, dataset.input_shape, init_rng)
@@ -211,7 +245,7 @@ def prepare(spec: ExperimentSpec, manager: PluginManager, data_dir: str | None =
             )
     return Run(
         spec=spec, manager=manager, dataset=dataset, model=model, cost=cost, optimizer=optimizer,
-        strategy=strategy, schedule=schedule, transforms=transforms, splits=splits, output_dir=output_dir,
+        strategy=strategy, schedule=schedule, transforms=transforms, splits=splits, folder=folder,
         init_rng=init_rng, shuffle_rng=shuffle_rng, augment_rng=augment_rng,
         base_learning_rate=float(getattr(optimizer, "learning_rate", 0.0)),
     )

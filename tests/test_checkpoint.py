@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from numpyml_core import hookimpl
 from numpyml_core.checkpoint import read_checkpoint
-from numpyml_core.cli import app, run_experiment
+import numpyml_core as nm
+from numpyml_core.cli import app
 from numpyml_core.serialization import load_tensors
 
 from blobs import EXPERIMENT, SOURCE
@@ -190,17 +190,17 @@ def blobs(make_dist, tmp_path):
 
 @pytest.mark.parametrize("step", [1, 62, 63, 100, 189])
 def test_in_process_interrupt_and_resume_with_early_stopping_state(blobs, tmp_path, step):
-    _, ref = run_experiment(blobs, output=tmp_path / "ref")
-    with pytest.raises(typer.Exit) as stopped:
-        run_experiment(blobs, output=tmp_path / "cut", extra_callbacks=[InterruptAt(step)])
-    assert stopped.value.exit_code == 130
-    run_experiment(blobs, output=tmp_path / "cut", resume=True)
+    ref = nm.run(blobs, output=tmp_path / "ref", progress=False).run_dir
+    with pytest.raises(nm.TrainingInterrupted) as stopped:
+        nm.run(blobs, output=tmp_path / "cut", callbacks=[InterruptAt(step)], progress=False)
+    assert stopped.value.run_dir == tmp_path / "cut"
+    nm.run(blobs, output=tmp_path / "cut", resume=True, progress=False)
     assert_same_run(ref, tmp_path / "cut")
 
 
 def test_resume_refuses_a_changed_experiment(blobs, tmp_path):
-    with pytest.raises(typer.Exit):
-        run_experiment(blobs, output=tmp_path / "run", extra_callbacks=[InterruptAt(70)])
+    with pytest.raises(nm.TrainingInterrupted):
+        nm.run(blobs, output=tmp_path / "run", callbacks=[InterruptAt(70)], progress=False)
     changed = tmp_path / "changed.toml"
     changed.write_text(blobs.read_text().replace("learning_rate = 0.1", "learning_rate = 0.2"))
     runner = CliRunner()
@@ -219,7 +219,7 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path):
 
 
 def test_truncated_checkpoint_is_refused_clearly(blobs, tmp_path):
-    run_experiment(blobs, output=tmp_path / "run")
+    nm.run(blobs, output=tmp_path / "run", progress=False)
     last = tmp_path / "run" / "checkpoints" / "last.safetensors"
     data = last.read_bytes()
     last.write_bytes(data[: len(data) // 2])
@@ -229,10 +229,10 @@ def test_truncated_checkpoint_is_refused_clearly(blobs, tmp_path):
 
 
 def test_checkpoint_from_another_architecture_is_refused(blobs, tmp_path):
-    run_experiment(blobs, output=tmp_path / "a")
+    nm.run(blobs, output=tmp_path / "a", progress=False)
     wider = tmp_path / "wider.toml"
     wider.write_text(blobs.read_text().replace("units = 32", "units = 48"))
-    run_experiment(wider, output=tmp_path / "b")
+    nm.run(wider, output=tmp_path / "b", progress=False)
     (tmp_path / "b" / "checkpoints" / "last.safetensors").write_bytes(
         (tmp_path / "a" / "checkpoints" / "last.safetensors").read_bytes())
     result = CliRunner().invoke(app, ["resume", str(tmp_path / "b"), "--quiet", "--allow-changes"])
@@ -253,7 +253,7 @@ def test_a_pickle_posing_as_a_model_or_checkpoint_never_runs(blobs, tmp_path, mo
     runner = CliRunner()
     result = runner.invoke(app, ["eval", str(evil), "--dataset", "fakeplug_blobs"])
     assert result.exit_code == 2 and "not a safetensors model file" in result.stderr
-    run_experiment(blobs, output=tmp_path / "run")
+    nm.run(blobs, output=tmp_path / "run", progress=False)
     (tmp_path / "run" / "checkpoints" / "last.safetensors").write_bytes(pickle.dumps(_Evil()))
     result = runner.invoke(app, ["resume", str(tmp_path / "run"), "--quiet"])
     assert result.exit_code == 2

@@ -19,7 +19,8 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 from typer.testing import CliRunner
 
-from numpyml_core.cli import app, run_experiment
+import numpyml_core as nm
+from numpyml_core.cli import app
 
 from conftest import address_space_cap, require_extra
 
@@ -31,7 +32,7 @@ def run_dir(blobs_experiment, tmp_path, tmp_path_factory):
     """A finished 2-epoch blobs run (trained once per session), copied to ``tmp_path / "run"``."""
     if "run" not in _CACHE:
         base = tmp_path_factory.mktemp("trained") / "run"
-        run_experiment(blobs_experiment(), output=base)
+        nm.run(blobs_experiment(), output=base, progress=False)
         _CACHE["run"] = base
     else:
         blobs_experiment()  # install the fake dataset plugin for this test

@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from numpyml_core.cli import app, run_experiment
+import numpyml_core as nm
+from numpyml_core.cli import app
 from numpyml_core.config import dumps_toml
 
 from blobs import EXPERIMENT, SOURCE
@@ -199,7 +200,7 @@ def test_resume_while_the_run_is_still_going_is_refused(site, tmp_path):
 @pytest.fixture
 def finished(site, tmp_path):
     experiment = write(tmp_path / "blobs.toml", TWO_EPOCHS)
-    run_experiment(experiment, output=tmp_path / "run")
+    nm.run(experiment, output=tmp_path / "run", progress=False)
     return tmp_path / "run"
 
 
@@ -294,7 +295,7 @@ def test_run_files_follow_the_umask(site, tmp_path, umask):
     experiment = write(tmp_path / "blobs.toml", TWO_EPOCHS)
     previous = os.umask(umask)
     try:
-        run_experiment(experiment, output=tmp_path / "run")
+        nm.run(experiment, output=tmp_path / "run", progress=False)
     finally:
         os.umask(previous)
     files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from numpyml_core.cli import app, run_experiment
+import numpyml_core as nm
+from numpyml_core.cli import app
 
 from conftest import require_extra
 
@@ -44,7 +45,8 @@ def read_events(folder: Path) -> list[tuple[str, int, float]]:
 def test_tensorboard_writes_epoch_and_batch_scalars(blobs_experiment, tmp_path):
     require_extra("tensorboardX", "tensorboard")
     experiment = blobs_experiment('\n[[callbacks]]\ntype = "tensorboard"\nevery_n_batches = 20\n')
-    summary, run_dir = run_experiment(experiment, output=tmp_path / "run")
+    result = nm.run(experiment, output=tmp_path / "run", progress=False)
+    summary, run_dir = result.summary, result.run_dir
     scalars = read_events(run_dir / "tensorboard")
     by_tag: dict[str, dict[int, float]] = {}
     for tag, step, value in scalars:
@@ -64,7 +66,8 @@ def test_mlflow_logs_params_metrics_and_model(blobs_experiment, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # (the callback sets it; keep it out of other tests)
     experiment = blobs_experiment('\n[[callbacks]]\ntype = "mlflow"\nevery_n_batches = 50\n')
-    summary, run_dir = run_experiment(experiment, output=tmp_path / "runs" / "first")
+    result = nm.run(experiment, output=tmp_path / "runs" / "first", progress=False)
+    summary, run_dir = result.summary, result.run_dir
 
     store = tmp_path / "runs" / "mlruns"
     assert store.is_dir()

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import numpyml_core as nm
 from numpyml_core import hookimpl
-from numpyml_core.config import load_experiment, parse_experiment
+from numpyml_core.config import load_experiment
 from numpyml_core.plugins import get_plugin_manager
-from numpyml_core.trainer import evaluate, prepare, train
+from numpyml_core.trainer import prepare, train
 
 from blobs import EXPERIMENT, SOURCE
 from numpyml_parallel import StalenessCompensation, WorkerError
@@ -118,19 +119,11 @@ def blobs_experiment(strategy: dict | None = None, epochs: int = 2, **training) 
 
 
 def run_blobs(tmp_path: Path, strategy: dict | None, epochs: int = 2, extra_callbacks=(), **training):
-    path = tmp_path / f"blobs-{time.monotonic_ns()}.toml"
+    stamp = time.monotonic_ns()
+    path = tmp_path / f"blobs-{stamp}.toml"
     path.write_text(blobs_experiment(strategy, epochs, **training))
-    manager = get_plugin_manager()
-    spec = load_experiment(path, manager.registry)
-    run = prepare(spec, manager)
-    for callback in extra_callbacks:
-        manager.pm.register(callback)
-    try:
-        summary = train(run)
-    finally:
-        for callback in extra_callbacks:
-            manager.pm.unregister(callback)
-    return run, summary
+    result = nm.run(path, output=tmp_path / f"run-{stamp}", progress=False, callbacks=list(extra_callbacks))
+    return result.run, result.summary
 
 
 def leftovers(before: set[str]) -> list[str]:
@@ -340,9 +333,8 @@ def test_invalid_settings_are_config_errors(site, tmp_path, params, message):
 
     path = tmp_path / "bad.toml"
     path.write_text(blobs_experiment(params))
-    manager = get_plugin_manager()
     with pytest.raises(ConfigError, match=message):
-        prepare(load_experiment(path, manager.registry), manager)
+        nm.Experiment.load(path).validate()
 
 
 # -- robustness -----------------------------------------------------------------------------------
@@ -470,10 +462,8 @@ def test_end_of_run_leaves_nothing(site, tmp_path, clean):
 
 # -- real data ------------------------------------------------------------------------------------
 @pytest.mark.realdata
-def test_async_reaches_serial_accuracy_on_mnist(mnist_dir, clean):
+def test_async_reaches_serial_accuracy_on_mnist(mnist_dir, clean, tmp_path):
     """The seed network (784-100 sigmoid-10, SGD lr 0.5, batch 32) for 3 epochs on MNIST."""
-    manager = get_plugin_manager()
-
     def accuracy(strategy: dict) -> float:
         data = {
             "name": "async-vs-serial", "seed": 6942,
@@ -482,11 +472,11 @@ def test_async_reaches_serial_accuracy_on_mnist(mnist_dir, clean):
                                  {"type": "dense", "units": 10, "activation": "softmax"}]},
             "cost": {"type": "cross_entropy"},
             "optimizer": {"type": "sgd", "learning_rate": 0.5},
-            "training": {"epochs": 3, "batch_size": 32, "eval_splits": [], "strategy": strategy},
+            "training": {"epochs": 3, "batch_size": 32, "eval_splits": ["validation"], "strategy": strategy},
         }
-        run = prepare(parse_experiment(data, "test", manager.registry), manager, data_dir=str(mnist_dir))
-        train(run)
-        return evaluate(run.model, run.cost, run.splits["validation"])["accuracy"]
+        result = nm.run(nm.Experiment.from_dict(data, source="test"), output=tmp_path / strategy["type"],
+                        data_dir=mnist_dir, progress=False)
+        return result.summary["validation_accuracy"]
 
     serial = accuracy({"type": "serial"})
     asynchronous = accuracy({"type": "async", "workers": 2, "staleness": "dc"})

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from numpyml_core.cli import app, run_experiment
+import numpyml_core as nm
+from numpyml_core.cli import app
 
 from conftest import require_extra
 
@@ -17,7 +18,7 @@ from conftest import require_extra
 @pytest.fixture
 def trained(blobs_experiment, tmp_path):
     """A run folder with a model trained on the 6x6x1 blobs, and the blobs test split."""
-    _, run_dir = run_experiment(blobs_experiment(), output=tmp_path / "run")
+    run_dir = nm.run(blobs_experiment(), output=tmp_path / "run", progress=False).run_dir
     from numpyml_core.plugins import get_plugin_manager
 
     test = get_plugin_manager().create("dataset", "fakeplug_blobs").load(None)["test"]

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from numpyml_core import RunFailed, hookimpl
-from numpyml_core.cli import run_experiment
+import numpyml_core as nm
 from numpyml_core.serialization import load_tensors
 
 from blobs import EXPERIMENT, SOURCE
@@ -71,8 +71,8 @@ def experiment(tmp_path: Path, strategy: str, epochs: int = 1) -> Path:
 
 
 def test_ray_sync_equals_serial_up_to_rounding(local_ray, tmp_path):
-    run_experiment(experiment(tmp_path, 'type = "serial"'), output=tmp_path / "serial")
-    summary, _ = run_experiment(experiment(tmp_path, 'type = "ray_sync"\nworkers = 2'), output=tmp_path / "ray")
+    nm.run(experiment(tmp_path, 'type = "serial"'), output=tmp_path / "serial", progress=False)
+    summary = nm.run(experiment(tmp_path, 'type = "ray_sync"\nworkers = 2'), output=tmp_path / "ray", progress=False).summary
     serial = load_tensors(tmp_path / "serial" / "model.safetensors")
     parallel = load_tensors(tmp_path / "ray" / "model.safetensors")
     for key in serial:
@@ -93,16 +93,16 @@ class KillWorker:
 
 
 def test_ray_async_learns_and_reports_staleness(local_ray, tmp_path):
-    summary, _ = run_experiment(experiment(tmp_path, 'type = "ray_async"\nworkers = 2\nstaleness = "dc"', 2),
-                                output=tmp_path / "async")
+    summary = nm.run(experiment(tmp_path, 'type = "ray_async"\nworkers = 2\nstaleness = "dc"', 2),
+                     output=tmp_path / "async", progress=False).summary
     assert summary["test_accuracy"] > 0.9
 
 
 def test_a_killed_worker_fails_the_run_with_its_name(local_ray, tmp_path):
     started = time.monotonic()
     with pytest.raises(RunFailed, match=r"Ray worker 1 died"):
-        run_experiment(experiment(tmp_path, 'type = "ray_sync"\nworkers = 2'), output=tmp_path / "killed",
-                       extra_callbacks=[KillWorker(5)])
+        nm.run(experiment(tmp_path, 'type = "ray_sync"\nworkers = 2'), output=tmp_path / "killed",
+               callbacks=[KillWorker(5)], progress=False)
     assert time.monotonic() - started < 60
 
 
@@ -124,7 +124,7 @@ CLUSTER_SCRIPT = """
 import json, sys
 import ray
 from ray.cluster_utils import Cluster
-from numpyml_core.cli import run_experiment
+import numpyml_core as nm
 
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
 cluster.add_node(num_cpus=1)
@@ -139,7 +139,7 @@ class Where:
 
 experiment, out = sys.argv[1], sys.argv[2]
 try:
-    summary, _ = run_experiment(experiment, output=out, extra_callbacks=[Where()])
+    summary = nm.run(experiment, output=out, callbacks=[Where()], progress=False).summary
 finally:
     ray.shutdown()
     cluster.shutdown()
@@ -169,6 +169,6 @@ def test_ray_async_accuracy_within_half_a_percent_of_serial_on_mnist(local_ray, 
     serial_path = tmp_path / "serial.toml"
     serial_path.write_text(text.replace('type = "ray_async"', 'type = "serial"').replace("workers = 2\n", "")
                            .replace('staleness = "dc"\n', ""))
-    serial, _ = run_experiment(serial_path, data_dir=str(mnist_dir), output=tmp_path / "s")
-    parallel, _ = run_experiment(ray_path, data_dir=str(mnist_dir), output=tmp_path / "r")
+    serial = nm.run(serial_path, data_dir=str(mnist_dir), output=tmp_path / "s", progress=False).summary
+    parallel = nm.run(ray_path, data_dir=str(mnist_dir), output=tmp_path / "r", progress=False).summary
     assert parallel["test_accuracy"] >= serial["test_accuracy"] - 0.005

@@ -11,13 +11,15 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from numpyml_core.cli import app, run_experiment
+import numpyml_core as nm
+from numpyml_core.cli import app
 
 pytestmark = pytest.mark.realdata
 
 
 def test_mnist_basic_reaches_the_seed_accuracy(mnist_dir, tmp_path):
-    summary, run_dir = run_experiment("experiments/mnist.toml", data_dir=str(mnist_dir), output=tmp_path / "run")
+    result = nm.run("experiments/mnist.toml", data_dir=str(mnist_dir), output=tmp_path / "run", progress=False)
+    summary, run_dir = result.summary, result.run_dir
     assert summary["test_accuracy"] >= 0.95
     assert summary["validation_accuracy"] >= 0.95
     # the saved model reproduces the figure with no experiment file
@@ -28,7 +30,7 @@ def test_mnist_basic_reaches_the_seed_accuracy(mnist_dir, tmp_path):
 
 
 def test_mnist_mlp_reaches_98_percent(mnist_dir, tmp_path):
-    summary, _ = run_experiment("experiments/mnist_mlp.toml", data_dir=str(mnist_dir), output=tmp_path / "run")
+    summary = nm.run("experiments/mnist_mlp.toml", data_dir=str(mnist_dir), output=tmp_path / "run", progress=False).summary
     assert summary["test_accuracy"] >= 0.98
 
 
@@ -36,6 +38,6 @@ def test_fashion_mnist_reaches_88_percent(fashion_available, tmp_path):
     from conftest import data_dir
 
     folder = data_dir()
-    summary, _ = run_experiment("experiments/fashion_mnist.toml", data_dir=str(folder) if folder else None,
-                                output=tmp_path / "run")
+    summary = nm.run("experiments/fashion_mnist.toml", data_dir=str(folder) if folder else None,
+                     output=tmp_path / "run", progress=False).summary
     assert summary["test_accuracy"] >= 0.88

@@ -10,7 +10,8 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from numpyml_core.cli import app, run_experiment
+import numpyml_core as nm
+from numpyml_core.cli import app
 from numpyml_report.rundata import compare_configs, flatten, sparkline
 
 from blobs import EXPERIMENT
@@ -30,7 +31,7 @@ def two_runs(blobs_experiment, tmp_path):
     folder = tmp_path / "runs"
     paths = []
     for name, text in (("plain", NOISY), ("cosine", SCHEDULED)):
-        _, run_dir = run_experiment(blobs_experiment(base=text, name=name), output=folder / name)
+        run_dir = nm.run(blobs_experiment(base=text, name=name), output=folder / name, progress=False).run_dir
         paths.append(run_dir)
     return paths
 

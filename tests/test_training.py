@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from numpyml_core import hookimpl
-from numpyml_core.cli import app, run_experiment
+import numpyml_core as nm
+from numpyml_core.cli import app
 from numpyml_core.serialization import load_tensors, read_metadata
 
 from blobs import EXPERIMENT, SOURCE
@@ -28,7 +29,8 @@ def blobs(make_dist, tmp_path):
 
 def test_run_folder_contents(blobs, tmp_path):
     out = tmp_path / "run"
-    summary, run_dir = run_experiment(blobs, output=out)
+    result = nm.run(blobs, output=out, progress=False)
+    summary, run_dir = result.summary, result.run_dir
     assert run_dir == out
     assert sorted(p.name for p in out.iterdir()) == ["checkpoints", "config.toml", "metrics.csv", "model.safetensors",
                                                      "summary.json"]
@@ -63,16 +65,16 @@ def test_run_folder_contents(blobs, tmp_path):
 
 
 def test_resolved_config_reruns_identically(blobs, tmp_path):
-    _, first = run_experiment(blobs, output=tmp_path / "a")
-    _, second = run_experiment(first / "config.toml", output=tmp_path / "b")
+    first = nm.run(blobs, output=tmp_path / "a", progress=False).run_dir
+    second = nm.run(first / "config.toml", output=tmp_path / "b", progress=False).run_dir
     a, b = load_tensors(first / "model.safetensors"), load_tensors(second / "model.safetensors")
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_same_seed_same_parameters_bitwise(blobs, tmp_path):
-    run_experiment(blobs, output=tmp_path / "a")
-    run_experiment(blobs, output=tmp_path / "b")
-    run_experiment(blobs, output=tmp_path / "c", seed=12)
+    nm.run(blobs, output=tmp_path / "a", progress=False)
+    nm.run(blobs, output=tmp_path / "b", progress=False)
+    nm.run(nm.Experiment.load(blobs, {"seed": 12}), output=tmp_path / "c", progress=False)
     a = load_tensors(tmp_path / "a" / "model.safetensors")
     b = load_tensors(tmp_path / "b" / "model.safetensors")
     c = load_tensors(tmp_path / "c" / "model.safetensors")
@@ -81,7 +83,8 @@ def test_same_seed_same_parameters_bitwise(blobs, tmp_path):
 
 
 def test_eval_command_matches_summary(blobs, tmp_path):
-    summary, out = run_experiment(blobs, output=tmp_path / "run")
+    result = nm.run(blobs, output=tmp_path / "run", progress=False)
+    summary, out = result.summary, result.run_dir
     result = CliRunner().invoke(app, ["eval", str(out / "model.safetensors"), "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -134,7 +137,7 @@ class Recorder:
 
 def test_hooks_fire_in_order_and_callbacks_can_stop(blobs, tmp_path):
     recorder = Recorder()
-    summary, _ = run_experiment(blobs, output=tmp_path / "r", extra_callbacks=[recorder])
+    summary = nm.run(blobs, output=tmp_path / "r", callbacks=[recorder], progress=False).summary
     assert summary["epochs"] == 2
     assert recorder.calls[0] == "run_start" and recorder.calls[-1] == "run_end 2"
     assert recorder.calls.count("update") == 2 * 63

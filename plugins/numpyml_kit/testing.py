@@ -703,9 +703,9 @@ def run_tiny_experiment(
     :class:`numpyml_core.ConfigError` when the component does not fit any candidate network, and
     whatever training raises.
     """
+    import numpyml_core as nm
     from numpyml_core.config import parse_experiment
     from numpyml_core.errors import ConfigError
-    from numpyml_core.trainer import prepare, register_callbacks, train, unregister_callbacks
 
     params = dict(params or {})
     if isinstance(component, str):
@@ -753,14 +753,8 @@ def run_tiny_experiment(
                 spec = None
         if spec is None:
             raise ConfigError(f"{kind} '{name}' does not fit a tiny network: " + " | ".join(errors))
-        run = prepare(spec, manager, data_dir=data_dir, output_dir=Path(output_dir))
-        callbacks = [manager.create("callback", c.type, **dict(c.params)) for c in spec.callbacks]
-        register_callbacks(run, callbacks)
-        try:
-            summary = train(run)
-        finally:
-            unregister_callbacks(run)
-    return summary, run
+        result = nm.run(nm.Experiment(spec, manager), output=output_dir, data_dir=data_dir, progress=False)
+    return result.summary, result.run
 
 
 def _copy(value: Any) -> Any:

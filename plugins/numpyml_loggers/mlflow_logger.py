@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from numpyml_core import hookimpl
+from numpyml_core import RunFolder, hookimpl
 from numpyml_core.errors import UserError
 
 from ._common import epoch_scalars, import_extra
@@ -86,9 +86,8 @@ class MLflowLogger:
             created = self.client.create_run(experiment_id, run_name=run_name, tags=tags)
             self.run_id = created.info.run_id
             self._log_params(run)
-            config = Path(run.output_dir) / "config.toml" if run.output_dir is not None else None
-            if config is not None and config.is_file():
-                self.client.log_artifact(self.run_id, str(config))
+            if run.folder is not None and run.folder.is_run():
+                self.client.log_artifact(self.run_id, str(run.folder.config_path))
         except MlflowException as exc:
             raise UserError(f"callback 'mlflow': cannot use the MLflow store {uri}: {exc.message}") from None
 
@@ -117,14 +116,12 @@ class MLflowLogger:
     def numpyml_on_run_end(self, run: Any, summary: dict) -> None:
         if self.run_id is None:
             return
-        self.client.log_dict(self.run_id, summary, "summary.json")
+        self.client.log_dict(self.run_id, summary, RunFolder.SUMMARY)
         if self.log_model:
-            from numpyml_core.serialization import save_model
-
             with tempfile.TemporaryDirectory() as folder:
-                path = Path(folder) / "model.safetensors"
-                save_model(path, run.model, architecture(run))
-                self.client.log_artifact(self.run_id, str(path))
+                files = RunFolder(folder)
+                files.write_model(run.model, run.architecture())
+                self.client.log_artifact(self.run_id, str(files.model_path))
         self.client.set_terminated(self.run_id, status="FINISHED")
 
     @hookimpl
@@ -174,18 +171,6 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     for key, item in items:
         out.update(_flat(item, f"{prefix}.{key}" if prefix else str(key)))
     return out
-
-
-def architecture(run: Any) -> dict[str, Any]:
-    """The architecture metadata of the model file, as ``numpyml run`` writes it."""
-    return {
-        "input_shape": list(run.model.input_shape),
-        "layers": run.model.configs,
-        "cost": run.spec.cost.as_table(),
-        "num_classes": getattr(run.dataset, "num_classes", None),
-        "class_names": list(getattr(run.dataset, "class_names", []) or []),
-        "dataset": run.spec.dataset.type,
-    }
 
 
 def _param_value(value: Any) -> str:

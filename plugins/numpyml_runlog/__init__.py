@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 from typing import Any
 
-from numpyml_core import hookimpl
-from numpyml_core.io import atomic_write_text
+from numpyml_core import RunFolder, hookimpl
 from numpyml_core.runfolder import check_plain_file_name
 
 
 class MetricsCSV:
     """Write one row per epoch to ``<run folder>/<filename>``."""
 
-    def __init__(self, filename: str = "metrics.csv") -> None:
+    def __init__(self, filename: str = RunFolder.METRICS) -> None:
         check_plain_file_name(filename, "filename")  # never a run's own file, never outside the folder
         self.filename = filename
 
@@ -40,14 +38,13 @@ class MetricsCSV:
 
     @hookimpl
     def numpyml_on_run_start(self, run: Any) -> None:
-        if run.history and run.output_dir is not None:  # resumed: the file holds exactly the restored epochs
-            atomic_write_text(Path(run.output_dir) / self.filename, self.render(run.history))
+        if run.history and run.folder is not None:  # resumed: the file holds exactly the restored epochs
+            run.folder.write_metrics(self.render(run.history), self.filename)
 
     @hookimpl
     def numpyml_on_epoch_end(self, run: Any) -> None:
-        if run.output_dir is None:
-            return
-        atomic_write_text(Path(run.output_dir) / self.filename, self.render(run.history))
+        if run.folder is not None:
+            run.folder.write_metrics(self.render(run.history), self.filename)
 
 
 def _format(value: Any) -> str:

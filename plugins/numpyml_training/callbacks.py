@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from numpyml_core import hookimpl
-from numpyml_core.checkpoint import save_checkpoint
 
 
 def _mode(monitor: str, mode: str) -> str:
@@ -56,14 +54,10 @@ class Checkpoint:
         self.best: float | None = None
         self._last_write = time.monotonic()
 
-    def _folder(self, run: Any) -> Path | None:
-        return None if run.output_dir is None else Path(run.output_dir) / "checkpoints"
-
-    def _write(self, run: Any, name: str) -> None:
-        folder = self._folder(run)
-        if folder is None:
+    def _write(self, run: Any, which: Literal["last", "best"]) -> None:
+        if run.folder is None:
             return
-        save_checkpoint(folder / name, run)
+        run.folder.write_checkpoint(run, which)
         self._last_write = time.monotonic()
 
     @hookimpl
@@ -78,7 +72,7 @@ class Checkpoint:
         if self.every_minutes is not None and time.monotonic() - self._last_write >= 60 * self.every_minutes:
             due = True
         if due:
-            self._write(run, "last.safetensors")
+            self._write(run, "last")
 
     @hookimpl(trylast=True)
     def numpyml_on_epoch_end(self, run: Any, metrics: dict) -> None:
@@ -87,14 +81,14 @@ class Checkpoint:
         is_best = self.save_best and value is not None and _improved(float(value), self.best, mode, 0.0)
         if is_best:
             self.best = float(value)
-        self._write(run, "last.safetensors")  # after self.best changed: the state includes it
+        self._write(run, "last")  # after self.best changed: the state includes it
         if is_best:
-            self._write(run, "best.safetensors")
+            self._write(run, "best")
 
     @hookimpl
     def numpyml_on_error(self, run: Any, error: BaseException) -> None:
         if isinstance(error, KeyboardInterrupt) and run.at_boundary:
-            self._write(run, "last.safetensors")
+            self._write(run, "last")
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best}
