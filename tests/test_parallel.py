@@ -267,18 +267,25 @@ def test_async_with_one_worker_follows_serial(site, tmp_path, clean, local_share
 
 
 class Updates:
-    def __init__(self):
+    """Counts updates; ``pause`` seconds of sleep at each gives the worker processes the cores on a
+    loaded machine, so that their gradients arrive while the training process updates (without it,
+    a busy machine can leave the workers unscheduled for the whole of this tiny run)."""
+
+    def __init__(self, pause: float = 0.0):
         self.count = 0
+        self.pause = pause
 
     @hookimpl
     def numpyml_before_update(self, params, grads):
         assert params.keys() == grads.keys()
         self.count += 1
+        if self.pause:
+            time.sleep(self.pause)
 
 
 @pytest.mark.parametrize("staleness,local_share", [("divide", True), ("dc_adaptive", True), ("dc", False)])
 def test_async_two_workers_learns_with_stale_gradients(site, tmp_path, clean, staleness, local_share):
-    updates = Updates()
+    updates = Updates(pause=0.003)
     run, summary = run_blobs(tmp_path, {"type": "async", "workers": 2, "staleness": staleness,
                                         "local_share": local_share, "spin_ms": 0.5 if local_share else 0.0},
                              extra_callbacks=[updates])
