@@ -22,7 +22,7 @@ their modules when first used.
 """
 
 from . import blas  # noqa: F401 - first, before anything imports NumPy: sets OPENBLAS_THREAD_TIMEOUT (see blas.py)
-from .errors import ConfigError, MissingExtra, PluginError, RunFailed, UserError
+from .errors import ConfigError, MissingExtra, PluginError, PluginWarning, RunFailed, UserError
 from .plugins import (
     Component,
     PluginManager,
@@ -49,6 +49,7 @@ __all__ = [
     "ConfigError",
     "MissingExtra",
     "PluginError",
+    "PluginWarning",
     "RunFailed",
     "UserError",
     "Component",

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import warnings
 from typing import Any, Iterator
 
 import typer
 from typer.core import TyperGroup
 
-from .errors import PluginError, UserError, did_you_mean
+from .errors import PluginError, PluginWarning, UserError, did_you_mean
 from .plugins import PluginManager, get_plugin_manager, set_plugin_manager
 
 __all__ = ["CommandGroup", "components_of_kind", "error", "plugin_manager", "user_errors"]
@@ -89,6 +90,23 @@ def components_of_kind(components: list[Any], kind: str, prefix: str = "") -> li
     return [c for c in components if c.kind == kind]
 
 
+@contextlib.contextmanager
+def _plugin_warnings_as_lines() -> Iterator[None]:
+    """While plugins load, a :class:`PluginWarning` is one ``warning: ...`` line on stderr, like a
+    failed plugin's, not Python's two-line warning format."""
+
+    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        if issubclass(category, PluginWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+        warnings.showwarning = show
+        yield
+
+
 class CommandGroup(TyperGroup):
     """The ``numpyml`` group: the core's commands, then the plugins' (loaded on first look-up).
 
@@ -106,7 +124,8 @@ class CommandGroup(TyperGroup):
         state["manager"] = None
         self.plugin_of = {}
         try:
-            manager = plugin_manager()
+            with _plugin_warnings_as_lines():
+                manager = plugin_manager()
             apps: dict[str, typer.Typer] = {}
             manager.register_commands(lambda plugin: apps.setdefault(plugin, typer.Typer()))
         except PluginError as exc:  # NUMPYML_STRICT_PLUGINS: a failed plugin is an error

@@ -29,6 +29,11 @@ class RunFailed(UserError):
     exit_code = 1
 
 
+class PluginWarning(UserWarning):
+    """Something in an installed plugin is ignored (it still loads): for instance a training hook
+    defined at module level, which never runs (training hooks belong to a run's callbacks)."""
+
+
 class MissingExtra(UserError):
     """An optional dependency of a component (an extra such as ``numpyml[mlflow]``) is not installed.
 

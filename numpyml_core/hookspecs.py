@@ -4,15 +4,25 @@ Every hook is documented here, where it is specified (the pytest style). Impleme
 functions or methods decorated with :data:`numpyml_core.hookimpl`; they may accept any subset of
 the arguments named in the specification.
 
-Three families:
+Three families, dispatched by two kinds of pluggy manager:
 
 * ``numpyml_register_components`` is called once per installed plugin module when the plugin
   manager loads the ``numpyml`` entry-point group.
 * ``numpyml_register_commands`` is called by the ``numpyml`` command line, once per plugin module,
   to add the plugin's commands (``report``, ``new-plugin`` ... come from built-in plugins this way).
 * ``numpyml_on_*`` / ``numpyml_before_update`` are training hooks, called by the trainer on the
-  callbacks registered for one run (the experiment's ``[[callbacks]]`` plus the CLI's defaults).
-  Installing a plugin never adds a callback to a run by itself.
+  callbacks registered for one run (the experiment's ``[[callbacks]]``, the defaults the API and the
+  CLI add, and the ``callbacks=`` given to :func:`numpyml_core.run`).
+
+The first two (:data:`REGISTRATION_HOOKS`) are the only hooks of the process-wide plugin manager,
+which holds the plugin modules. Each run has a pluggy manager of its own (``run.hook_manager``,
+called through ``run.hooks``) with the training hooks (:data:`TRAINING_HOOKS`) and that run's
+callbacks only, so two runs in one process (a notebook, a test, a sweep) never see each other's
+callbacks, and installing a plugin never adds a callback to a run by itself: a training hook
+defined at module level in a plugin module is ignored, with one
+:class:`numpyml_core.PluginWarning` naming the plugin. Write a callback class instead, register it
+(``register("callback", "my_callback", MyCallback)``) and select it in the experiment
+(``[[callbacks]]`` ``type = "my_callback"``).
 """
 
 from __future__ import annotations
@@ -135,3 +145,22 @@ def numpyml_on_checkpoint_load(run: Any, state: dict) -> None:
 @hookspec
 def numpyml_on_error(run: Any, error: BaseException) -> None:
     """Training stopped with ``error`` (including ``KeyboardInterrupt``). Release resources here."""
+
+
+#: the hooks of the process-wide plugin manager, called on plugin modules
+REGISTRATION_HOOKS = ("numpyml_register_components", "numpyml_register_commands")
+
+#: the hooks of a run's own manager (``run.hook_manager``), called on that run's callbacks only
+TRAINING_HOOKS = (
+    "numpyml_on_run_start",
+    "numpyml_on_run_end",
+    "numpyml_on_epoch_start",
+    "numpyml_on_epoch_end",
+    "numpyml_on_batch_start",
+    "numpyml_on_batch_end",
+    "numpyml_on_evaluate_end",
+    "numpyml_before_update",
+    "numpyml_on_checkpoint_save",
+    "numpyml_on_checkpoint_load",
+    "numpyml_on_error",
+)

@@ -7,6 +7,12 @@ happens once per process, on first use. A plugin that fails to import or registe
 everything else keeps working; ``NUMPYML_STRICT_PLUGINS=1`` turns that into an error. Plugins are
 disabled by entry-point name with ``NUMPYML_DISABLE_PLUGINS=a,b`` (or ``--disable-plugin``).
 
+The process-wide pluggy manager knows only the registration hooks
+(:data:`~numpyml_core.hookspecs.REGISTRATION_HOOKS`). Training hooks are dispatched per run, by
+the manager :func:`run_hook_manager` makes for each run and that holds only that run's callbacks; a
+training hook defined at module level in a plugin module is left unregistered, with one
+:class:`~numpyml_core.errors.PluginWarning` naming the plugin (:func:`_warn_module_hooks`).
+
 "Fails" includes a plugin that calls ``sys.exit()`` or raises ``KeyboardInterrupt`` while it is
 imported or registers (every ``BaseException``), and a plugin that registers no component (its
 hook not marked ``@hookimpl``, misspelled, or registering nothing). A real Ctrl-C is told apart
@@ -22,6 +28,8 @@ import os
 import signal
 import sys
 import threading
+import types
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Callable, Iterator
@@ -29,7 +37,7 @@ from typing import Any, Callable, Iterator
 import pluggy
 
 from . import hookspecs
-from .errors import ConfigError, PluginError, did_you_mean, shorten
+from .errors import ConfigError, PluginError, PluginWarning, did_you_mean, shorten
 
 ENTRY_POINT_GROUP = "numpyml"
 hookimpl = pluggy.HookimplMarker("numpyml")
@@ -230,17 +238,70 @@ def disabled_plugins(extra: list[str] | None = None) -> set[str]:
     return names
 
 
+def _hookspecs(names: tuple[str, ...]) -> types.SimpleNamespace:
+    """The specifications of :mod:`numpyml_core.hookspecs` named ``names``, as one object for
+    :meth:`pluggy.PluginManager.add_hookspecs` (which reads the marked functions of any object)."""
+    return types.SimpleNamespace(**{name: getattr(hookspecs, name) for name in names})
+
+
+def run_hook_manager() -> pluggy.PluginManager:
+    """A fresh pluggy manager for one run: the training hook specifications
+    (:data:`~numpyml_core.hookspecs.TRAINING_HOOKS`) and, once the trainer registers them, that
+    run's callbacks and nothing else (see ``run.hook_manager``)."""
+    manager = pluggy.PluginManager("numpyml")
+    manager.add_hookspecs(_hookspecs(hookspecs.TRAINING_HOOKS))
+    return manager
+
+
+class _PluginModules(pluggy.PluginManager):
+    """The process-wide pluggy manager: the registration hooks, called on plugin modules.
+
+    A training hook found on a plugin module is not registered (it would run on every run of the
+    process); its name is appended to :attr:`module_hooks` for the caller to warn about.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("numpyml")
+        self.add_hookspecs(_hookspecs(hookspecs.REGISTRATION_HOOKS))
+        self.module_hooks: list[str] = []
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is not None and name in hookspecs.TRAINING_HOOKS:
+            self.module_hooks.append(name)
+            return None
+        return opts
+
+
+def _warn_module_hooks(plugin: str, distribution: str, names: list[str]) -> None:
+    """One :class:`PluginWarning` for a plugin module with training hooks at module level, which
+    are ignored. Not repeated by the worker processes a run spawns (they load the same plugins)."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        return
+    hooks = ", ".join(sorted(names))
+    warnings.warn(
+        f"numpyml: plugin '{plugin}' (distribution {distribution}) defines the training hook{'s' * (len(names) > 1)} "
+        f"{hooks} at module level; {'they are' if len(names) > 1 else 'it is'} ignored: installing a plugin never "
+        "changes a run by itself. Put the hook methods on a callback class, register it in "
+        "numpyml_register_components with register(\"callback\", \"my_callback\", MyCallback), and select it in "
+        "the experiment: [[callbacks]] type = \"my_callback\" (see docs/plugins.md, Training hooks).",
+        PluginWarning, stacklevel=2,
+    )
+
+
 class PluginManager:
     """Loads the ``numpyml`` entry points and holds the registry.
 
-    ``pm`` is the underlying :class:`pluggy.PluginManager` (hook specs from
-    :mod:`numpyml_core.hookspecs`). Plugin modules are registered with it for
-    ``numpyml_register_components`` only; training callbacks are added per run by the trainer.
+    ``pm`` is the underlying :class:`pluggy.PluginManager`, with the registration hooks of
+    :mod:`numpyml_core.hookspecs` only: plugin modules are registered with it for
+    ``numpyml_register_components`` and ``numpyml_register_commands``. Training hooks are not
+    called here: each run dispatches them to its own callbacks (:func:`run_hook_manager`).
     """
 
     def __init__(self, disable: list[str] | None = None, strict: bool | None = None):
-        self.pm = pluggy.PluginManager("numpyml")
-        self.pm.add_hookspecs(hookspecs)
+        self.pm = _PluginModules()
         self.registry = Registry()
         self.failed: list[FailedPlugin] = []
         self.loaded: list[tuple[str, str, str]] = []  # (plugin, distribution, version)
@@ -289,6 +350,7 @@ class PluginManager:
             staged.append(Component(kind, name, factory, plugin, distribution, version))
 
         with _watching_ctrl_c() as ctrl_c:
+            self.pm.module_hooks.clear()
             try:
                 self.pm.register(module, name=plugin)
             except BaseException as exc:  # noqa: BLE001
@@ -297,6 +359,8 @@ class PluginManager:
                     raise
                 self._fail(plugin, distribution, f"registration failed: {described}")
                 return
+            if self.pm.module_hooks:
+                _warn_module_hooks(plugin, distribution, self.pm.module_hooks)
             impls = [
                 impl for impl in self.pm.hook.numpyml_register_components.get_hookimpls()
                 if impl.plugin_name == plugin

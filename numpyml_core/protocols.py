@@ -232,7 +232,8 @@ class Callback(Protocol):
     specifications in :mod:`numpyml_core.hookspecs` (``numpyml_on_epoch_end`` and so on).
 
     The callbacks an experiment selects (``[[callbacks]]``) and the CLI's defaults are registered
-    with the plugin manager for the duration of one run. Any subset of hooks may be implemented.
+    with the run's own hook manager (``run.hook_manager``): only that run calls them. Any subset of
+    hooks may be implemented.
     Callbacks that keep state implement ``state_dict()``/``load_state_dict()``.
     """
 

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pluggy
 
 from .config import ComponentSpec, ExperimentSpec
 from .errors import ConfigError, UserError
 from .model import Model
-from .plugins import PluginManager
+from .plugins import PluginManager, run_hook_manager
 
 
 class TrainingDiverged(UserError):
@@ -96,6 +97,9 @@ class Run:
     batch_indices: np.ndarray | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     callbacks: list[Any] = field(default_factory=list)
+    #: this run's own pluggy manager: the training hook specifications and this run's callbacks only
+    #: (never the plugin modules, never another run's callbacks); call the hooks through :attr:`hooks`
+    hook_manager: pluggy.PluginManager = field(default_factory=run_hook_manager)
     started: float = field(default_factory=time.time)
 
     @property
@@ -105,8 +109,10 @@ class Run:
 
     @property
     def hooks(self) -> Any:
-        """The pluggy hook relay: ``run.hooks.numpyml_on_epoch_end(run=..., ...)``."""
-        return self.manager.pm.hook
+        """The training hooks of this run, called on its callbacks only:
+        ``run.hooks.numpyml_before_update(run=run, params=params, grads=grads)`` (strategies call
+        that one; the trainer and checkpointing the others)."""
+        return self.hook_manager.hook
 
     def architecture(self) -> dict[str, Any]:
         """What the run's model file holds besides the weights: input shape, layers, cost, dataset,
@@ -298,15 +304,17 @@ def check_parameters(run: Run, where: str, note: str = "") -> None:
 
 
 def register_callbacks(run: Run, callbacks: list[Any]) -> None:
+    """Add ``callbacks`` to this run's own hook manager (``run.hook_manager``): only this run calls them."""
     for callback in callbacks:
-        run.manager.pm.register(callback)
+        run.hook_manager.register(callback)
         run.callbacks.append(callback)
 
 
 def unregister_callbacks(run: Run) -> None:
+    """Remove the run's callbacks from its hook manager (the run can then be trained again without them)."""
     for callback in run.callbacks:
-        if run.manager.pm.is_registered(callback):
-            run.manager.pm.unregister(callback)
+        if run.hook_manager.is_registered(callback):
+            run.hook_manager.unregister(callback)
     run.callbacks.clear()
 
 

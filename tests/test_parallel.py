@@ -230,12 +230,8 @@ def test_sync_steps_the_shared_parameters_and_gives_the_model_its_own_back(site,
         own = run.model.params()
         watcher = SeesSharedParameters()
         if kind == "sync":
-            manager.pm.register(watcher)
-        try:
-            train(run)
-        finally:
-            if kind == "sync":
-                manager.pm.unregister(watcher)
+            run.hook_manager.register(watcher)
+        train(run)
         assert all(value is own[name] for name, value in run.model.params().items())
         runs[kind] = run
     assert watcher.seen and set(watcher.seen) == {layers == "dense"}
