@@ -90,3 +90,23 @@ def test_paths_and_files(tmp_path):
         folder.read_summary()
     folder.write_metrics("epoch\n1\n", "other.csv")
     assert (tmp_path / "other.csv").read_text() == "epoch\n1\n"
+
+
+def test_reading_a_run_back_without_claiming_it(tmp_path):
+    folder = RunFolder(tmp_path)  # a view: no lock file, nothing written
+    assert folder.read_metrics() == {} and not folder.has_results()
+    folder.write_config('name = "x"\n')
+    assert folder.is_run() and not folder.has_results()  # started, nothing to show yet
+    folder.write_metrics("epoch,train_loss,validation_accuracy\n1,0.5,\n2,0.25,0.9,extra\n3\n")
+    assert folder.has_results() and sorted(tmp_path.iterdir()) == sorted([folder.config_path, folder.metrics_path()])
+    columns = folder.read_metrics()
+    assert list(columns) == ["epoch", "train_loss", "validation_accuracy"]
+    assert columns["epoch"] == [1.0, 2.0, 3.0] and columns["train_loss"][:2] == [0.5, 0.25]
+    assert [value != value for value in columns["validation_accuracy"]] == [True, False, True]  # nan: no number
+    assert folder.read_metrics("other.csv") == {}
+    folder.metrics_path().unlink()
+    folder.write_summary({"epochs": 0})
+    assert folder.has_results()
+    folder.metrics_path("bad.csv").write_bytes(b"epoch\n\xff\n")
+    with pytest.raises(UserError, match="bad.csv: cannot read the run's metrics"):
+        folder.read_metrics("bad.csv")
