@@ -18,8 +18,10 @@ left behind by a killed run never blocks its resume. A run that ends normally re
 
 from __future__ import annotations
 
+import csv
 import fcntl
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -114,6 +116,12 @@ class RunFolder:
         """True when the folder holds a ``config.toml``: a run was started there."""
         return self.config_path.is_file()
 
+    def has_results(self) -> bool:
+        """True when a run was started here (``config.toml``) and left results: ``metrics.csv``,
+        ``summary.json`` or ``model.safetensors`` (what ``numpyml runs`` lists)."""
+        return self.is_run() and any(path.is_file() for path in (self.metrics_path(), self.summary_path,
+                                                                  self.model_path))
+
     # -- reading and writing them ----------------------------------------------------------------
     def read_config(self) -> dict[str, Any]:
         """``config.toml`` parsed (a :class:`~numpyml_core.errors.ConfigError` naming it when it cannot be)."""
@@ -144,6 +152,27 @@ class RunFolder:
         from .io import atomic_write_text
 
         atomic_write_text(self.summary_path, json.dumps(summary, indent=2) + "\n")
+
+    def read_metrics(self, filename: str = METRICS) -> dict[str, list[float]]:
+        """The metrics file as columns: each header name -> its values, one per epoch, as floats (``nan``
+        where a row has no number); ``{}`` when the file does not exist (no epoch has ended yet)."""
+        path = self.metrics_path(filename)
+        if not path.is_file():
+            return {}
+        try:
+            with open(path, newline="", encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise UserError(f"{path}: cannot read the run's metrics ({exc}).") from None
+        columns: dict[str, list[float]] = {}
+        for row in rows:
+            for key in row:
+                if key is not None:  # None: the fields of a row longer than the header
+                    columns.setdefault(key, [])
+        for row in rows:
+            for key, values in columns.items():
+                values.append(_number(row.get(key)))
+        return columns
 
     def write_metrics(self, text: str, filename: str = METRICS) -> None:
         """Write the metrics file (CSV text), atomically."""
@@ -203,6 +232,13 @@ class RunFolder:
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         self.release(discard=exc_type is not None and self.is_untouched())
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 #: Names in a run folder that numpyml itself writes: a callback may not write a file of its own there.

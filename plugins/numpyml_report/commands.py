@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import typer
 
+from numpyml_core import RunFolder
 from numpyml_core.commands import plugin_manager, user_errors
 from numpyml_core.errors import UserError, did_you_mean
 
@@ -45,7 +46,8 @@ def report(
     with user_errors():
         runs = [load_run(path) for path in run_dirs]  # the arguments first: a wrong folder is named as such
         require("matplotlib")
-        target = out if out is not None else (run_dirs[0] / "report.html" if len(runs) == 1 else Path("report.html"))
+        target = out if out is not None else (RunFolder(run_dirs[0]).report_path if len(runs) == 1
+                                              else Path(RunFolder.REPORT))
         result = build_report(runs, plugin_manager(), data_dir or data_dir_from_env())
         atomic_write_text(target, result.html)
     for message in result.warnings:
@@ -206,7 +208,7 @@ def predict(
         if batch_size < 1:
             raise UserError(f"--batch-size must be at least 1, got {batch_size}.")
         if model_path.is_dir():
-            model_path = model_path / "model.safetensors"
+            model_path = RunFolder(model_path).model_path
         manager = plugin_manager()
         model, architecture = load_model(model_path, manager)  # a bad model file is named first, Pillow or not
         shape = inference.model_image_shape(model.input_shape, str(model_path))

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from numpyml_core import RunFolder
 from numpyml_core.errors import UserError
 
 #: The largest image ``numpyml predict`` reads, in pixels (width x height): 50 megapixels, more than
@@ -65,15 +66,13 @@ def dataset_params(config: dict[str, Any] | None, name: str) -> dict[str, Any]:
 
 
 def read_run_config(model_path: Path) -> dict[str, Any] | None:
-    """The config.toml beside a model file (its run folder), if there is one."""
-    import tomllib
-
-    config = Path(model_path).parent / "config.toml"
-    if not config.is_file():
+    """The config.toml beside a model file (its run folder), if there is one and it can be read."""
+    folder = RunFolder(Path(model_path).parent)
+    if not folder.is_run():
         return None
     try:
-        return tomllib.loads(config.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
+        return folder.read_config()
+    except UserError:
         return None
 
 

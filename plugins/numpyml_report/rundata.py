@@ -1,21 +1,20 @@
 """A run folder's files, read back: the resolved config, the metrics per epoch, the summary.
 
-Everything here is standard library (plus numpyml's own readers), so ``numpyml runs`` and
-``numpyml show`` work without the optional plotting extra. Unfinished runs (no summary.json yet,
-no model file) are read as far as they go.
+The files are found and read by :class:`numpyml_core.RunFolder`, the one owner of their names and
+format (opened as a view: reading a run never claims or locks its folder). Everything else here is
+standard library, so ``numpyml runs`` and ``numpyml show`` work without the optional plotting extra.
+Unfinished runs (no summary.json yet, no model file) are read as far as they go.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as _dt
-import json
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from numpyml_core import RunFolder
 from numpyml_core.errors import UserError
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
@@ -38,8 +37,13 @@ class RunData:
         return self.path.resolve().name
 
     @property
+    def folder(self) -> RunFolder:
+        """The run folder's files (a view: it is not claimed or locked)."""
+        return RunFolder(self.path)
+
+    @property
     def model_path(self) -> Path:
-        return self.path / "model.safetensors"
+        return self.folder.model_path
 
     @property
     def finished(self) -> bool:
@@ -48,7 +52,7 @@ class RunData:
     @property
     def started(self) -> _dt.datetime | None:
         """When the run started: the modification time of its config.toml (written before training)."""
-        config = self.path / "config.toml"
+        config = self.folder.config_path
         if not config.is_file():
             return None
         return _dt.datetime.fromtimestamp(config.stat().st_mtime)
@@ -101,36 +105,6 @@ class RunData:
         return sorted(found, key=lambda s: (order.get(s, 3), s))
 
 
-def is_run_folder(path: Path) -> bool:
-    return (path / "config.toml").is_file() and (
-        (path / "metrics.csv").is_file() or (path / "summary.json").is_file() or (path / "model.safetensors").is_file()
-    )
-
-
-def read_metrics(path: Path) -> dict[str, list[float]]:
-    """metrics.csv as columns of floats (empty when the file is missing)."""
-    if not path.is_file():
-        return {}
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    columns: dict[str, list[float]] = {}
-    for row in rows:
-        for key in row:
-            if key is not None:
-                columns.setdefault(key, [])
-    for row in rows:
-        for key, values in columns.items():
-            values.append(_float(row.get(key)))
-    return columns
-
-
-def _float(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def load_run(path: str | Path) -> RunData:
     """Read a run folder; a folder that is not one raises :class:`UserError`."""
     from numpyml_core.serialization import read_architecture
@@ -138,27 +112,19 @@ def load_run(path: str | Path) -> RunData:
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"{path}: no such run folder.")
-    config_path = path / "config.toml"
-    if not config_path.is_file():
-        raise UserError(f"{path}: not a run folder (it has no config.toml); give a folder written by 'numpyml run'.")
-    try:
-        config = tomllib.loads(config_path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{config_path}: cannot be read as TOML ({exc}).") from None
-    summary: dict[str, Any] = {}
-    summary_path = path / "summary.json"
-    if summary_path.is_file():
-        try:
-            summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UserError(f"{summary_path}: is not valid JSON ({exc}).") from None
+    folder = RunFolder(path)
+    if not folder.is_run():
+        raise UserError(f"{path}: not a run folder (it has no {RunFolder.CONFIG}); give a folder written by "
+                        "'numpyml run'.")
+    config = folder.read_config()
+    summary = folder.read_summary() if folder.summary_path.is_file() else {}  # none yet: an unfinished run
     architecture = None
-    if (path / "model.safetensors").is_file():
+    if folder.model_path.is_file():
         try:
-            architecture = read_architecture(path / "model.safetensors")
+            architecture = read_architecture(folder.model_path)
         except UserError:
             architecture = None
-    return RunData(path=path, config=config, metrics=read_metrics(path / "metrics.csv"), summary=summary,
+    return RunData(path=path, config=config, metrics=folder.read_metrics(), summary=summary,
                    architecture=architecture)
 
 
@@ -167,11 +133,11 @@ def find_runs(folder: str | Path) -> list[RunData]:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder (runs are written to runs/ unless 'numpyml run --output' says otherwise).")
-    if is_run_folder(folder):
+    if RunFolder(folder).has_results():
         return [load_run(folder)]
     runs = []
     for child in sorted(folder.iterdir()):
-        if child.is_dir() and is_run_folder(child):
+        if child.is_dir() and RunFolder(child).has_results():
             try:
                 runs.append(load_run(child))
             except UserError:
