@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from numpyml_core.errors import UserError
+from numpyml_core import UserError
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 
@@ -133,7 +133,7 @@ def _float(value: Any) -> float:
 
 def load_run(path: str | Path) -> RunData:
     """Read a run folder; a folder that is not one raises :class:`UserError`."""
-    from numpyml_core.serialization import read_architecture
+    from numpyml_core.plugin_api import read_architecture
 
     path = Path(path)
     if not path.is_dir():
