@@ -11,9 +11,10 @@ def as_float(x: np.ndarray) -> np.ndarray:
     return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float32)
 
 
-def split(n: int, parts: int) -> list[tuple[int, int]]:
-    """``range(n)`` as ``min(parts, n)`` contiguous ``(start, stop)`` ranges, as equal as possible
-    (the first ones one longer)."""
+def share_ranges(n: int, parts: int) -> list[tuple[int, int]]:
+    """A batch of ``n`` samples split into shares for ``parts`` workers or threads: ``range(n)`` as
+    ``min(parts, n)`` contiguous ``(start, stop)`` index ranges, as equal as possible (the first ones
+    one longer)."""
     parts = max(1, min(parts, n))
     size, extra = divmod(n, parts)
     bounds, start = [], 0

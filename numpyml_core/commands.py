@@ -5,7 +5,7 @@ A plugin adds commands with the ``numpyml_register_commands(app)`` hook (see
 paragraph on stderr and exit status 2, a plugin failure exit 1) and :func:`plugin_manager` (the
 plugins loaded for this invocation, honouring ``--disable-plugin``)::
 
-    from numpyml_core.commands import plugin_manager, user_errors
+    from numpyml_core.plugin_api import plugin_manager, user_errors
 
     @app.command()
     def count(kind: str) -> None:

@@ -7,6 +7,10 @@ so an import that only runs in one command is seen too.
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
+import re
+import string
 import tomllib
 from pathlib import Path
 
@@ -16,8 +20,11 @@ ROOT = Path(__file__).resolve().parent.parent
 CORE = ROOT / "numpyml_core"
 #: plotting and image libraries: the report plugin's business, never the core's
 FORBIDDEN_IN_CORE = {"matplotlib", "PIL"}
-#: plugin -> plugin imports that predate the rule (DESIGN.md: a built-in never imports another plugin)
-KNOWN_CROSS_PLUGIN = {("numpyml_ray", "numpyml_parallel")}  # ray reuses the parallel plugin's staleness rule
+#: what a plugin may import from numpyml (DESIGN.md: no back door for built-ins): the top-level names of
+#: numpyml_core and the public plugin API. Every other numpyml_core module is private.
+PUBLIC_MODULES = ("numpyml_core", "numpyml_core.plugin_api")
+#: code that third-party plugin authors start from or copy: held to the same rule
+THIRD_PARTY_STYLE = [ROOT / "plugins" / "numpyml_kit" / "templates", ROOT / "examples" / "numpyml-swish"]
 
 
 def imports(path: Path, package: str) -> list[tuple[int, str]]:
@@ -94,21 +101,123 @@ def test_core_modules_import_each_other_without_a_cycle():
     assert "cli" not in set().union(*graph.values()), "no core module imports the command line"
 
 
-def test_plugins_import_the_public_core_and_no_other_plugin():
-    packages = plugin_packages()
-    bad = []
+def public_names(module: str) -> set[str]:
+    """The names a plugin may take from ``module`` (one of :data:`PUBLIC_MODULES`): its ``__all__``, and
+    for the top level the public plugin API module itself."""
+    names = set(importlib.import_module(module).__all__)
+    return names | {"plugin_api"} if module == "numpyml_core" else names
+
+
+def private_uses(source: str, filename: str, package: str) -> list[tuple[int, str]]:
+    """(line, what) for every use of numpyml outside :data:`PUBLIC_MODULES` in ``source``, a module of
+    ``package``: ``import``/``from ... import`` anywhere (in functions too) of a private core module or
+    of a name the public modules do not export, and ``nm.name`` where ``nm`` is a public module imported
+    under some name and ``name`` is not one of its public names."""
+    tree = ast.parse(source, filename)
+    bound: dict[str, str] = {}  # local name -> public module it stands for
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.partition(".")[0] != "numpyml_core":
+                    continue
+                if alias.name not in PUBLIC_MODULES:
+                    found.append((node.lineno, f"imports the private module {alias.name}"))
+                elif alias.asname or alias.name == "numpyml_core":
+                    bound[alias.asname or alias.name] = alias.name
+        elif isinstance(node, ast.ImportFrom):
+            parts = package.split(".")
+            base = ".".join(parts[:len(parts) - node.level + 1] if node.level else [])
+            module = ".".join(p for p in (base, node.module or "") if p)
+            if module.partition(".")[0] != "numpyml_core":
+                continue
+            if module not in PUBLIC_MODULES:
+                found.append((node.lineno, f"imports from the private module {module}"))
+                continue
+            allowed = public_names(module)
+            for alias in node.names:
+                if alias.name not in allowed:
+                    found.append((node.lineno, f"imports {module}.{alias.name}, which is not public"))
+                elif f"{module}.{alias.name}" in PUBLIC_MODULES:
+                    bound[alias.asname or alias.name] = f"{module}.{alias.name}"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in bound:
+            module = bound[node.value.id]
+            if node.attr not in public_names(module):
+                found.append((node.lineno, f"uses {module}.{node.attr}, which is not public"))
+    return sorted(found)
+
+
+def test_the_rules_see_private_uses_anywhere():
+    source = ("import numpyml_core as nm\nfrom numpyml_core import hookimpl, plugin_api as api\n"
+              "def f():\n    from numpyml_core.trainer import build_model\n    import numpyml_core.data\n"
+              "    from numpyml_core import checkpoint\n    from numpyml_core.plugin_api import build_model, Run\n"
+              "    return nm.run, nm.trainer, api.share_ranges, api.blas\n")
+    assert private_uses(source, "m.py", "p") == [
+        (4, "imports from the private module numpyml_core.trainer"),
+        (5, "imports the private module numpyml_core.data"),
+        (6, "imports numpyml_core.checkpoint, which is not public"),
+        (7, "imports numpyml_core.plugin_api.Run, which is not public"),
+        (8, "uses numpyml_core.plugin_api.blas, which is not public"),
+        (8, "uses numpyml_core.trainer, which is not public"),
+    ]
+
+
+def test_every_public_name_exists_and_says_what_it_is():
+    for module in PUBLIC_MODULES:
+        for name in sorted(public_names(module) - {"plugin_api", "__version__", "KINDS"}):
+            value = getattr(importlib.import_module(module), name)
+            if callable(value) or inspect.ismodule(value):
+                assert (value.__doc__ or "").strip(), f"{module}.{name} has no docstring"
+
+
+def test_docs_list_every_public_name():
+    """docs/plugins.md's table has one row per public name (top level and plugin API), and no other."""
+    text = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    section = text.split("## The public plugin API", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `(numpyml_core(?:\.plugin_api)?\.\w+)` \|", section, re.MULTILINE))
+    expected = {f"{module}.{name}" for module in PUBLIC_MODULES for name in public_names(module)}
+    expected -= {"numpyml_core.plugin_api"}
+    assert listed == expected, (f"docs/plugins.md's table misses {sorted(expected - listed)} and lists "
+                                f"{sorted(listed - expected)}, which the API does not export")
+
+
+def plugin_module_files() -> list[tuple[Path, str]]:
+    """(file, package) of every Python module under plugins/."""
+    found = []
     for folder in sorted((ROOT / "plugins").iterdir()):
-        if not (folder / "__init__.py").is_file():
-            continue
-        for path in sorted(folder.rglob("*.py")):
-            package = ".".join([folder.name, *path.relative_to(folder).parent.parts])
-            for line, name in imports(path, package):
-                top, _, rest = name.partition(".")
-                where = f"{path.relative_to(ROOT)}:{line}"
-                if top in packages and top != folder.name and (folder.name, top) not in KNOWN_CROSS_PLUGIN:
-                    bad.append(f"{where}: imports the plugin {name}")
-                if top == "numpyml_core" and (rest.startswith("_") and not rest.startswith("__") or rest == "cli"):
-                    bad.append(f"{where}: imports the private {name}")
+        if (folder / "__init__.py").is_file():
+            for path in sorted(folder.rglob("*.py")):
+                found.append((path, ".".join([folder.name, *path.relative_to(folder).parent.parts])))
+    return found
+
+
+@pytest.mark.parametrize("path,package", plugin_module_files(), ids=lambda v: str(v.relative_to(ROOT))
+                         if isinstance(v, Path) else "")
+def test_plugins_import_only_the_public_api_and_no_other_plugin(path, package):
+    own = package.partition(".")[0]
+    where = path.relative_to(ROOT)
+    bad = [f"{where}:{line}: {what}" for line, what in private_uses(path.read_text(encoding="utf-8"), str(path),
+                                                                     package)]
+    bad += [f"{where}:{line}: imports the plugin {name}" for line, name in imports(path, package)
+            if name.partition(".")[0] in plugin_packages() - {own}]
+    assert not bad, ("a built-in plugin may import only numpyml_core's top-level names and numpyml_core.plugin_api "
+                     "(docs/plugins.md), and no other plugin:\n" + "\n".join(bad))
+
+
+class _Placeholders(dict):
+    def __missing__(self, key: str) -> str:
+        return "placeholder"
+
+
+def test_templates_and_the_example_plugin_import_only_the_public_api():
+    bad = []
+    for folder in THIRD_PARTY_STYLE:
+        for path in sorted([*folder.rglob("*.py"), *folder.rglob("*.py.tmpl")]):
+            source = path.read_text(encoding="utf-8")
+            if path.suffix == ".tmpl":
+                source = string.Template(source).substitute(_Placeholders())
+            bad += [f"{path.relative_to(ROOT)}:{line}: {what}" for line, what in private_uses(source, str(path), "p")]
     assert not bad, "\n".join(bad)
 
 

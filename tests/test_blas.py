@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from numpyml_core.arrays import split
+from numpyml_core.plugin_api import share_ranges
 from numpyml_core.blas import blas_threads
 from numpyml_conv.parts import parallel_parts, parallel_threads
 
@@ -20,7 +20,7 @@ from numpyml_conv.parts import parallel_parts, parallel_threads
     (6, 2, [(0, 3), (3, 6)]),
 ])
 def test_split_is_contiguous_and_balanced(n, parts, expected):
-    assert split(n, parts) == expected
+    assert share_ranges(n, parts) == expected
 
 
 def test_parallel_parts_runs_every_part_once_in_order_on_threads():
@@ -48,7 +48,7 @@ def test_parts_see_one_blas_thread_and_the_limit_comes_back():
     assert parallel_threads() == before
     with blas_threads(1):
         assert parallel_threads() == 1
-        assert split(4, parallel_threads()) == [(0, 4)]
+        assert share_ranges(4, parallel_threads()) == [(0, 4)]
     assert parallel_threads() == before
 
 

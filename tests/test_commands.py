@@ -12,9 +12,8 @@ from numpyml_core.cli import app
 HELLO = '''
 import typer
 
-from numpyml_core import hookimpl
-from numpyml_core.commands import plugin_manager, user_errors
-from numpyml_core.errors import UserError
+from numpyml_core import UserError, hookimpl
+from numpyml_core.plugin_api import plugin_manager, user_errors
 
 
 @hookimpl

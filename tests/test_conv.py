@@ -305,11 +305,11 @@ def test_conv_holds_one_column_buffer_for_training_and_evaluation(monkeypatch):
     np.testing.assert_allclose(eval_out, train_out[:2], rtol=1e-5, atol=1e-6)
     arrays = layer._scratch._arrays
     # one column buffer per thread's part of the batch, together the size of the training batch
-    from numpyml_core.arrays import split
+    from numpyml_core.plugin_api import share_ranges
     from numpyml_conv.parts import parallel_threads
 
     cols = [name for name in arrays if name.startswith("cols")]
-    assert sorted(cols) == [f"cols{k}" for k in range(len(split(5, parallel_threads())))]
+    assert sorted(cols) == [f"cols{k}" for k in range(len(share_ranges(5, parallel_threads())))]
     assert sum(arrays[name].size for name in cols) == 5 * 8 * 8 * 3 * 3 * 3
 
 

@@ -21,7 +21,8 @@ from numpyml_core.plugins import get_plugin_manager
 from numpyml_core.trainer import prepare, train
 
 from blobs import EXPERIMENT, SOURCE
-from numpyml_parallel import StalenessCompensation, WorkerError
+from numpyml_core.plugin_api import StalenessCompensation
+from numpyml_parallel import WorkerError
 from numpyml_parallel._shared import segment_names
 
 EXPLODE = '''

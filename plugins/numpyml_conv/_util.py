@@ -15,8 +15,8 @@ import math
 import numpy as np
 
 from numpyml_core import create_from_spec as component_from_spec  # noqa: F401 - re-exported
-from numpyml_core.arrays import as_float  # noqa: F401 - re-exported
-from numpyml_core.blas import blas_threads
+from numpyml_core.plugin_api import as_float  # noqa: F401 - re-exported
+from numpyml_core.plugin_api import blas_threads
 
 
 # -- arguments -----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from numpyml_core.arrays import split
+from numpyml_core.plugin_api import share_ranges
 from .parts import parallel_parts
 
 from ._util import (
@@ -48,7 +48,7 @@ PARALLEL_MIN_MACS = 16_000_000
 def _chunks(begin: int, end: int, chunk: int) -> list[tuple[int, int]]:
     """``[begin, end)`` in as few pieces of at most ``chunk`` samples as possible, of nearly equal
     size (16 samples in chunks of 14 are 8 + 8, not 14 + 2)."""
-    return [(begin + start, begin + stop) for start, stop in split(end - begin, -(-(end - begin) // chunk))]
+    return [(begin + start, begin + stop) for start, stop in share_ranges(end - begin, -(-(end - begin) // chunk))]
 
 
 class Conv2D:

@@ -19,8 +19,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
-from numpyml_core.arrays import split
-from numpyml_core.blas import SHORT_WAIT, blas_thread_count, blas_thread_limit, blas_threads, can_limit_blas_threads
+from numpyml_core.plugin_api import (SHORT_WAIT, blas_thread_count, blas_thread_limit, blas_threads,
+                                     can_limit_blas_threads, share_ranges)
 
 __all__ = ["parallel_parts", "parallel_threads"]
 
@@ -67,13 +67,13 @@ def _one_blas_thread(function: Callable[..., T], *args: Any) -> T:
 
 
 def parallel_parts(function: Callable[[int, int, int], T], n: int, parts: int | None = None) -> list[T]:
-    """``[function(k, start, stop) for k, (start, stop) in enumerate(split(n, parts))]``, the parts
+    """``[function(k, start, stop) for k, (start, stop) in enumerate(share_ranges(n, parts))]``, the parts
     run concurrently (part 0 on the calling thread) with one BLAS thread each.
 
     ``parts`` defaults to :func:`parallel_threads`. The functions must write to disjoint memory
     (their own slices of a result, their own scratch buffers). Every part finishes before this
     returns, also when one raises; the first exception (in part order) is raised again."""
-    bounds = split(n, parallel_threads() if parts is None else parts)
+    bounds = share_ranges(n, parallel_threads() if parts is None else parts)
     if len(bounds) == 1:
         return [function(0, *bounds[0])]
     with blas_threads(1):  # encloses the parts' own blocks: see the module docstring

@@ -50,8 +50,8 @@ from typing import Any, Literal
 import numpy as np
 
 from numpyml_core import UserError
-from numpyml_core import data as core_data
-from numpyml_core.data import ArraySplit
+from numpyml_core import plugin_api
+from numpyml_core.plugin_api import ArraySplit
 
 IMAGE_SHAPE = (32, 32, 3)
 PIXELS = 32 * 32 * 3
@@ -562,10 +562,10 @@ class _CifarDataset:
     # -- where the files are -------------------------------------------------------------------
     def search_dirs(self, data_dir: str | os.PathLike | None) -> list[Path]:
         """The dataset folders, in order: ``<data dir>/<folder>``, then ``<cache>/<folder>``."""
-        return core_data.search_directories((self.folder,), data_dir)
+        return plugin_api.search_directories((self.folder,), data_dir)
 
     def _cache_folder(self) -> Path:
-        return core_data.cache_dir() / self.folder
+        return plugin_api.cache_dir() / self.folder
 
     def _complete(self, folder: Path) -> bool:
         names = [name for files in self.split_files.values() for name in files] + [self.meta_file]
@@ -583,14 +583,14 @@ class _CifarDataset:
             if folder.is_dir():
                 partial.append(folder)
         cache = self._cache_folder()
-        archive = core_data.find_file([self.archive], dirs)
+        archive = plugin_api.find_file([self.archive], dirs)
         if archive is not None:
             self._verify_archive(archive)
         elif self.download:
             archive = cache / self.archive
             print(f"numpyml: downloading {self.title} from {self.url} to {archive}", file=sys.stderr)
             try:
-                core_data.download(self.url, archive, self.md5, sha256=self.sha256)
+                plugin_api.download(self.url, archive, self.md5, sha256=self.sha256)
             except UserError as exc:
                 raise UserError(f"{exc} " + self._missing_message(dirs, data_dir, partial, "the download failed")) from None
         else:
@@ -623,12 +623,12 @@ class _CifarDataset:
         names = [name for files in self.split_files.values() for name in files] + [self.meta_file]
         lines = [
             f"{self.title}: no complete '{self.top}/' folder ({', '.join(names)}) and no {self.archive} found. "
-            f"Looked in: {core_data.describe_directories(dirs)}; and {why}."
+            f"Looked in: {plugin_api.describe_directories(dirs)}; and {why}."
         ]
         for folder in partial:
             missing = [name for name in names if not (folder / name).is_file()]
             lines.append(f"{folder} exists but lacks {', '.join(missing)}.")
-        root = data_dir if data_dir is not None else core_data.data_dir_from_env()
+        root = data_dir if data_dir is not None else plugin_api.data_dir_from_env()
         if root is not None and (Path(root) / self.top).is_dir():
             lines.append(f"{Path(root) / self.top} exists: move it into {Path(root) / self.folder}/.")
         lines.append(

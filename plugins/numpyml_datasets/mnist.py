@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from numpyml_core import UserError
-from numpyml_core import data as core_data
-from numpyml_core.data import ArraySplit
+from numpyml_core import plugin_api
+from numpyml_core.plugin_api import ArraySplit
 
 from .idx import read_idx_images, read_idx_labels
 
@@ -79,17 +79,17 @@ class _IdxDataset:
         return []
 
     def search_dirs(self, data_dir: str | os.PathLike | None) -> list[Path]:
-        return core_data.search_directories(self.folders, data_dir, system_dirs=self.system_dirs())
+        return plugin_api.search_directories(self.folders, data_dir, system_dirs=self.system_dirs())
 
     def _download_dir(self) -> Path:
-        return core_data.cache_dir() / self.folders[0]
+        return plugin_api.cache_dir() / self.folders[0]
 
     def locate(self, data_dir: str | os.PathLike | None) -> dict[str, Path]:
         """Official name (without ``.gz``) -> path of every file, downloading missing ones when
         allowed."""
         dirs = self.search_dirs(data_dir)
         stems = [name for pair in SPLIT_FILES.values() for name in pair]
-        found = {stem: core_data.find_file([f"{stem}.gz", stem], dirs) for stem in stems}
+        found = {stem: plugin_api.find_file([f"{stem}.gz", stem], dirs) for stem in stems}
         missing = [stem for stem, path in found.items() if path is None]
         if not missing:
             return found  # type: ignore[return-value]
@@ -101,7 +101,7 @@ class _IdxDataset:
             destination = self._download_dir() / name
             print(f"numpyml: downloading {self.title} {name} from {url} to {destination}", file=sys.stderr)
             try:
-                found[stem] = core_data.download(url, destination, self.md5.get(name))
+                found[stem] = plugin_api.download(url, destination, self.md5.get(name))
             except UserError as exc:
                 raise UserError(
                     f"{exc} " + self._missing_message([stem], dirs, data_dir, "the download failed")
@@ -111,10 +111,10 @@ class _IdxDataset:
     def _missing_message(self, stems: list[str], dirs: list[Path], data_dir, why: str) -> str:
         names = ", ".join(f"{stem}.gz" for stem in stems)
         plural = "files" if len(stems) > 1 else "file"
-        root = data_dir if data_dir is not None else core_data.data_dir_from_env()
+        root = data_dir if data_dir is not None else plugin_api.data_dir_from_env()
         lines = [
             f"{self.title}: {plural} {names} not found (also accepted without .gz, raw or gzip). "
-            f"Looked in: {core_data.describe_directories(dirs)}; and {why}."
+            f"Looked in: {plugin_api.describe_directories(dirs)}; and {why}."
         ]
         if root is not None:
             stray = [s for s in stems if (Path(root) / f"{s}.gz").is_file() or (Path(root) / s).is_file()]

@@ -6,7 +6,7 @@ Each is a class whose constructor arguments are its config schema and whose inst
 
 While a model file is loaded, every initializer here returns a zero placeholder instead of drawing
 (the stored weights overwrite it) and refuses a shape larger than any stored tensor:
-:func:`numpyml_core.serialization.loading_placeholder`, which third-party initializers should call
+:func:`numpyml_core.plugin_api.loading_placeholder`, which third-party initializers should call
 first too.
 """
 
@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from numpyml_core.serialization import loading_placeholder
+from numpyml_core.plugin_api import loading_placeholder
 
 #: Where :func:`available_memory` reads the host's free memory (``MemAvailable``) and a container's
 #: memory limit and usage (cgroup v2, then cgroup v1); module constants so that tests can point them

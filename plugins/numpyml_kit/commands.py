@@ -15,8 +15,8 @@ from typing import Any, Optional
 import typer
 
 from numpyml_core import __version__
-from numpyml_core.commands import components_of_kind, plugin_manager, user_errors
-from numpyml_core.errors import PluginError, UserError, did_you_mean
+from numpyml_core import PluginError, UserError
+from numpyml_core.plugin_api import components_of_kind, did_you_mean, plugin_manager, user_errors
 
 #: kinds ``numpyml new-plugin --kind`` can scaffold (a template each in templates/kinds)
 SCAFFOLD_KINDS = ("layer", "activation", "cost", "optimizer", "dataset", "callback", "transform", "strategy")
@@ -133,7 +133,7 @@ def check(
     costs: gradients; optimizers: descent and exact resume; datasets: splits and batches (skipped
     when the data is not there); callbacks, strategies: hooks and a tiny training run.
     """
-    from numpyml_core.data import data_dir_from_env
+    from numpyml_core.plugin_api import data_dir_from_env
 
     from .testing import CheckResult, check_component
 

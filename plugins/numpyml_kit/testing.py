@@ -45,8 +45,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from numpyml_core import hookspecs
-from numpyml_core.plugins import hookimpl
+from numpyml_core import hookimpl
+from numpyml_core.plugin_api import hookspecs
 
 __all__ = [
     "ContractError",
@@ -611,7 +611,7 @@ class TinyBlobs:
         self.seed = seed
 
     def load(self, data_dir: str | None) -> dict[str, Any]:
-        from numpyml_core.data import ArraySplit
+        from numpyml_core.plugin_api import ArraySplit
 
         centres = np.random.default_rng(self.seed).uniform(40, 215, size=(self.num_classes, 36))
 
@@ -643,7 +643,7 @@ class _KitPlugin:
 
 def _kit_manager(extra: tuple[str, str, Callable[..., Any]] | None = None) -> Any:
     from numpyml_core import __version__
-    from numpyml_core.plugins import PluginManager
+    from numpyml_core import PluginManager
 
     plugin = _KitPlugin(extra)
     manager = PluginManager()
@@ -656,7 +656,7 @@ def _kit_manager(extra: tuple[str, str, Callable[..., Any]] | None = None) -> An
 def _as_process_manager(manager: Any) -> Iterator[None]:
     """Make ``manager`` the process-wide plugin manager (components such as ``dense`` build
     their activation through :func:`numpyml_core.create`), restoring the previous one after."""
-    from numpyml_core.plugins import set_plugin_manager
+    from numpyml_core.plugin_api import set_plugin_manager
 
     previous = set_plugin_manager(manager)
     try:
@@ -704,8 +704,8 @@ def run_tiny_experiment(
     whatever training raises.
     """
     import numpyml_core as nm
-    from numpyml_core.config import parse_experiment
-    from numpyml_core.errors import ConfigError
+    from numpyml_core import ConfigError
+    from numpyml_core.plugin_api import parse_experiment
 
     params = dict(params or {})
     if isinstance(component, str):
@@ -744,9 +744,9 @@ def run_tiny_experiment(
             document["model"] = {"layers": layers}
             try:
                 spec = parse_experiment(_copy(document), f"<tiny {kind} experiment>", manager.registry)
-                from numpyml_core.trainer import check
+                from numpyml_core.plugin_api import validate_experiment
 
-                check(spec, manager)
+                validate_experiment(spec, manager)
                 break
             except ConfigError as exc:
                 errors.append(str(exc))
@@ -777,7 +777,7 @@ def probe_params(factory: Any, kind: str = "") -> dict[str, Any]:
     plus small guesses for required ints, floats, bools and ``Literal`` choices; anything else
     required raises :class:`NeedsParameters` naming it. A dataset with a ``download`` parameter
     gets ``download=False`` (checks never download)."""
-    from numpyml_core.config import signature_of
+    from numpyml_core.plugin_api import signature_of
 
     params: dict[str, Any] = dict(getattr(factory, "example_params", None) or {})
     missing = []
@@ -862,7 +862,7 @@ def check_component(kind: str, name: str, factory: Any, data_dir: str | None = N
     :class:`~numpyml_core.errors.MissingExtra`) is skipped, the detail starting with
     :data:`MISSING_EXTRA` and saying what to install. Output the component prints (progress
     displays) is swallowed."""
-    from numpyml_core.errors import MissingExtra, UserError
+    from numpyml_core import MissingExtra, UserError
 
     check = CHECKS.get(kind)
     if check is None:
@@ -953,7 +953,7 @@ if pytest is not None:
     @pytest.fixture
     def numpyml_manager() -> Iterator[Any]:
         """A fresh plugin manager with every installed plugin loaded, process-wide for the test."""
-        from numpyml_core.plugins import PluginManager
+        from numpyml_core import PluginManager
 
         manager = PluginManager()
         manager.load_entry_points()

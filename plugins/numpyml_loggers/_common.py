@@ -6,7 +6,7 @@ import importlib
 import math
 from typing import Any
 
-from numpyml_core.errors import MissingExtra
+from numpyml_core import MissingExtra
 
 
 def import_extra(module: str, package: str, extra: str, callback: str) -> Any:

@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from numpyml_core import RunFolder, hookimpl
-from numpyml_core.errors import UserError
+from numpyml_core import RunFolder, UserError, hookimpl
 
 from ._common import epoch_scalars, import_extra
 

@@ -22,10 +22,9 @@ numpyml_register_components = component_table({
     ("strategy", "async"): "numpyml_parallel.strategies:Async",
 })
 
-__all__ = ["Async", "Sync", "StalenessCompensation", "WorkerError"]
+__all__ = ["Async", "Sync", "WorkerError"]
 __getattr__ = lazy_exports(__name__, {
     "Async": ".strategies:Async",
     "Sync": ".strategies:Sync",
-    "StalenessCompensation": ".staleness:StalenessCompensation",
     "WorkerError": "._pool:WorkerError",
 })

@@ -48,7 +48,7 @@ class GradientWorker:
 
     def __init__(self, spec: Any, input_shape: tuple[int, ...], seed: Any):
         from numpyml_core import get_plugin_manager
-        from numpyml_core.trainer import build_model
+        from numpyml_core.plugin_api import build_model
 
         manager = get_plugin_manager()
         self.model = build_model(spec, manager, tuple(input_shape), np.random.default_rng(seed))

@@ -7,14 +7,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from numpyml_core.arrays import split
-from numpyml_core.blas import blas_threads
+from numpyml_core.plugin_api import StalenessCompensation, blas_threads, check_workers, share_ranges
 
 from ._binding import Binding
 from ._pool import WorkerError, WorkerPool, WorkerStartError
 from ._shared import SharedArrays, new_token, reclaim_dead_segments
-from .limits import check_workers
-from .staleness import StalenessCompensation
 
 
 def _check_common(workers: int, blas_threads: int, timeout: float) -> None:
@@ -259,7 +256,7 @@ class Sync(_LocalWorkers):
             raise RuntimeError("sync.train_batch() before setup()")
         pool = self.pool
         n = len(x)
-        bounds = [(start, stop, (stop - start) / n) for start, stop in split(n, self.workers)]
+        bounds = [(start, stop, (stop - start) / n) for start, stop in share_ranges(n, self.workers)]
         local = bounds.pop(0) if self.local_share else None
         if bounds:  # the shares of the worker processes: worker k computes bounds[k]
             self._batch_buffer(0, list(range(self.processes)), x, y, first=bounds[0][0])

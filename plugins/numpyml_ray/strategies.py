@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from numpyml_core import ConfigError, RunFailed
-from numpyml_core.arrays import split
+from numpyml_core.plugin_api import StalenessCompensation, check_workers, share_ranges
 
 INSTALL_HINT = "pip install 'numpyml[ray]' (or: uv pip install 'numpyml[ray]')"
 
@@ -73,8 +73,6 @@ class _RayWorkers:
         if isinstance(workers, bool) or workers < 1:
             raise ValueError(f"workers must be a positive integer, got {workers!r}")
         if not address:  # a Ray started here runs every actor on this machine: the local strategies' bound
-            from numpyml_parallel.limits import check_workers
-
             check_workers(workers)
         if not cpus_per_worker > 0:
             raise ValueError(f"cpus_per_worker must be positive, got {cpus_per_worker}")
@@ -204,7 +202,7 @@ class RaySync(_RayWorkers):
         n = len(y)
         weights = self._weights(run)
         refs = [actor.gradient.remote(weights, *self._args(run, x, y, slice(lo, hi)))
-                for actor, (lo, hi) in zip(self.actors, split(n, self.workers))]
+                for actor, (lo, hi) in zip(self.actors, share_ranges(n, self.workers))]
         results = self._get(refs, "computing gradients")
         grads = run.model.grads()
         state = run.model.state()
@@ -237,8 +235,6 @@ class RayAsync(_RayWorkers):
                  staleness: Literal["none", "divide", "dc", "dc_adaptive"] = "divide",
                  dc_lambda: float = 0.04, dc_momentum: float = 0.95) -> None:
         super().__init__(address, workers, cpus_per_worker, blas_threads, timeout, connect_timeout)
-        from numpyml_parallel.staleness import StalenessCompensation
-
         self.compensation = StalenessCompensation(staleness, dc_lambda, dc_momentum)
         self.staleness = staleness
 

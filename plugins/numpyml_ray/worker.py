@@ -22,9 +22,8 @@ class GradientWorker:
 
     def __init__(self, spec_table: dict[str, Any], source: str, input_shape: tuple[int, ...], seed: int,
                  train: Any, index: int) -> None:
-        from numpyml_core.config import parse_experiment
-        from numpyml_core.plugins import get_plugin_manager
-        from numpyml_core.trainer import build_model
+        from numpyml_core import get_plugin_manager
+        from numpyml_core.plugin_api import build_model, parse_experiment
 
         manager = get_plugin_manager()
         spec = parse_experiment(spec_table, source, manager.registry)

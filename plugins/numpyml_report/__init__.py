@@ -23,8 +23,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from numpyml_core import hookimpl
-from numpyml_core.errors import MissingExtra  # noqa: F401 - the optional-dependency error, importable from here too
+from numpyml_core import MissingExtra, hookimpl  # noqa: F401 - the optional-dependency error, importable from here too
 
 __all__ = ["EXTRAS", "MissingExtra", "numpyml_register_commands", "require"]
 

@@ -14,9 +14,8 @@ from typing import Any, Optional
 
 import typer
 
-from numpyml_core import RunFolder
-from numpyml_core.commands import plugin_manager, user_errors
-from numpyml_core.errors import UserError, did_you_mean
+from numpyml_core import RunFolder, UserError
+from numpyml_core.plugin_api import did_you_mean, plugin_manager, user_errors
 
 #: ``numpyml runs --sort`` columns: name -> (key function, descending by default)
 SORT_COLUMNS = ("date", "name", "epochs", "val", "test", "time")
@@ -36,8 +35,7 @@ def report(
 
     Needs matplotlib: pip install 'numpyml\\[plot]'.
     """
-    from numpyml_core.data import data_dir_from_env
-    from numpyml_core.io import atomic_write_text
+    from numpyml_core.plugin_api import atomic_write_text, data_dir_from_env
 
     from . import require
     from .html import build_report
@@ -198,7 +196,7 @@ def predict(
     """
     import numpy as np
 
-    from numpyml_core.serialization import load_model
+    from numpyml_core.plugin_api import read_model
 
     from . import inference, require
 
@@ -210,7 +208,7 @@ def predict(
         if model_path.is_dir():
             model_path = RunFolder(model_path).model_path
         manager = plugin_manager()
-        model, architecture = load_model(model_path, manager)  # a bad model file is named first, Pillow or not
+        model, architecture = read_model(model_path, manager)  # a bad model file is named first, Pillow or not
         shape = inference.model_image_shape(model.input_shape, str(model_path))
         require("PIL")
         config = inference.read_run_config(model_path)

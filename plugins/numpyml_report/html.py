@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from numpyml_core.errors import UserError
+from numpyml_core import UserError
 from . import inference, plots
 from .rundata import RunData, compare_configs, date, duration, percent
 
@@ -140,12 +140,12 @@ class _DataCache:
 
 
 def _test_section(run: RunData, manager: Any, cache: _DataCache) -> str:
-    from numpyml_core.serialization import load_model
+    from numpyml_core.plugin_api import read_model
 
     title = f"<h3>{html.escape(run.name)}</h3>"
     if not run.model_path.is_file():
         return title + '<p class="note">No model.safetensors in this run folder (the run did not finish): no test results.</p>'
-    model, architecture = load_model(run.model_path, manager)
+    model, architecture = read_model(run.model_path, manager)
     dataset, splits = cache.get(manager, run, architecture)
     if tuple(getattr(dataset, "input_shape", model.input_shape)) != tuple(model.input_shape):
         raise UserError(f"dataset '{architecture.get('dataset')}' has samples of shape {tuple(dataset.input_shape)} "

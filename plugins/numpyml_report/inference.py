@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from numpyml_core import RunFolder
-from numpyml_core.errors import UserError
+from numpyml_core import RunFolder, UserError
 
 #: The largest image ``numpyml predict`` reads, in pixels (width x height): 50 megapixels, more than
 #: a 48-megapixel phone photo or an A4 page scanned at 600 dpi. A larger one is refused from its

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from numpyml_core import RunFolder
-from numpyml_core.errors import UserError
+from numpyml_core import RunFolder, UserError
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 
@@ -107,7 +106,7 @@ class RunData:
 
 def load_run(path: str | Path) -> RunData:
     """Read a run folder; a folder that is not one raises :class:`UserError`."""
-    from numpyml_core.serialization import read_architecture
+    from numpyml_core.plugin_api import read_architecture
 
     path = Path(path)
     if not path.is_dir():

@@ -14,7 +14,7 @@ import io
 from typing import Any
 
 from numpyml_core import RunFolder, hookimpl
-from numpyml_core.runfolder import check_plain_file_name
+from numpyml_core.plugin_api import check_plain_file_name
 
 
 class MetricsCSV:

@@ -1,4 +1,6 @@
-"""How many workers a strategy may start: at most :data:`FACTOR` per core, unless raised.
+"""How many workers a strategy may start (local processes, or Ray actors on this machine).
+
+At most :data:`FACTOR` per core, unless raised.
 
 ``workers = 1000`` would start processes until the machine runs out of memory (every worker is a
 Python interpreter with NumPy and a copy of the network), and the kernel's OOM killer, not numpyml,
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from numpyml_core.errors import shorten
+from .errors import shorten
 
 #: workers allowed per core (``os.cpu_count()``) unless :data:`ENV` says otherwise
 FACTOR = 4

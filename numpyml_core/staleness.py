@@ -1,4 +1,4 @@
-"""Gradient-staleness compensation for asynchronous updating (transport-independent).
+"""Gradient-staleness compensation for asynchronous updating (shared by ``async`` and ``ray_async``).
 
 A gradient is *stale* when the parameters moved between the moment a worker read them and the
 moment the parameter owner applies the gradient. The staleness ``tau`` of a gradient is counted in
@@ -39,6 +39,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+#: the rule names :class:`StalenessCompensation` accepts
 RULES = ("none", "divide", "dc", "dc_adaptive")
 
 
@@ -104,4 +105,5 @@ class StalenessCompensation:
         return scale
 
     def describe(self) -> dict[str, Any]:
+        """The rule and its settings, as plain values (for a run's summary)."""
         return {"kind": self.kind, "dc_lambda": self.dc_lambda, "dc_momentum": self.dc_momentum}
