@@ -72,7 +72,7 @@ def numpyml_register_commands(app: Any) -> None:
     says so. Keep the hook cheap (it runs for every ``numpyml`` invocation, ``--help`` included):
     import heavy modules inside the command functions. Helpers for commands (errors printed as one
     paragraph, the plugin manager honouring ``--disable-plugin``) are in
-    :mod:`numpyml_core.commands`. A plugin with this hook needs no component.
+    :mod:`numpyml_core.plugin_api` (``user_errors``, ``plugin_manager``, ``components_of_kind``). A plugin with this hook needs no component.
     """
 
 
