@@ -97,7 +97,8 @@ def test_numpyml_list_still_works_with_such_a_plugin(noisy_plugin):
 
 
 def test_the_process_wide_manager_has_no_training_hooks(noisy_plugin):
-    manager = get_plugin_manager()
+    with pytest.warns(PluginWarning, match="noisy"):
+        manager = get_plugin_manager()
     assert not hasattr(manager.pm.hook, "numpyml_on_epoch_end")
     assert hasattr(manager.pm.hook, "numpyml_register_components")
 
