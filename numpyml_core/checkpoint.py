@@ -29,6 +29,7 @@ from .errors import UserError
 from .serialization import (
     check_finite as check_finite_tensors,
     describe,
+    is_int,
     key_path,
     load_tensors,
     parse_metadata_json,
@@ -137,10 +138,6 @@ def save_checkpoint(path: str | Path, run: Any) -> None:
     save_tensors(path, tensors, metadata)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -166,18 +163,18 @@ def validate_state(state: Any, path: str | Path) -> dict[str, Any]:
         fail(("config",), config, "an object (the resolved experiment)")
     training = config.get("training")
     epochs = training.get("epochs") if isinstance(training, dict) else None
-    if not (_is_int(epochs) and epochs >= 1):
+    if not (is_int(epochs) and epochs >= 1):
         fail(("config", "training", "epochs"), epochs, "a positive integer")
     epoch = state.get("epoch")
-    if not (_is_int(epoch) and 0 <= epoch <= epochs):
+    if not (is_int(epoch) and 0 <= epoch <= epochs):
         fail(("epoch",), epoch, f"an integer from 0 to {epochs} (the run's epochs)")
     batch = state.get("batch")
-    if not (_is_int(batch) and batch >= 0):
+    if not (is_int(batch) and batch >= 0):
         fail(("batch",), batch, "a non-negative integer (batches done in the current epoch)")
     if epoch == epochs and batch != 0:
         fail(("batch",), batch, f"0 once all {epochs} epochs are done")
     step = state.get("step")
-    if not (_is_int(step) and step >= 0):
+    if not (is_int(step) and step >= 0):
         fail(("step",), step, "a non-negative integer (the optimizer's step count)")
     losses = state.get("epoch_losses")
     if not isinstance(losses, list):

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from .errors import ConfigError, did_you_mean, shorten
+from .errors import ConfigError, did_you_mean, nested_beyond, shorten
 
 _MISSING = inspect.Parameter.empty
 
@@ -477,23 +477,13 @@ def _nested_too_deep(source: Any, where: str = "") -> ConfigError:
 
 def check_depth(data: Any, source: Any) -> None:
     """Raise :class:`ConfigError` naming ``source`` and the key if arrays and tables in ``data``
-    nest more than :data:`MAX_DEPTH` levels deep. Iterative (no recursion, whatever the depth), so
-    it runs before any recursive processing of the experiment: type checks, messages, the writer."""
-    stack: list[tuple[Any, int, tuple[Any, ...]]] = [(data, 0, ())]
-    while stack:
-        node, depth, path = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.items()
-        elif isinstance(node, (list, tuple)):
-            children = enumerate(node)
-        else:
-            continue
-        if depth >= MAX_DEPTH:
-            where = "".join(f" #{key + 1}" if isinstance(key, int) else f".{repr(str(key)[:24])[1:-1]}" for key in path)
-            raise _nested_too_deep(source, where.lstrip(".") + "...")
-        for key, child in children:
-            if isinstance(child, (dict, list, tuple)):
-                stack.append((child, depth + 1, (*path, key) if depth < 6 else path))
+    nest more than :data:`MAX_DEPTH` levels deep. Iterative (:func:`~numpyml_core.errors.nested_beyond`),
+    so it runs before any recursive processing of the experiment: type checks, messages, the writer."""
+    path = nested_beyond(data, MAX_DEPTH)
+    if path is not None:
+        where = "".join(f" #{key + 1}" if isinstance(key, int) else f".{repr(str(key)[:24])[1:-1]}"
+                        for key in path[:6])
+        raise _nested_too_deep(source, where.lstrip(".") + "...")
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:

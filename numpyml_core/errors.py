@@ -80,3 +80,23 @@ def shorten(value: object, limit: int = _SHORT_LIMIT) -> str:
     elif isinstance(value, (list, tuple, dict, set, frozenset)) and len(value) > 6:
         text += f" ({len(value):,} items)"
     return text
+
+
+def nested_beyond(value: object, limit: int) -> tuple[object, ...] | None:
+    """The key path (keys and list indices) to the first list or table of ``value`` that lies
+    ``limit`` or more levels below it, or ``None`` when nothing nests that deep. Iterative (no
+    recursion, whatever the depth), so untrusted input (an experiment file, a model file's JSON
+    metadata) can be checked before anything walks it recursively."""
+    stack: list[tuple[object, tuple[object, ...]]] = [(value, ())]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, dict):
+            children = list(node.items())
+        elif isinstance(node, (list, tuple)):
+            children = list(enumerate(node))
+        else:
+            continue
+        if len(where) >= limit:
+            return where
+        stack.extend((child, (*where, key)) for key, child in children)
+    return None

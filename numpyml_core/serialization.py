@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, nested_beyond
 from .io import atomic_write_bytes
 
 FORMAT = "numpyml-model"
@@ -161,21 +161,17 @@ def parse_metadata_json(meta: dict[str, str], key: str, path: str | Path, what: 
     except ValueError as exc:
         raise UserError(f"{path}: '{key}' ({what}) is not valid JSON ({exc}).") from None
     # iterative: the value may be nested up to the interpreter's recursion limit
-    stack: list[tuple[Any, tuple[Any, ...]]] = [(value, (key,))]
-    while stack:
-        node, where = stack.pop()
-        if len(where) > MAX_METADATA_DEPTH:
-            shown = key_path(where[:6]) + ("..." if len(where) > 6 else "")
-            raise UserError(f"{path}: '{shown}' ({what}) is nested more than {MAX_METADATA_DEPTH} levels deep; "
-                            "numpyml never writes such metadata.")
-        if isinstance(node, dict):
-            stack.extend((child, (*where, name)) for name, child in node.items())
-        elif isinstance(node, list):
-            stack.extend((child, (*where, i)) for i, child in enumerate(node))
+    deep = nested_beyond(value, MAX_METADATA_DEPTH)
+    if deep is not None:
+        where = (key, *deep)
+        shown = key_path(where[:6]) + ("..." if len(where) > 6 else "")
+        raise UserError(f"{path}: '{shown}' ({what}) is nested more than {MAX_METADATA_DEPTH} levels deep; "
+                        "numpyml never writes such metadata.")
     return value
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """An integer from JSON (``True`` and ``False`` are not)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -195,7 +191,7 @@ def validate_architecture(arch: Any, path: str | Path) -> dict[str, Any]:
     if not isinstance(arch, dict):
         fail((), arch, "an object with 'input_shape' and 'layers'")
     shape = arch.get("input_shape")
-    if not (isinstance(shape, list) and shape and all(_is_int(d) and d >= 1 for d in shape)):
+    if not (isinstance(shape, list) and shape and all(is_int(d) and d >= 1 for d in shape)):
         fail(("input_shape",), shape, "a non-empty list of positive integers (the per-sample input shape)")
     if math.prod(shape) > MAX_INPUT_VALUES:
         fail(("input_shape",), shape, f"at most {MAX_INPUT_VALUES:,} values per sample")
@@ -211,7 +207,7 @@ def validate_architecture(arch: Any, path: str | Path) -> dict[str, Any]:
     if cost is not None and not (isinstance(cost, dict) and isinstance(cost.get("type"), str) and cost["type"]):
         fail(("cost",), cost, "a cost table (an object with a string 'type')")
     classes = arch.get("num_classes")
-    if classes is not None and not (_is_int(classes) and classes >= 1):
+    if classes is not None and not (is_int(classes) and classes >= 1):
         fail(("num_classes",), classes, "a positive integer")
     names = arch.get("class_names")
     if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
