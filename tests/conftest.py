@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from numpyml_core import hookimpl
 from numpyml_core import plugins as plugins_module
 
 from blobs import EXPERIMENT, SOURCE
@@ -145,3 +146,15 @@ def fashion_available() -> None:
     ):
         require_real_data("real Fashion-MNIST not found: apt-get install dataset-fashion-mnist, or put "
                           "fashion-mnist/ in NUMPYML_DATA_DIR")
+
+
+class Recorder:
+    """A training callback that records the epochs whose end it saw (given to ``nm.run`` or
+    registered on a run): what a test checks to know which run's hooks reached it."""
+
+    def __init__(self):
+        self.epochs: list[int] = []
+
+    @hookimpl
+    def numpyml_on_epoch_end(self, run, epoch, metrics):
+        self.epochs.append(epoch)

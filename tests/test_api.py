@@ -14,16 +14,7 @@ import numpyml_core as nm
 from numpyml_core import ConfigError, UserError, hookimpl
 from numpyml_core.plugins import PluginManager
 
-
-class Recorder:
-    """A callback given to nm.run: it sees the run's hooks."""
-
-    def __init__(self):
-        self.epochs: list[int] = []
-
-    @hookimpl
-    def numpyml_on_epoch_end(self, run, epoch, metrics):
-        self.epochs.append(epoch)
+from conftest import Recorder
 
 
 def test_the_readme_snippet_on_a_synthetic_experiment(blobs_experiment, tmp_path, capsys):

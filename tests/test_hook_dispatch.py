@@ -14,6 +14,8 @@ from numpyml_core.cli import app
 from numpyml_core.plugins import get_plugin_manager
 from numpyml_core.trainer import prepare, register_callbacks, train, unregister_callbacks
 
+from conftest import Recorder
+
 # A plugin written the way a new user might try it: a component, plus a training hook at module level that
 # would write a file on every epoch of every run if the plugin manager called it.
 MODULE_HOOK = """
@@ -44,17 +46,6 @@ def numpyml_on_run_start(run):
     with MARK.open("a") as out:
         out.write("start\\n")
 """
-
-
-class Recorder:
-    """A callback that records the epochs it saw."""
-
-    def __init__(self):
-        self.epochs: list[int] = []
-
-    @hookimpl
-    def numpyml_on_epoch_end(self, run, epoch, metrics):
-        self.epochs.append(epoch)
 
 
 def plugin_warnings(caught) -> list[str]:
