@@ -67,3 +67,119 @@ def test_dirac_keeps_the_other_initializer_for_the_remaining_channels():
 
 def test_dirac_passes_the_initializer_contract():
     testing.check_initializer(lambda: create("initializer", "dirac"))
+
+
+# -- optimizer parameter groups ------------------------------------------------------------------
+def _problem():
+    rng = np.random.default_rng(3)
+    params = {"0.weight": rng.standard_normal((3, 4)).astype(np.float32),
+              "0.bias": rng.standard_normal(4).astype(np.float32),
+              "2.gamma": rng.standard_normal(4).astype(np.float32)}
+    grads = [{k: rng.standard_normal(v.shape).astype(np.float32) for k, v in params.items()} for _ in range(5)]
+    return params, grads
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_group_lr_scale_equals_a_separate_optimizer_with_that_rate(name):
+    params, grads = _problem()
+    extra = {"momentum": 0.9, "nesterov": True} if name == "sgd" else {}
+    grouped = create("optimizer", name, learning_rate=0.01, weight_decay=0.1, **extra,
+                     groups=[{"params": "*.bias", "lr_scale": 4.0}])
+    mine = {k: v.copy() for k, v in params.items()}
+    for g in grads:
+        grouped.step(mine, g)
+    plain = create("optimizer", name, learning_rate=0.01, weight_decay=0.1, **extra)
+    fast = create("optimizer", name, learning_rate=0.04, weight_decay=0.1, **extra)
+    rest = {k: v.copy() for k, v in params.items() if k != "0.bias"}
+    bias = {"0.bias": params["0.bias"].copy()}
+    for g in grads:
+        plain.step(rest, {k: g[k] for k in rest})
+        fast.step(bias, {"0.bias": g["0.bias"]})
+    np.testing.assert_allclose(mine["0.bias"], bias["0.bias"], rtol=1e-6, atol=1e-7)
+    for key in rest:
+        np.testing.assert_array_equal(mine[key], rest[key])
+
+
+def test_no_groups_is_bitwise_the_old_update():
+    params, grads = _problem()
+    a = {k: v.copy() for k, v in params.items()}
+    b = {k: v.copy() for k, v in params.items()}
+    one = create("optimizer", "sgd", learning_rate=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4, l2=1e-3)
+    two = create("optimizer", "sgd", learning_rate=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4, l2=1e-3,
+                 groups=[{"params": "*", "lr_scale": 1.0}])
+    for g in grads:
+        one.step(a, g)
+        two.step(b, g)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_frozen_groups_and_frozen_after_step():
+    params, grads = _problem()
+    opt = create("optimizer", "sgd", learning_rate=0.1, momentum=0.9,
+                 groups=[{"params": ["*.gamma"], "frozen": True}, {"params": "0.bias", "frozen_after_step": 2}])
+    work = {k: v.copy() for k, v in params.items()}
+    for i, g in enumerate(grads):
+        before = {k: v.copy() for k, v in work.items()}
+        opt.step(work, g)
+        np.testing.assert_array_equal(work["2.gamma"], before["2.gamma"])
+        assert np.array_equal(work["0.bias"], before["0.bias"]) == (i >= 2)
+        assert not np.array_equal(work["0.weight"], before["0.weight"])
+    assert "velocity.2.gamma" not in opt.state_dict()
+
+
+def test_group_weight_decay_applies_to_every_parameter_of_the_group():
+    params, _ = _problem()
+    zero = {k: np.zeros_like(v) for k, v in params.items()}
+    opt = create("optimizer", "sgd", learning_rate=0.1, weight_decay=0.5,
+                 groups=[{"params": "*.bias", "weight_decay": 0.2}, {"params": "*.gamma", "learning_rate": 0.2}])
+    work = {k: v.copy() for k, v in params.items()}
+    opt.step(work, zero)
+    np.testing.assert_allclose(work["0.bias"], params["0.bias"] * np.float32(1 - 0.1 * 0.2), rtol=1e-6)
+    np.testing.assert_allclose(work["0.weight"], params["0.weight"] * np.float32(1 - 0.1 * 0.5), rtol=1e-6)
+    np.testing.assert_array_equal(work["2.gamma"], params["2.gamma"])  # no decay on gamma unless asked
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_groups_resume_bitwise(name):
+    from optim_helpers import assert_resumes_bitwise
+
+    params, grads = _problem()
+    settings = {"learning_rate": 0.01, "weight_decay": 0.01,
+                "groups": [{"params": "*.bias", "lr_scale": 8.0, "frozen_after_step": 4}, {"params": "2.*", "frozen": True}]}
+    opt = create("optimizer", name, **settings)
+    for g in grads[:3]:
+        opt.step(params, g)
+    assert_resumes_bitwise(name, settings, opt, params, grads[3:])
+    testing.check_optimizer(lambda: create("optimizer", name, learning_rate=0.05,
+                                           groups=[{"params": "*.bias", "lr_scale": 2.0}]))
+
+
+def test_a_group_matching_nothing_is_an_error_at_the_first_step():
+    params, grads = _problem()
+    opt = create("optimizer", "sgd", groups=[{"params": "*.bais", "lr_scale": 2.0}])
+    with pytest.raises(ConfigError, match=r"groups #1: params = \['\*\.bais'\] matches no parameter"):
+        opt.step(params, grads[0])
+
+
+@pytest.mark.parametrize("groups, message", [
+    ([{"lr_scale": 2.0}], "'params' must be a glob"),
+    ([{"params": "*", "lr": 2.0}], "unknown keys"),
+    ([{"params": "*", "lr_scale": 0}], "'lr_scale' must be a number > 0"),
+    ([{"params": "*", "lr_scale": 2.0, "learning_rate": 0.1}], "either 'lr_scale' or 'learning_rate'"),
+    ([{"params": "*", "frozen": 1}], "'frozen' must be true or false"),
+    ([{"params": "*", "frozen_after_step": -1}], "'frozen_after_step' must be an integer"),
+    ([{"params": "*", "weight_decay": -1}], "'weight_decay' must be a number >= 0"),
+])
+def test_bad_groups_are_config_errors(groups, message):
+    with pytest.raises(ConfigError, match=message):
+        create("optimizer", "sgd", groups=groups)
+
+
+def test_groups_from_an_experiment_file_train(numpyml_tiny_experiment):
+    summary, run = numpyml_tiny_experiment(
+        "optimizer", "sgd", {"learning_rate": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
+                             "groups": [{"params": "*.bias", "lr_scale": 4.0, "weight_decay": 0.0},
+                                        {"params": "1.*", "frozen_after_step": 3}]})
+    assert run.history[-1]["train_loss"] < run.history[0]["train_loss"]
+    assert run.spec.optimizer.params["groups"][0]["lr_scale"] == 4.0
