@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from numpyml_core import ConfigError, create
+from numpyml_core import ConfigError, create, hookimpl
 from numpyml_kit import testing
 
 
@@ -183,3 +183,133 @@ def test_groups_from_an_experiment_file_train(numpyml_tiny_experiment):
                                         {"params": "1.*", "frozen_after_step": 3}]})
     assert run.history[-1]["train_loss"] < run.history[0]["train_loss"]
     assert run.spec.optimizer.params["groups"][0]["lr_scale"] == 4.0
+
+
+# -- ema and lookahead ---------------------------------------------------------------------------
+class InterruptAt:
+    """Requests an interrupt (as Ctrl-C does) after a given optimizer step."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    @hookimpl
+    def numpyml_on_batch_end(self, run):
+        if run.step == self.step:
+            run.control.interrupt_requested = True
+
+
+def _same_run(a, b):
+    from numpyml_core.plugin_api import load_tensors
+
+    ta, tb = load_tensors(a / "model.safetensors"), load_tensors(b / "model.safetensors")
+    assert sorted(ta) == sorted(tb)
+    for key in ta:
+        assert np.array_equal(ta[key], tb[key]), f"{key} differs"
+    strip = lambda text: [",".join(c for i, c in enumerate(line.split(",")) if i != cols.index("seconds"))
+                          for line in text.splitlines()]
+    cols = (a / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert strip((a / "metrics.csv").read_text()) == strip((b / "metrics.csv").read_text())
+
+
+BN_LAYERS = '''
+[[model.layers]]
+type = "batch_norm"
+momentum = 0.6
+'''
+
+AVERAGING = {
+    "ema": '\n[[callbacks]]\ntype = "ema"\ndecay = 0.9\nevery = 3\nwarmup_power = 2.0\nevaluate = true\n',
+    "lookahead": '\n[[callbacks]]\ntype = "lookahead"\n',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(AVERAGING))
+@pytest.mark.parametrize("step", [1, 50, 75])
+def test_averaging_resumes_bitwise(blobs_experiment, tmp_path, kind, step):
+    import numpyml_core as nm
+
+    base = blobs_experiment(AVERAGING[kind]).read_text().replace(
+        'type = "flatten"\n', 'type = "flatten"\n' + BN_LAYERS, 1)
+    path = tmp_path / "avg.toml"
+    path.write_text(base)
+    ref = nm.run(path, output=tmp_path / "ref", progress=False)
+    with pytest.raises(nm.TrainingInterrupted):
+        nm.run(path, output=tmp_path / "cut", callbacks=[InterruptAt(step)], progress=False)
+    nm.run(path, output=tmp_path / "cut", resume=True, progress=False)
+    _same_run(ref.run_dir, tmp_path / "cut")
+    if kind == "ema":
+        assert "ema_validation_accuracy" in ref.run.history[-1] and "ema_test_loss" in ref.run.history[-1]
+
+
+def test_ema_update_rule_and_lookahead_write_back():
+    from numpyml_training import EMA
+
+    w = {"0.weight": np.array([1.0, 2.0], np.float32)}
+    ema = EMA(decay=0.75)
+    ema.average = {"0.weight": np.zeros(2, np.float32)}
+    ema.update(w, 0.75)
+    np.testing.assert_allclose(ema.average["0.weight"], [0.25, 0.5])
+    np.testing.assert_array_equal(w["0.weight"], [1.0, 2.0])
+    look = EMA(decay=0.5, lookahead=True)
+    look.average = {"0.weight": np.zeros(2, np.float32)}
+    look.update(w, 0.5)
+    np.testing.assert_array_equal(w["0.weight"], [0.5, 1.0])
+    assert EMA(decay=0.8, warmup_power=3).current_decay(50, 100) == pytest.approx(0.8 / 8)
+
+
+def test_ema_loads_the_average_at_the_end_and_evaluates_it():
+    from numpyml_training import EMA
+
+    ema = EMA(decay=0.9, evaluate=True)
+    summary, run = testing.run_tiny_experiment("callback", lambda: ema, epochs=3)
+    for name, value in {**run.model.params(), **run.model.state()}.items():
+        np.testing.assert_array_equal(value, ema.average[name])
+    assert ema.updates == run.step
+    row = run.history[-1]
+    assert {"ema_validation_loss", "ema_validation_accuracy", "ema_test_accuracy"} <= set(row)
+    assert row["ema_validation_accuracy"] > 0.5
+
+
+@pytest.mark.parametrize("name", ["ema", "lookahead", "test_time_augmentation"])
+def test_new_callbacks_pass_the_callback_contract(name):
+    testing.check_callback(lambda: create("callback", name))
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"decay": 1.0}, "decay"), ({"every": 0}, "every"), ({"lookahead": True, "evaluate": True}, "evaluate"),
+])
+def test_ema_rejects_bad_settings(params, message):
+    with pytest.raises(ConfigError, match=message):
+        create("callback", "ema", **params)
+
+
+# -- test-time augmentation ------------------------------------------------------------------------
+def test_tta_mirror_of_probabilities_is_the_trainers_eval_flip():
+    from numpyml_training import TestTimeAugmentation
+
+    tta = TestTimeAugmentation(views="mirror", average="probabilities", when="every_epoch")
+    summary, run = testing.run_tiny_experiment("callback", lambda: tta, epochs=1)
+    from numpyml_core.trainer import evaluate as core_evaluate  # the reference only
+
+    for split in ("validation", "test"):
+        expected = core_evaluate(run.model, run.cost, run.splits[split], flip=True)
+        assert run.history[-1][f"tta_{split}_accuracy"] == expected["accuracy"]
+        assert run.history[-1][f"tta_{split}_loss"] == pytest.approx(expected["loss"], rel=1e-6)
+
+
+def test_tta_views_and_weights():
+    from numpyml_training.evaluation import Views
+
+    x = np.arange(2 * 4 * 4 * 1, dtype=np.float32).reshape(2, 4, 4, 1)
+    views = Views("mirror_translate", 1, "logits").images(x)
+    assert len(views) == 6 and sum(w for _, w in views) == pytest.approx(1.0)
+    np.testing.assert_array_equal(views[1][0], x[:, :, ::-1])
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    np.testing.assert_array_equal(views[2][0], padded[:, :4, :4])
+    np.testing.assert_array_equal(views[4][0], padded[:, 2:6, 2:6])
+
+
+def test_tta_at_the_end_goes_into_the_summary():
+    summary, run = testing.run_tiny_experiment("callback", "test_time_augmentation", {"splits": ["test"]})
+    assert 0.0 <= summary["tta_test_accuracy"] <= 1.0 and "tta_test_loss" in summary
+    assert "tta_test_accuracy" not in run.history[-1]
