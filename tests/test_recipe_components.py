@@ -313,3 +313,46 @@ def test_tta_at_the_end_goes_into_the_summary():
     summary, run = testing.run_tiny_experiment("callback", "test_time_augmentation", {"splits": ["test"]})
     assert 0.0 <= summary["tta_test_accuracy"] <= 1.0 and "tta_test_loss" in summary
     assert "tta_test_accuracy" not in run.history[-1]
+
+
+# -- alternating flip ------------------------------------------------------------------------------
+def test_alternating_flip_mirrors_a_fixed_half_then_the_other_half():
+    from numpyml_augment import AlternatingFlip
+
+    flip = AlternatingFlip(seed=5)
+    indices = np.arange(20000)
+    odd, even = flip.flips(1, indices), flip.flips(2, indices)
+    assert np.all(odd ^ even) and abs(odd.mean() - 0.5) < 0.02
+    np.testing.assert_array_equal(flip.flips(3, indices), odd)
+    assert not np.array_equal(AlternatingFlip(seed=6).flips(1, indices), odd)
+    x = np.random.default_rng(0).random((6, 3, 4, 2), dtype=np.float32)
+    chosen = np.array([3, 17, 4, 99, 1000, 5])
+    out = flip(x, np.random.default_rng(0), epoch=2, indices=chosen)
+    mask = flip.flips(2, chosen)
+    np.testing.assert_array_equal(out[mask], x[mask, :, ::-1])
+    np.testing.assert_array_equal(out[~mask], x[~mask])
+    flip.set_batch_context(1, chosen)
+    np.testing.assert_array_equal(flip(x, np.random.default_rng(0))[~mask], x[~mask, :, ::-1])
+
+
+def test_alternating_flip_without_context_warns_and_passes_the_contract():
+    with pytest.warns(UserWarning, match="batch_context"):
+        testing.check_transform(lambda: create("transform", "alternating_flip"))
+    testing.check_callback(lambda: create("callback", "batch_context"))
+
+
+def test_alternating_flip_in_a_run_gets_its_context_and_resumes_bitwise(blobs_experiment, tmp_path):
+    import warnings
+
+    import numpyml_core as nm
+
+    extra = ('\n[[training.transforms]]\ntype = "alternating_flip"\nseed = 3\n'
+             '\n[[callbacks]]\ntype = "batch_context"\n')
+    path = blobs_experiment(extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ref = nm.run(path, output=tmp_path / "ref", progress=False)
+        with pytest.raises(nm.TrainingInterrupted):
+            nm.run(path, output=tmp_path / "cut", callbacks=[InterruptAt(40)], progress=False)
+        nm.run(path, output=tmp_path / "cut", resume=True, progress=False)
+    _same_run(ref.run_dir, tmp_path / "cut")
