@@ -356,3 +356,62 @@ def test_alternating_flip_in_a_run_gets_its_context_and_resumes_bitwise(blobs_ex
             nm.run(path, output=tmp_path / "cut", callbacks=[InterruptAt(40)], progress=False)
         nm.run(path, output=tmp_path / "cut", resume=True, progress=False)
     _same_run(ref.run_dir, tmp_path / "cut")
+
+
+# -- patch whitening -------------------------------------------------------------------------------
+def test_patch_whitening_passes_the_layer_contract_with_gradients():
+    testing.check_layer(lambda: create("layer", "patch_whitening"))
+    testing.check_layer(lambda: create("layer", "patch_whitening", kernel_size=3, negate=False), input_shape=(4, 5, 1))
+
+
+def test_patch_whitening_weights_are_state_not_parameters():
+    layer = create("layer", "patch_whitening")
+    assert layer.build((8, 8, 3), np.random.default_rng(0)) == (7, 7, 24)
+    assert sorted(layer.params) == ["bias"] and layer.state["weight"].shape == (2, 2, 3, 24)
+
+
+def test_patch_whitening_whitens_the_patches_it_was_fitted_on():
+    rng = np.random.default_rng(0)
+    mixing = rng.standard_normal((3, 3))
+    x = (rng.standard_normal((400, 8, 8, 3)) @ mixing).astype(np.float32)
+    x[:, 1:] += 0.7 * x[:, :-1]  # correlated neighbours
+    layer = create("layer", "patch_whitening", epsilon=1e-9, negate=False)
+    layer.build((8, 8, 3), np.random.default_rng(0))
+    layer.initialize_from_data(x)
+    y = layer.forward(x, False).reshape(-1, 12).astype(np.float64)
+    second_moment = y.T @ y / len(y)
+    np.testing.assert_allclose(second_moment, np.eye(12), atol=2e-3)
+    assert np.all(np.diff(layer.eigenvalues) <= 0)
+    both = create("layer", "patch_whitening")
+    both.build((8, 8, 3), np.random.default_rng(0))
+    both.initialize_from_data(x)
+    w = both.state["weight"].reshape(12, 24)
+    np.testing.assert_array_equal(w[:, 12:], -w[:, :12])
+
+
+def test_data_initialization_fits_patch_whitening_before_training_and_resume_keeps_it(blobs_experiment, tmp_path):
+    import numpyml_core as nm
+    from numpyml_core.plugin_api import load_tensors
+
+    text = blobs_experiment('\n[[callbacks]]\ntype = "data_initialization"\nsamples = 300\n').read_text().replace(
+        '[[model.layers]]\ntype = "flatten"',
+        '[[model.layers]]\ntype = "patch_whitening"\n\n[[model.layers]]\ntype = "gelu"\n\n[[model.layers]]\n'
+        'type = "flatten"', 1)
+    text += '\n[[optimizer.groups]]\nparams = "0.bias"\nfrozen_after_step = 30\n'  # the whitening bias
+    path = tmp_path / "white.toml"
+    path.write_text(text)
+    ref = nm.run(path, output=tmp_path / "ref", progress=False)
+    weight = load_tensors(tmp_path / "ref" / "model.safetensors")["0.weight"]
+    layer = create("layer", "patch_whitening")
+    layer.build((6, 6, 1), np.random.default_rng(0))
+    x, _ = ref.run.splits["train"].batch(np.arange(300))
+    layer.initialize_from_data(x)
+    np.testing.assert_array_equal(weight, layer.state["weight"])
+    with pytest.raises(nm.TrainingInterrupted):
+        nm.run(path, output=tmp_path / "cut", callbacks=[InterruptAt(20)], progress=False)
+    nm.run(path, output=tmp_path / "cut", resume=True, progress=False)
+    _same_run(ref.run_dir, tmp_path / "cut")
+
+
+def test_data_initialization_passes_the_callback_contract():
+    testing.check_callback(lambda: create("callback", "data_initialization", samples=50))

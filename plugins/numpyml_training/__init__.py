@@ -9,6 +9,8 @@
   into the network at the end); ``lookahead``: the same average written back into the network every
   few steps (airbench's). Their state travels with checkpoints: resume stays bitwise exact.
 * ``test_time_augmentation``: evaluate on the average of mirrored and translated views.
+* ``data_initialization``: before the first batch, layers with ``initialize_from_data`` (such as
+  ``patch_whitening``) fit themselves to the first training images.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ numpyml_register_components = component_table({
     ("callback", "ema"): "numpyml_training.averaging:EMA",
     ("callback", "lookahead"): "numpyml_training.averaging:Lookahead",
     ("callback", "test_time_augmentation"): "numpyml_training.evaluation:TestTimeAugmentation",
+    ("callback", "data_initialization"): "numpyml_training.datainit:DataInitialization",
 })
 
-__all__ = ["Checkpoint", "EMA", "EarlyStopping", "Lookahead", "TestTimeAugmentation", "evaluate_split"]
+__all__ = ["Checkpoint", "DataInitialization", "EMA", "EarlyStopping", "Lookahead", "TestTimeAugmentation", "evaluate_split"]
 __getattr__ = lazy_exports(__name__, {
     "Checkpoint": ".callbacks:Checkpoint",
     "EarlyStopping": ".callbacks:EarlyStopping",
+    "DataInitialization": ".datainit:DataInitialization",
     "EMA": ".averaging:EMA",
     "Lookahead": ".averaging:Lookahead",
     "TestTimeAugmentation": ".evaluation:TestTimeAugmentation",
