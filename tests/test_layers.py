@@ -11,7 +11,7 @@ from gradcheck import check_layer_gradients
 from numpyml_core import ConfigError, create
 from numpyml_core.model import Model
 
-ACTIVATIONS = ["identity", "sigmoid", "tanh", "softmax", "relu", "leaky_relu"]
+ACTIVATIONS = ["identity", "sigmoid", "tanh", "softmax", "relu", "leaky_relu", "gelu"]
 
 
 def away_from_zero(shape, seed=1):

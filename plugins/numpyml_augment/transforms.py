@@ -1,4 +1,5 @@
-"""Data augmentation for image batches: random crop with padding, horizontal flip, cutout.
+"""Data augmentation for image batches: random crop with padding, horizontal flip, cutout, and the
+derandomized ``alternating_flip`` (with its ``batch_context`` callback).
 
 Each transform is called once per training batch as ``transform(x, rng) -> x`` with ``x`` a
 float32 NHWC batch ``(N, H, W, C)`` (already scaled and normalized by the dataset) and ``rng`` the
@@ -10,9 +11,12 @@ returns a new array of the same shape and dtype.
 
 from __future__ import annotations
 
-from typing import Literal
+import warnings
+from typing import Any, Literal
 
 import numpy as np
+
+from numpyml_core import hookimpl
 
 
 def _check_images(x: np.ndarray, name: str) -> None:
@@ -112,3 +116,93 @@ class Cutout:
 
     def __repr__(self) -> str:
         return f"Cutout(size={self.size}, p={self.p}, value={self.value})"
+
+
+_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX_2 = np.uint64(0x94D049BB133111EB)
+
+
+def hash_bits(indices: np.ndarray, seed: int) -> np.ndarray:
+    """One pseudo-random bit per sample index (SplitMix64 of ``index`` and ``seed``, vectorized):
+    a fixed half of any large set of indices, the same in every epoch and process."""
+    z = np.asarray(indices).astype(np.uint64) + np.uint64((0x9E3779B97F4A7C15 * (seed + 1)) % 2**64)
+    z = (z ^ (z >> np.uint64(30))) * _MIX_1
+    z = (z ^ (z >> np.uint64(27))) * _MIX_2
+    z ^= z >> np.uint64(31)
+    return (z >> np.uint64(63)).astype(bool)
+
+
+class AlternatingFlip:
+    """Derandomized horizontal flip (airbench's "alternating flip", Jordan 2024, arXiv 2404.00498):
+    a fixed pseudo-random half of the training images (chosen by ``seed`` and each image's index in
+    the training split) is mirrored in odd epochs, the other half in even epochs, so every image is
+    seen both ways in every two epochs instead of at random.
+
+    It needs each batch's epoch and sample indices, which the trainer does not give transforms:
+    select the ``batch_context`` callback too, which hands them over before every batch::
+
+        [[training.transforms]]
+        type = "alternating_flip"
+
+        [[callbacks]]
+        type = "batch_context"
+
+    Without a context (no ``batch_context`` callback; ``numpyml check``) it warns once and mirrors
+    each image with probability 1/2 from ``rng``, like ``horizontal_flip``. ``__call__`` also takes
+    ``epoch`` and ``indices`` keywords, for a trainer that passes them. Shape ``(N, H, W, C)`` in and
+    out; one vectorized hash and one masked copy per batch. Resume is exact: the flips depend only
+    on the epoch, the indices and ``seed``.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.seed = seed
+        self.context: tuple[int, np.ndarray] | None = None
+        self._warned = False
+
+    def set_batch_context(self, epoch: int, indices: np.ndarray) -> None:
+        """The epoch (counted from 1) and the training-split indices of the next batch."""
+        self.context = (int(epoch), np.asarray(indices))
+
+    def flips(self, epoch: int, indices: np.ndarray) -> np.ndarray:
+        """Which of the samples ``indices`` are mirrored in ``epoch``."""
+        return hash_bits(indices, self.seed) ^ bool(epoch % 2 == 0)
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator, epoch: int | None = None,
+                 indices: np.ndarray | None = None) -> np.ndarray:
+        _check_images(x, "alternating_flip")
+        if epoch is None and self.context is not None:
+            epoch, indices = self.context
+            self.context = None  # one batch only
+        if epoch is not None and indices is not None and len(indices) == len(x):
+            flip = self.flips(epoch, indices)
+        else:
+            if not self._warned:
+                warnings.warn("alternating_flip got no batch context (select the batch_context callback): "
+                              "mirroring images at random instead", stacklevel=2)
+                self._warned = True
+            flip = rng.random(len(x)) < 0.5
+        out = x.copy()
+        out[flip] = x[flip, :, ::-1]
+        return out
+
+    def __repr__(self) -> str:
+        return f"AlternatingFlip(seed={self.seed})"
+
+
+class BatchContext:
+    """Hands every transform that has a ``set_batch_context(epoch, indices)`` method (such as
+    ``alternating_flip``) the epoch and the training-split sample indices of the batch about to be
+    augmented, before every batch. Needed until the trainer passes them to transforms itself."""
+
+    @hookimpl
+    def numpyml_on_batch_start(self, run: Any, epoch: int) -> None:
+        indices = run.batch_indices
+        for transform in run.transforms:
+            setter = getattr(transform, "set_batch_context", None)
+            if setter is not None and indices is not None:
+                setter(epoch, indices)
+
+    def __repr__(self) -> str:
+        return "BatchContext()"

@@ -1,7 +1,7 @@
 """numpyml built-in plugin: initializers.
 
 ``zeros``, ``ones``, ``constant``, ``gaussian``, and the variance-scaling ``lecun``, ``xavier``
-(Glorot) and ``he``. :func:`fans` gives a shape's Keras-style ``(fan_in, fan_out)``.
+(Glorot) and ``he``; ``dirac`` (identity, for convolutions). :func:`fans` gives a shape's Keras-style ``(fan_in, fan_out)``.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ numpyml_register_components = component_table({
     ("initializer", "lecun"): "numpyml_initializers.initializers:LeCun",
     ("initializer", "xavier"): "numpyml_initializers.initializers:Xavier",
     ("initializer", "he"): "numpyml_initializers.initializers:He",
+    ("initializer", "dirac"): "numpyml_initializers.initializers:Dirac",
 })
 
-__all__ = ["Constant", "Gaussian", "He", "LeCun", "Ones", "VarianceScaling", "Xavier", "Zeros", "fans"]
+__all__ = ["Constant", "Dirac", "Gaussian", "He", "LeCun", "Ones", "VarianceScaling", "Xavier", "Zeros", "fans"]
 __getattr__ = lazy_exports(__name__, {
     "Constant": ".initializers:Constant",
+    "Dirac": ".initializers:Dirac",
     "Gaussian": ".initializers:Gaussian",
     "He": ".initializers:He",
     "LeCun": ".initializers:LeCun",

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from numpyml_core import create_from_spec
 from numpyml_core.plugin_api import loading_placeholder
 
 #: Where :func:`available_memory` reads the host's free memory (``MemAvailable``) and a container's
@@ -215,6 +216,42 @@ class He(VarianceScaling):
     mode = "fan_in"
 
 
+class Dirac:
+    """Identity (Dirac delta) initialization, as ``torch.nn.init.dirac_`` applied to the first
+    ``min(in, out)`` output channels (airbench's convolutions): a convolution weight
+    ``(kh, kw, in, out)`` whose output channel ``i < min(in, out)`` is ``gain`` at the kernel's
+    centre tap ``(kh // 2, kw // 2)`` on input channel ``i`` and zero elsewhere, so those outputs
+    start as a copy of the input (scaled by ``gain``); a dense weight ``(in, out)``: the first
+    ``min(in, out)`` columns of ``gain * identity``. The remaining output channels, and any
+    shape of fewer than 2 axes (biases), are drawn from ``others``, a registered initializer
+    name or table (default ``"xavier"``; ``"zeros"`` for a pure identity). ``gain``: any finite
+    number.
+    """
+
+    def __init__(self, gain: float = 1.0, others: str | dict = "xavier") -> None:
+        if not math.isfinite(gain):
+            raise ValueError(f"gain must be a finite number, got {gain}")
+        self.gain = float(gain)
+        self.others: Any = create_from_spec("initializer", others, "others")
+
+    def __call__(self, shape: tuple[int, ...], rng: np.random.Generator, dtype: Any = np.float32) -> np.ndarray:
+        placeholder = loading_placeholder(shape, dtype)
+        if placeholder is not None:
+            return placeholder
+        values = np.array(self.others(shape, rng, dtype), dtype=dtype)
+        if len(shape) < 2:
+            return values
+        m = min(shape[-2], shape[-1])
+        values[..., :m] = 0
+        centre = tuple(d // 2 for d in shape[:-2])
+        diagonal = np.arange(m)
+        values[(*centre, diagonal, diagonal)] = self.gain
+        return values
+
+    def __repr__(self) -> str:
+        return f"Dirac(gain={self.gain}, others={self.others!r})"
+
+
 #: registered name -> class
 INITIALIZERS: dict[str, type] = {
     "zeros": Zeros,
@@ -224,4 +261,5 @@ INITIALIZERS: dict[str, type] = {
     "lecun": LeCun,
     "xavier": Xavier,
     "he": He,
+    "dirac": Dirac,
 }

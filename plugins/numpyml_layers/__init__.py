@@ -3,7 +3,7 @@
 Layers: ``dense``, ``flatten``, ``reshape``, ``dropout``, ``batch_norm`` (alias
 ``batch_normalization``), and every activation (so it can stand alone in
 ``[[model.layers]]``). Activations: ``identity``, ``sigmoid``, ``tanh``, ``softmax``, ``relu``,
-``leaky_relu``.
+``leaky_relu``, ``gelu`` (tanh form). Layer ``scale`` multiplies by a constant (logit scaling).
 """
 
 from __future__ import annotations
@@ -30,16 +30,21 @@ numpyml_register_components = component_table({
     ("layer", "relu"): "numpyml_layers.activations:ReLU",
     ("activation", "leaky_relu"): "numpyml_layers.activations:LeakyReLU",
     ("layer", "leaky_relu"): "numpyml_layers.activations:LeakyReLU",
+    ("activation", "gelu"): "numpyml_layers.activations:GELU",
+    ("layer", "gelu"): "numpyml_layers.activations:GELU",
+    ("layer", "scale"): "numpyml_layers.activations:Scale",
 })
 
 __all__ = [
-    "Activation", "Identity", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh", "BatchNorm", "Dense", "Dropout",
+    "Activation", "GELU", "Identity", "Scale", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh", "BatchNorm", "Dense", "Dropout",
     "Flatten", "Reshape",
 ]
 __getattr__ = lazy_exports(__name__, {
     "Activation": ".activations:Activation",
     "Identity": ".activations:Identity",
     "LeakyReLU": ".activations:LeakyReLU",
+    "GELU": ".activations:GELU",
+    "Scale": ".activations:Scale",
     "ReLU": ".activations:ReLU",
     "Sigmoid": ".activations:Sigmoid",
     "Softmax": ".activations:Softmax",

@@ -8,7 +8,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ._common import UpdateRule, check_common
+from ._common import GROUPS_DOC, UpdateRule, check_common
 
 
 class Adam(UpdateRule):
@@ -40,7 +40,9 @@ class Adam(UpdateRule):
     bias correction matters). ``step`` updates the parameter arrays in place, leaves the gradients
     untouched and allocates nothing after the first step. State: ``step`` (the ``t`` of the last
     step) and ``m.<name>``, ``v.<name>`` for every parameter, restored exactly by
-    ``load_state_dict``.
+    ``load_state_dict``. A group's ``lr_scale`` scales both the step and the decoupled decay; its
+    parameters keep the shared step count ``t`` (a parameter frozen for a while resumes with the
+    bias correction of the current step).
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class Adam(UpdateRule):
         l2: float = 0.0,
         weight_decay: float = 0.0,
         clip_norm: float | None = None,
+        groups: list[dict] | None = None,
     ) -> None:
         check_common(learning_rate, l2, weight_decay, clip_norm)
         if not 0 <= beta_1 < 1:
@@ -71,23 +74,27 @@ class Adam(UpdateRule):
         self.m: dict[str, np.ndarray] = {}
         self.v: dict[str, np.ndarray] = {}
         self._scratch: dict[tuple[int, np.dtype], np.ndarray] = {}
+        self._init_groups(groups, self.learning_rate)
 
     def step(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> None:
         self._check_gradients(params, grads)
+        settings = self._settings(params)
         t = self.iterations + 1
-        lr = self.learning_rate
-        scale = self._clip_scale(grads)
-        step_size = lr / (1.0 - self.beta_1 ** t)
+        scale = self._clip_scale({k: g for k, g in grads.items() if k in settings and not settings[k].frozen})
+        step_size = self.learning_rate / (1.0 - self.beta_1 ** t)
         bias_correction_2_sqrt = math.sqrt(1.0 - self.beta_2 ** t)
         for name, weight in params.items():
+            setting = settings[name]
+            if setting.frozen:
+                continue
+            lr = self.learning_rate * setting.lr_scale
             grad = grads[name]
-            decay = name.endswith("weight")
-            if scale != 1.0 or (decay and self.l2):
+            if scale != 1.0 or setting.l2:
                 g = self._buffer(weight, 0)
                 np.multiply(grad, scale, out=g)
-                if decay and self.l2:
+                if setting.l2:
                     extra = self._buffer(weight, 1)
-                    np.multiply(weight, self.l2, out=extra)
+                    np.multiply(weight, setting.l2, out=extra)
                     g += extra
             else:
                 g = grad
@@ -103,14 +110,14 @@ class Adam(UpdateRule):
             np.multiply(g, g, out=work)
             work *= 1.0 - self.beta_2
             v += work
-            if decay and self.weight_decay:
-                weight *= 1.0 - lr * self.weight_decay
+            if setting.weight_decay:
+                weight *= 1.0 - lr * setting.weight_decay
             # w <- w - lr / (1 - beta_1^t) * m / (sqrt(v) / sqrt(1 - beta_2^t) + epsilon)
             np.sqrt(v, out=work)
             work /= bias_correction_2_sqrt
             work += self.epsilon
             np.divide(m, work, out=work)
-            work *= step_size
+            work *= step_size * setting.lr_scale
             weight -= work
         self.iterations = t
 
@@ -152,5 +159,8 @@ class Adam(UpdateRule):
     def __repr__(self) -> str:
         return (
             f"Adam(learning_rate={self.learning_rate}, beta_1={self.beta_1}, beta_2={self.beta_2}, "
-            f"epsilon={self.epsilon}, l2={self.l2}, weight_decay={self.weight_decay}, clip_norm={self.clip_norm})"
+            f"epsilon={self.epsilon}, l2={self.l2}, weight_decay={self.weight_decay}, clip_norm={self.clip_norm}, groups={self.groups})"
         )
+
+
+Adam.__doc__ = (Adam.__doc__ or "") + GROUPS_DOC

@@ -7,7 +7,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ._common import UpdateRule, check_common
+from ._common import GROUPS_DOC, UpdateRule, check_common
 
 
 class SGD(UpdateRule):
@@ -30,6 +30,9 @@ class SGD(UpdateRule):
 
     ``step`` updates the parameter arrays in place and leaves the gradients untouched. State:
     ``step`` (count of steps) and ``velocity.<name>`` for every parameter (with momentum).
+
+    Nesterov momentum with decoupled weight decay (airbench's update) is ``nesterov = true``,
+    ``weight_decay = ...``; PyTorch's coupled ``weight_decay`` is ``l2`` here.
     """
 
     def __init__(
@@ -40,6 +43,7 @@ class SGD(UpdateRule):
         l2: float = 0.0,
         weight_decay: float = 0.0,
         clip_norm: float | None = None,
+        groups: list[dict] | None = None,
     ) -> None:
         check_common(learning_rate, l2, weight_decay, clip_norm)
         if not 0 <= momentum < 1:
@@ -55,22 +59,26 @@ class SGD(UpdateRule):
         self.iterations = 0
         self.velocity: dict[str, np.ndarray] = {}
         self._scratch: dict[tuple[int, np.dtype], np.ndarray] = {}
+        self._init_groups(groups, self.learning_rate)
 
     def step(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> None:
         self._check_gradients(params, grads)
-        lr = self.learning_rate
-        scale = self._clip_scale(grads)
+        settings = self._settings(params)
+        scale = self._clip_scale({k: g for k, g in grads.items() if k in settings and not settings[k].frozen})
         for name, weight in params.items():
+            setting = settings[name]
+            if setting.frozen:
+                continue
+            lr = self.learning_rate * setting.lr_scale
             grad = grads[name]
-            decay = name.endswith("weight")
             update = self._buffer(weight, 0)
             np.multiply(grad, lr * scale, out=update)  # update = lr * g (clipped)
-            if decay and self.l2:
+            if setting.l2:
                 extra = self._buffer(weight, 1)
-                np.multiply(weight, lr * self.l2, out=extra)
+                np.multiply(weight, lr * setting.l2, out=extra)
                 update += extra  # update = lr * (g + l2 * w)
-            if decay and self.weight_decay:
-                weight *= 1 - lr * self.weight_decay
+            if setting.weight_decay:
+                weight *= 1 - lr * setting.weight_decay
             if self.momentum:
                 velocity = self._velocity(name, weight)
                 velocity *= self.momentum
@@ -115,5 +123,8 @@ class SGD(UpdateRule):
     def __repr__(self) -> str:
         return (
             f"SGD(learning_rate={self.learning_rate}, momentum={self.momentum}, nesterov={self.nesterov}, "
-            f"l2={self.l2}, weight_decay={self.weight_decay}, clip_norm={self.clip_norm})"
+            f"l2={self.l2}, weight_decay={self.weight_decay}, clip_norm={self.clip_norm}, groups={self.groups})"
         )
+
+
+SGD.__doc__ = (SGD.__doc__ or "") + GROUPS_DOC

@@ -5,6 +5,12 @@
   when the monitored metric improves, and a checkpoint when the run is interrupted (Ctrl-C).
 * ``early_stopping``: ends training when a metric stops improving, optionally restoring the best
   weights; its state (best value, patience count, best weights) travels with checkpoints.
+* ``ema``: an exponential moving average of the weights (optionally evaluated every epoch, loaded
+  into the network at the end); ``lookahead``: the same average written back into the network every
+  few steps (airbench's). Their state travels with checkpoints: resume stays bitwise exact.
+* ``test_time_augmentation``: evaluate on the average of mirrored and translated views.
+* ``data_initialization``: before the first batch, layers with ``initialize_from_data`` (such as
+  ``patch_whitening``) fit themselves to the first training images.
 """
 
 from __future__ import annotations
@@ -15,10 +21,19 @@ from numpyml_core import component_table, lazy_exports
 numpyml_register_components = component_table({
     ("callback", "checkpoint"): "numpyml_training.callbacks:Checkpoint",
     ("callback", "early_stopping"): "numpyml_training.callbacks:EarlyStopping",
+    ("callback", "ema"): "numpyml_training.averaging:EMA",
+    ("callback", "lookahead"): "numpyml_training.averaging:Lookahead",
+    ("callback", "test_time_augmentation"): "numpyml_training.evaluation:TestTimeAugmentation",
+    ("callback", "data_initialization"): "numpyml_training.datainit:DataInitialization",
 })
 
-__all__ = ["Checkpoint", "EarlyStopping"]
+__all__ = ["Checkpoint", "DataInitialization", "EMA", "EarlyStopping", "Lookahead", "TestTimeAugmentation", "evaluate_split"]
 __getattr__ = lazy_exports(__name__, {
     "Checkpoint": ".callbacks:Checkpoint",
     "EarlyStopping": ".callbacks:EarlyStopping",
+    "DataInitialization": ".datainit:DataInitialization",
+    "EMA": ".averaging:EMA",
+    "Lookahead": ".averaging:Lookahead",
+    "TestTimeAugmentation": ".evaluation:TestTimeAugmentation",
+    "evaluate_split": ".evaluation:evaluate_split",
 })
