@@ -201,3 +201,19 @@ def test_file_datasets_pass_the_kit_check(tmp_path):
     check_dataset(lambda: NPZ(str(tmp_path / "d.npz")))
     write_blobs(tmp_path / "b.csv", 20, 0)
     check_dataset(lambda: CSV(str(tmp_path / "b.csv"), test_path=str(tmp_path / "b.csv")))
+
+
+def test_the_readme_examples_run(tmp_path, monkeypatch):
+    """README's "Your own data": examples/own_data/make_data.py, then experiments/{npz,csv,image_folder}.toml."""
+    import runpy
+
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NUMPYML_DATA_DIR", raising=False)
+    runpy.run_path(str(root / "examples" / "own_data" / "make_data.py"), run_name="__main__")
+    names = ["npz", "csv"] + (["image_folder"] if (tmp_path / "shapes").is_dir() else [])
+    for name in names:
+        summary = nm.run(root / "experiments" / f"{name}.toml", output=tmp_path / f"run_{name}", progress=False).summary
+        assert summary["test_accuracy"] >= 0.90, (name, summary)
+    if "image_folder" not in names:
+        require_extra("PIL.Image", "image")
