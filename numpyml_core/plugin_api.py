@@ -1,14 +1,9 @@
 """The public plugin API: everything a plugin may import from numpyml besides ``numpyml_core``'s top-level names.
 
-The built-in plugins use nothing else (tests/test_architecture.py checks every import of every module
-under ``plugins/``), so a third-party plugin can do whatever a built-in does: a new update strategy, a
-dataset, a checkpointing callback, a command. Every name is listed, with what it is for, in
-docs/plugins.md ("The public plugin API"). The modules these names are defined in
-(``numpyml_core.trainer``, ``.config``, ``.data``, ``.serialization``, ...) are private: import the
-names from here, as those modules may change in any release.
-
-The names load their module when first used (PEP 562), so importing this module imports neither
-NumPy nor typer: plugin modules stay cheap to import for ``numpyml --help``.
+The built-in plugins use nothing else (tests/test_architecture.py checks), so a third-party plugin can do
+whatever a built-in does. docs/plugins.md ("The public plugin API") lists every name. The modules that define
+them are private. Names load their module when first used (PEP 562): importing this imports neither NumPy
+nor typer.
 """
 
 from __future__ import annotations
@@ -40,12 +35,6 @@ _NAMES: dict[str, tuple[str, str]] = {
     # datasets
     "ArraySplit": ("data", "ArraySplit"),
     "data_dir_from_env": ("data", "data_dir_from_env"),
-    "cache_dir": ("data", "cache_dir"),
-    "search_directories": ("data", "search_directories"),
-    "find_file": ("data", "find_file"),
-    "describe_directories": ("data", "describe_directories"),
-    "read_maybe_gzip": ("data", "read_maybe_gzip"),
-    "download": ("data", "download"),
     # files: atomic writes, safe tensors, model files, run-folder names
     "atomic_write_text": ("io", "atomic_write_text"),
     "atomic_write_bytes": ("io", "atomic_write_bytes"),
@@ -73,8 +62,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time the names l
     from .blas import SHORT_WAIT, blas_thread_count, blas_thread_limit, blas_threads, can_limit_blas_threads
     from .commands import components_of_kind, plugin_manager, user_errors
     from .config import parse_experiment, signature_of
-    from .data import (ArraySplit, cache_dir, data_dir_from_env, describe_directories, download, find_file,
-                       read_maybe_gzip, search_directories)
+    from .data import ArraySplit, data_dir_from_env
     from .errors import did_you_mean, shorten
     from .io import atomic_write_bytes, atomic_write_text
     from .plugins import set_plugin_manager
