@@ -33,13 +33,9 @@ class TrainingInterrupted(KeyboardInterrupt):
 
     def __init__(self, epoch: int, batch: int, run_dir: Path | None = None, checkpoint: Path | None = None):
         where = f"in epoch {epoch} after batch {batch}" if batch else f"after epoch {epoch}"
-        if run_dir is None:
-            message = f"interrupted {where}"
-        else:
-            saved = (f"the last checkpoint is in {checkpoint.parent}" if checkpoint is not None
-                     else "no checkpoint was written")
-            message = f"interrupted {where}; {saved}. Continue with: numpyml resume {run_dir}"
-        super().__init__(message)
+        saved = "no checkpoint was written" if checkpoint is None else f"the last checkpoint is in {checkpoint.parent}"
+        resume = "" if run_dir is None else f"; {saved}. Continue with: numpyml resume {run_dir}"
+        super().__init__(f"interrupted {where}{resume}")
         self.epoch = epoch
         self.batch = batch
         self.run_dir = run_dir
@@ -159,11 +155,9 @@ def _build(spec: ExperimentSpec, manager: PluginManager) -> tuple[Any, tuple[np.
     model = build_model(spec, manager, dataset.input_shape, rngs[0])
     classes = getattr(dataset, "num_classes", None)
     if classes is not None and model.output_shape != (classes,):
-        raise ConfigError(
-            f"{spec.source}: [[model.layers]]: the network outputs shape {model.output_shape} per sample but "
-            f"dataset '{spec.dataset.type}' has {classes} classes; the last layer must output ({classes},) "
-            f"(for example units = {classes})."
-        )
+        raise ConfigError(f"{spec.source}: [[model.layers]]: the network outputs shape {model.output_shape} per "
+                          f"sample but dataset '{spec.dataset.type}' has {classes} classes; the last layer must "
+                          f"output ({classes},) (for example units = {classes}).")
     return dataset, rngs, model
 
 
@@ -174,11 +168,9 @@ def check(spec: ExperimentSpec, manager: PluginManager) -> Model:
     sizes = getattr(dataset, "split_sizes", None)
     train = sizes.get("train") if isinstance(sizes, dict) else None
     if spec.validation and isinstance(train, int) and not isinstance(train, bool) and spec.validation >= train:
-        raise ConfigError(
-            f"{spec.source}: [dataset] validation = {spec.validation} leaves no training data: dataset "
-            f"'{spec.dataset.type}' has at most {train:,} training samples. Hold out fewer (for example "
-            f"validation = {train // 6})."
-        )
+        raise ConfigError(f"{spec.source}: [dataset] validation = {spec.validation} leaves no training data: "
+                          f"dataset '{spec.dataset.type}' has at most {train:,} training samples. Hold out fewer "
+                          f"(for example validation = {train // 6}).")
     for component in [spec.cost, spec.optimizer, spec.strategy, spec.schedule, *spec.transforms]:
         if component is not None:
             _create(manager, component)
@@ -200,30 +192,23 @@ def prepare(spec: ExperimentSpec, manager: PluginManager, data_dir: str | None =
         raise UserError(f"dataset '{spec.dataset.type}' returned no 'train' split (it has {sorted(splits)}).")
     for name, split in splits.items():
         if len(split) == 0:
-            raise UserError(
-                f"dataset '{spec.dataset.type}' returned an empty '{name}' split (0 samples): nothing to "
-                f"{'train on' if name == 'train' else 'evaluate'}. Check its data files."
-            )
+            raise UserError(f"dataset '{spec.dataset.type}' returned an empty '{name}' split (0 samples): nothing "
+                            f"to {'train on' if name == 'train' else 'evaluate'}. Check its data files.")
     if spec.validation:
         train = splits["train"]
         if spec.validation >= len(train):
-            raise ConfigError(
-                f"{spec.source}: [dataset] validation = {spec.validation} leaves no training data: the "
-                f"training split has {len(train)} samples."
-            )
+            raise ConfigError(f"{spec.source}: [dataset] validation = {spec.validation} leaves no training data: "
+                              f"the training split has {len(train)} samples.")
         if not hasattr(train, "subset"):
-            raise ConfigError(
-                f"{spec.source}: [dataset] validation: dataset '{spec.dataset.type}' cannot be split "
-                "(its train split has no subset method)."
-            )
+            raise ConfigError(f"{spec.source}: [dataset] validation: dataset '{spec.dataset.type}' cannot be split "
+                              "(its train split has no subset method).")
         cut = len(train) - spec.validation
         splits["validation"] = train.subset(cut, len(train))
         splits["train"] = train.subset(0, cut)
     for name in spec.training.eval_splits or []:
         if name not in splits:
-            raise ConfigError(
-                f"{spec.source}: [training] eval_splits: no split '{name}'; this run has {sorted(splits)}."
-            )
+            raise ConfigError(f"{spec.source}: [training] eval_splits: no split '{name}'; this run has "
+                              f"{sorted(splits)}.")
     return Run(
         spec=spec, manager=manager, dataset=dataset, model=model, cost=cost, optimizer=optimizer,
         strategy=strategy, schedule=schedule, transforms=transforms, splits=splits, folder=folder,
@@ -252,16 +237,11 @@ def evaluate(model: Model, cost: Any, split: Any, batch_size: int = 1000, flip: 
     return {"loss": total_loss / max(n, 1), "accuracy": correct / max(n, 1)}
 
 
-def _diverged(run: Run, what: str, advice: str) -> TrainingDiverged:
-    return TrainingDiverged(
-        f"training diverged: {what}. The usual cause is a learning rate that is too high (it is "
-        f"{run.optimizer.learning_rate:g} in {run.spec.source} [optimizer]); try a smaller one{advice}"
-    )
-
-
-def _loss_diverged(run: Run, loss: float, epoch: int, batch: int) -> TrainingDiverged:
-    return _diverged(run, f"the loss became {loss} at epoch {epoch}, batch {batch + 1}",
-                     ", gradient clipping (clip_norm), or check the input scaling.")
+def _diverged(run: Run, what: str,
+              advice: str = ", gradient clipping (clip_norm), or check the input scaling.") -> TrainingDiverged:
+    return TrainingDiverged(f"training diverged: {what}. The usual cause is a learning rate that is too high (it is "
+                            f"{run.optimizer.learning_rate:g} in {run.spec.source} [optimizer]); try a smaller "
+                            f"one{advice}")
 
 
 def check_parameters(run: Run, where: str, note: str = "") -> None:
@@ -301,17 +281,15 @@ def train(run: Run) -> dict[str, Any]:
     try:
         run.strategy.setup(run)
         hooks.numpyml_on_run_start(run=run)
-        first_epoch = run.epoch + 1
-        if run.control.should_stop:  # resumed after a callback had already ended the run
-            first_epoch = spec.training.epochs + 1
+        # a run resumed after a callback had ended it trains no more epochs
+        first_epoch = spec.training.epochs + 1 if run.control.should_stop else run.epoch + 1
         for epoch in range(first_epoch, spec.training.epochs + 1):
             started = time.perf_counter()
-            resuming = run.batch > 0
-            if not resuming:
+            if run.batch > 0:  # continue mid-epoch: replay this epoch's shuffle from its saved start state
+                run.shuffle_rng.bit_generator.state = run.epoch_shuffle_state
+            else:
                 run.epoch_losses = []
                 run.epoch_shuffle_state = run.shuffle_rng.bit_generator.state
-            else:  # continue mid-epoch: replay this epoch's shuffle from its saved start state
-                run.shuffle_rng.bit_generator.state = run.epoch_shuffle_state
             hooks.numpyml_on_epoch_start(run=run, epoch=epoch)
             order = run.shuffle_rng.permutation(n) if spec.training.shuffle else np.arange(n)
             losses = run.epoch_losses
@@ -328,7 +306,7 @@ def train(run: Run) -> dict[str, Any]:
                 loss = run.strategy.train_batch(run, x, y)
                 if loss is not None:
                     if not math.isfinite(loss):
-                        raise _loss_diverged(run, loss, epoch, batch)
+                        raise _diverged(run, f"the loss became {loss} at epoch {epoch}, batch {batch + 1}")
                     losses.append(loss)
                 run.step += 1
                 run.batch = batch + 1
@@ -340,7 +318,7 @@ def train(run: Run) -> dict[str, Any]:
             if end_epoch is not None:
                 for loss in end_epoch(run):
                     if not math.isfinite(loss):
-                        raise _loss_diverged(run, loss, epoch, batches - 1)
+                        raise _diverged(run, f"the loss became {loss} at epoch {epoch}, batch {batches}")
                     losses.append(loss)
             check_parameters(run, f"at the end of epoch {epoch}")
             metrics: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan}
@@ -372,17 +350,13 @@ def train(run: Run) -> dict[str, Any]:
 
 
 def make_summary(run: Run) -> dict[str, Any]:
+    """The final figures: the last epoch's metrics, totals, the best validation accuracy, the stop reason."""
     last = run.history[-1] if run.history else {}
     summary: dict[str, Any] = {
-        "name": run.spec.name,
-        "epochs": run.epoch,
-        "steps": run.step,
-        "parameters": run.model.count_params(),
+        "name": run.spec.name, "epochs": run.epoch, "steps": run.step, "parameters": run.model.count_params(),
         "seconds": round(sum(row.get("seconds", 0.0) for row in run.history), 3),
+        **{key: value for key, value in last.items() if key not in ("epoch", "seconds")},
     }
-    for key, value in last.items():
-        if key not in ("epoch", "seconds"):
-            summary[key] = value
     if "validation_accuracy" in last:
         best = max(run.history, key=lambda row: row["validation_accuracy"])
         summary["best_validation_accuracy"] = best["validation_accuracy"]
