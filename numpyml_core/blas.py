@@ -22,14 +22,13 @@ __all__ = ["SHORT_WAIT", "blas_thread_count", "blas_thread_limit", "blas_threads
 
 #: the value set when there is none: 2**22 cycles
 DEFAULT_TIMEOUT = "22"
-_set_by_user = "OPENBLAS_THREAD_TIMEOUT" in os.environ
 
 
 def _short_wait() -> bool:
     """Set the default when there is none; whether the OpenBLAS of this process waits briefly."""
-    numpy_loaded = "numpy" in sys.modules
+    set_by_user = "OPENBLAS_THREAD_TIMEOUT" in os.environ
     value = os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", DEFAULT_TIMEOUT)
-    if numpy_loaded and not _set_by_user:
+    if "numpy" in sys.modules and not set_by_user:
         return False  # OpenBLAS was loaded before the default was set: it waits 2**28 cycles
     try:
         return int(value) <= 24

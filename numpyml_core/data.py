@@ -28,17 +28,14 @@ class ArraySplit:
         self.x = x
         self.y = np.asarray(y, dtype=np.int64)
         self.scale = scale if scale is not None else (1.0 / 255.0 if x.dtype == np.uint8 else 1.0)
-        self.mean: np.ndarray | None = None
-        self.std: np.ndarray | None = None
-        if mean is not None:
-            self.mean = np.asarray(mean, dtype=np.float32).reshape(-1)
-            self.std = np.asarray(std, dtype=np.float32).reshape(-1)
+        self.mean = None if mean is None else np.asarray(mean, dtype=np.float32).reshape(-1)
+        self.std = None if std is None else np.asarray(std, dtype=np.float32).reshape(-1)
+        if self.mean is not None:
             channels = x.shape[-1] if x.ndim > 1 else 1
             for name, value in (("mean", self.mean), ("std", self.std)):
                 if value.size not in (1, channels):
-                    raise ValueError(
-                        f"{name} has {value.size} values but the inputs have {channels} channels (last axis)"
-                    )
+                    raise ValueError(f"{name} has {value.size} values but the inputs have {channels} channels "
+                                     "(last axis)")
             if not np.all(self.std > 0):
                 raise ValueError(f"std must be greater than 0, got {self.std.tolist()}")
             # (x * scale - mean) / std  ==  x * multiplier + offset, one fused pass per batch

@@ -171,9 +171,8 @@ class Model:
         missing = sorted(set(own) - set(tensors))
         extra = sorted(set(tensors) - set(own))
         if missing or extra:
-            raise ValueError(
-                f"the weights do not fit the architecture: missing {missing or 'none'}, unexpected {extra or 'none'}"
-            )
+            raise ValueError(f"the weights do not fit the architecture: missing {missing or 'none'}, "
+                             f"unexpected {extra or 'none'}")
         for name, target in own.items():
             source = tensors[name]
             if source.shape != target.shape:

@@ -181,9 +181,7 @@ def prepare(spec: ExperimentSpec, manager: PluginManager, data_dir: str | None =
     """Build the run's components and network, load the data and carve out the validation split.
     ``folder``: the :class:`numpyml_core.RunFolder` the run writes (``None``: no files)."""
     dataset, (init_rng, shuffle_rng, augment_rng), model = _build(spec, manager)
-    cost = _create(manager, spec.cost)
-    optimizer = _create(manager, spec.optimizer)
-    strategy = _create(manager, spec.strategy)
+    cost, optimizer, strategy = (_create(manager, part) for part in (spec.cost, spec.optimizer, spec.strategy))
     schedule = _create(manager, spec.schedule) if spec.schedule is not None else None
     transforms = [_create(manager, t) for t in spec.transforms]
 
@@ -221,8 +219,7 @@ def evaluate(model: Model, cost: Any, split: Any, batch_size: int = 1000, flip: 
     """Mean loss and accuracy of ``model`` on a whole split, in evaluation mode. ``flip``: average the outputs
     for each NHWC image and its horizontal mirror (the loss is then the cost of the averaged outputs)."""
     n = len(split)
-    total_loss = 0.0
-    correct = 0
+    total_loss, correct = 0.0, 0
     for start in range(0, n, batch_size):
         indices = np.arange(start, min(start + batch_size, n))
         x, y = split.batch(indices)
