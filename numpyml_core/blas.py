@@ -18,8 +18,6 @@ import sys
 import threading
 from typing import Any, Iterator
 
-__all__ = ["SHORT_WAIT", "blas_thread_count", "blas_thread_limit", "blas_threads", "can_limit_blas_threads"]
-
 #: the value set when there is none: 2**22 cycles
 DEFAULT_TIMEOUT = "22"
 
