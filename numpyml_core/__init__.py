@@ -1,24 +1,9 @@
 """numpyml core: protocols, hook specifications, plugin registry, experiments, trainer, the Python API, CLI.
 
-The Python API (see docs/api.md)::
-
-    import numpyml_core as nm
-    exp = nm.Experiment.load("experiments/mnist.toml", overrides={"training.epochs": 1})
-    result = nm.run(exp, output="runs/x")          # result.summary, result.run_dir, result.model
-    model = nm.load_model("runs/x/model.safetensors")
-    nm.evaluate(model, dataset="mnist", split="test")
-
-The public contract for plugins::
-
-    from numpyml_core import hookimpl
-
-    @hookimpl
-    def numpyml_register_components(register):
-        register("layer", "swish", Swish)
-
-The core never imports a plugin: every concrete component arrives through the ``numpyml``
-entry-point group. Importing this package imports no plugin and not NumPy: the API's names load
-their modules when first used.
+The Python API (docs/api.md): ``nm.Experiment.load(path, overrides=...)``, ``nm.run(exp, output=...)``,
+``nm.load_model(path)``, ``nm.evaluate(model, dataset=..., split=...)``. Plugins register components through
+``@hookimpl def numpyml_register_components(register)`` (docs/plugins.md); the core never imports a plugin.
+Importing this package imports neither a plugin nor NumPy: the API's names load their modules when used.
 """
 
 from . import blas  # noqa: F401 - first, before anything imports NumPy: sets OPENBLAS_THREAD_TIMEOUT (see blas.py)
@@ -69,8 +54,7 @@ _API = ("Experiment", "RunResult", "TrainingInterrupted", "evaluate", "load_mode
 
 
 def __getattr__(name: str):
-    # numpyml_core.protocols and .api import numpy; loading them only when their names are used
-    # keeps "numpyml --help" from paying for numpy.
+    # protocols and api import numpy: loaded when first used, so "numpyml --help" does not pay for it
     if name == "KINDS":
         from .protocols import KINDS
 

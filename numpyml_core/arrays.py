@@ -12,14 +12,9 @@ def as_float(x: np.ndarray) -> np.ndarray:
 
 
 def share_ranges(n: int, parts: int) -> list[tuple[int, int]]:
-    """A batch of ``n`` samples split into shares for ``parts`` workers or threads: ``range(n)`` as
-    ``min(parts, n)`` contiguous ``(start, stop)`` index ranges, as equal as possible (the first ones
-    one longer)."""
+    """``range(n)`` split for ``parts`` workers or threads: ``min(parts, n)`` (at least one) contiguous
+    ``(start, stop)`` ranges, as equal as possible (the first ones one longer)."""
     parts = max(1, min(parts, n))
     size, extra = divmod(n, parts)
-    bounds, start = [], 0
-    for k in range(parts):
-        stop = start + size + (k < extra)
-        bounds.append((start, stop))
-        start = stop
-    return bounds
+    bounds = [k * size + min(k, extra) for k in range(parts + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))

@@ -8,16 +8,11 @@ import numpy as np
 
 
 class Model:
-    """A sequential network.
+    """A sequential network: ``layers`` (components) and ``configs``, their ``{"type": ..., **params}`` tables.
 
-    ``layers`` are built components; ``configs`` are their resolved ``{"type": ..., **params}``
-    tables (the architecture saved with the weights). Parameters are addressed by qualified names
-    ``"<layer index>.<param name>"``.
-
-    Output head: if the last layer is an activation with ``fusable_as`` set (softmax), or carries
-    one as its ``activation`` attribute, the model detaches it and applies it only in
-    :meth:`predict`. A cost whose ``fused_activation`` matches then works on the logits (stable
-    log-sum-exp, gradient ``p - y``); any other cost goes through the activation as usual.
+    Parameters are named ``"<layer index>.<param name>"``. A last activation with ``fusable_as`` (softmax),
+    as a layer or a layer's ``activation``, is detached as the head: a cost whose ``fused_activation``
+    matches works on the logits (stable log-sum-exp, gradient ``p - y``), any other cost goes through it.
     """
 
     def __init__(self, layers: list[Any], configs: list[dict[str, Any]] | None = None):
@@ -28,20 +23,14 @@ class Model:
         self.input_shape: tuple[int, ...] | None = None
         self.output_shape: tuple[int, ...] | None = None
         self.layer_shapes: list[tuple[int, ...]] = []  # per-sample output shape each build returned
-        #: what a model file holds besides the weights (input shape, layers, cost, dataset, class names),
-        #: set by numpyml_core.run and numpyml_core.load_model; ``source``: where it came from
+        #: what a model file holds besides the weights (set by run and load_model); ``source``: where from
         self.architecture: dict[str, Any] | None = None
         self.source = "the model"
 
-    # -- building ------------------------------------------------------------------------------
     def build(self, input_shape: tuple[int, ...], rng: np.random.Generator,
               after_layer: Callable[[int, Any], None] | None = None) -> tuple[int, ...]:
-        """Build every layer in order; return the per-sample output shape.
-
-        Raises ``ValueError`` naming the layer (1-based) when a layer rejects its input shape.
-        ``after_layer(index, layer)``, when given, is called after each layer is built and before the
-        next one is (loading a model file compares each layer with the stored tensors there).
-        """
+        """Build every layer in order; return the per-sample output shape. ``ValueError`` names a layer
+        that rejects its input shape; ``after_layer(index, layer)`` is called after each layer's build."""
         self.input_shape = tuple(input_shape)
         shape = self.input_shape
         self.layer_shapes = []
@@ -50,18 +39,15 @@ class Model:
                 shape = tuple(layer.build(shape, rng))
                 self.layer_shapes.append(shape)
             except (ValueError, TypeError) as exc:
-                kind = self.configs[index].get("type", type(layer).__name__)
-                raise ValueError(f"layer #{index + 1} ({kind}) cannot take input of shape {shape}: {exc}") from exc
+                raise ValueError(f"{self._name(index, layer)} cannot take input of shape {shape}: {exc}") from exc
             except MemoryError as exc:
-                kind = self.configs[index].get("type", type(layer).__name__)
-                raise ValueError(f"layer #{index + 1} ({kind}) needs more memory for its parameters than this "
+                raise ValueError(f"{self._name(index, layer)} needs more memory for its parameters than this "
                                  f"machine has ({exc}); make it smaller") from None
             if after_layer is not None:
                 after_layer(index, layer)
         self.output_shape = shape
         self._detach_head()
-        # Backward stops at the first layer with parameters: nothing before it needs a gradient,
-        # and that layer may skip computing its input gradient (the protocol's input_gradient).
+        # backward stops at the first layer with parameters, which may skip its input gradient
         body = self.body
         self._backward_from = next((i for i, layer in enumerate(body) if getattr(layer, "params", None)), len(body))
         if self._backward_from < len(body):
@@ -72,23 +58,14 @@ class Model:
         return shape
 
     def check_forward_shapes(self, samples: int = 2) -> None:
-        """Push ``samples`` samples of zeros (float32) through the built network in evaluation mode
-        (``training=False``: dropout off, batch norm on its running statistics, nothing updated)
-        and check every layer's output against the per-sample shape its ``build`` returned.
-
-        A layer whose ``forward`` disagrees with its ``build`` would otherwise pass validation and
-        make training fail inside the *next* layer. Raises ``ValueError`` naming the layer
-        (1-based index and type) whose output has another shape or is not an array, or whose
-        ``forward`` raised.
-        """
+        """Push ``samples`` zeros through the built network in evaluation mode; raise ``ValueError`` naming
+        the first layer whose ``forward`` fails or disagrees with the shape its ``build`` returned."""
         x = np.zeros((samples, *self.input_shape), dtype=np.float32)
-        steps = [(index, layer, self.layer_shapes[index]) for index, layer in enumerate(self.layers)]
+        steps = [(index, layer, self.layer_shapes[index], "") for index, layer in enumerate(self.layers)]
         if self.head is not None and not self._head_from_layer:  # the activation detached from the last layer
-            steps.append((len(self.layers) - 1, self.head, self.output_shape))
-        for index, layer, shape in steps:
-            kind = self.configs[index].get("type", type(layer).__name__)
-            what = f"layer #{index + 1} ({kind})" + (" (its activation)" if layer is self.head and
-                                                      not self._head_from_layer else "")
+            steps.append((len(self.layers) - 1, self.head, self.output_shape, " (its activation)"))
+        for index, layer, shape, suffix in steps:
+            what = self._name(index, layer) + suffix
             try:
                 out = layer.forward(x, False)
             except Exception as exc:  # noqa: BLE001 - any failure of a plugin's forward is reported as its own
@@ -103,6 +80,9 @@ class Model:
                                  f"its build promised {expected} ({shape} per sample), which the next layer was "
                                  "built for; the layer's build and forward disagree")
             x = out
+
+    def _name(self, index: int, layer: Any) -> str:
+        return f"layer #{index + 1} ({self.configs[index].get('type', type(layer).__name__)})"
 
     def _detach_head(self) -> None:
         last = self.layers[-1]
@@ -119,7 +99,6 @@ class Model:
         """The layers that produce the logits (every layer but a detached head layer)."""
         return self.layers[:-1] if self._head_from_layer else self.layers
 
-    # -- computing -----------------------------------------------------------------------------
     def logits(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         for layer in self.body:
             x = layer.forward(x, training)
@@ -138,19 +117,13 @@ class Model:
         """Mean loss in evaluation mode and the outputs (probabilities) for accuracy."""
         logits = self.logits(x, training=False)
         if self._fused(cost):
-            loss = cost.loss_from_logits(logits, y)
-            return float(loss), logits  # argmax of logits == argmax of softmax
+            return float(cost.loss_from_logits(logits, y)), logits  # argmax of logits == argmax of softmax
         out = self.head.forward(logits, False) if self.head is not None else logits
         return float(cost.loss(out, y)), out
 
     def loss_and_gradients(self, x: np.ndarray, y: np.ndarray, cost: Any, scale: float = 1.0) -> float:
-        """Forward in training mode, backward through every layer; leaves gradients in ``grads``.
-
-        Returns the mean loss of the batch. With ``scale``, the gradients left in ``grads`` are
-        ``scale`` times the gradient of that loss: the loss gradient is scaled once, at the output
-        (a small array), before the backward pass, which is linear in it. A data-parallel strategy
-        uses this to weight a share of ``n_k`` samples by ``n_k / n`` at no cost.
-        """
+        """Forward in training mode and backward, leaving ``scale`` times the gradients in the layers'
+        ``grads`` (scaled once, at the output); return the batch's mean loss."""
         logits = self.logits(x, training=True)
         if self._fused(cost):
             both = getattr(cost, "loss_and_gradient_from_logits", None)
@@ -172,7 +145,6 @@ class Model:
             grad = layer.backward(grad)
         return float(loss)
 
-    # -- parameters ----------------------------------------------------------------------------
     def named_layers(self) -> Iterator[tuple[str, Any]]:
         for index, layer in enumerate(self.layers):
             yield str(index), layer
@@ -199,9 +171,8 @@ class Model:
         missing = sorted(set(own) - set(tensors))
         extra = sorted(set(tensors) - set(own))
         if missing or extra:
-            raise ValueError(
-                f"the weights do not fit the architecture: missing {missing or 'none'}, unexpected {extra or 'none'}"
-            )
+            raise ValueError(f"the weights do not fit the architecture: missing {missing or 'none'}, "
+                             f"unexpected {extra or 'none'}")
         for name, target in own.items():
             source = tensors[name]
             if source.shape != target.shape:

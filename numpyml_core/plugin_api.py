@@ -1,92 +1,42 @@
 """The public plugin API: everything a plugin may import from numpyml besides ``numpyml_core``'s top-level names.
 
-The built-in plugins use nothing else (tests/test_architecture.py checks every import of every module
-under ``plugins/``), so a third-party plugin can do whatever a built-in does: a new update strategy, a
-dataset, a checkpointing callback, a command. Every name is listed, with what it is for, in
-docs/plugins.md ("The public plugin API"). The modules these names are defined in
-(``numpyml_core.trainer``, ``.config``, ``.data``, ``.serialization``, ...) are private: import the
-names from here, as those modules may change in any release.
-
-The names load their module when first used (PEP 562), so importing this module imports neither
-NumPy nor typer: plugin modules stay cheap to import for ``numpyml --help``.
+The built-in plugins use nothing else (tests/test_architecture.py checks), so a third-party plugin can do
+whatever a built-in does. docs/plugins.md ("The public plugin API") lists every name. The modules that define
+them are private. Names load their module when first used (PEP 562): importing this imports neither NumPy
+nor typer.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-#: public name -> (private module of numpyml_core, name there)
-_NAMES: dict[str, tuple[str, str]] = {
-    # experiments and models: rebuilding a run's network in a worker, validating an experiment
-    "parse_experiment": ("config", "parse_experiment"),
-    "build_model": ("trainer", "build_model"),
+#: private module of numpyml_core -> the public names it defines (docs/plugins.md says what each is for)
+_MODULES: dict[str, tuple[str, ...]] = {
+    "config": ("parse_experiment", "signature_of"),
+    "trainer": ("build_model",),
+    "plugins": ("set_plugin_manager",),
+    "arrays": ("share_ranges", "as_float"),
+    "staleness": ("StalenessCompensation",),
+    "workers": ("check_workers",),
+    "blas": ("blas_threads", "blas_thread_limit", "blas_thread_count", "can_limit_blas_threads", "SHORT_WAIT"),
+    "data": ("ArraySplit", "data_dir_from_env"),
+    "io": ("atomic_write_text", "atomic_write_bytes"),
+    "serialization": ("save_tensors", "load_tensors", "read_metadata", "read_architecture", "loading_placeholder"),
+    "runfolder": ("check_plain_file_name",),
+    "commands": ("user_errors", "plugin_manager", "components_of_kind"),
+    "errors": ("did_you_mean", "shorten"),
+}
+#: public name -> (private module, name there; ``None``: the module itself)
+_NAMES: dict[str, tuple[str, str | None]] = {
+    **{name: (module, name) for module, names in _MODULES.items() for name in names},
     "validate_experiment": ("trainer", "check"),
-    "signature_of": ("config", "signature_of"),
-    "set_plugin_manager": ("plugins", "set_plugin_manager"),
-    "hookspecs": ("hookspecs", None),
-    # update strategies
-    "share_ranges": ("arrays", "share_ranges"),
-    "as_float": ("arrays", "as_float"),
-    "StalenessCompensation": ("staleness", "StalenessCompensation"),
     "STALENESS_RULES": ("staleness", "RULES"),
-    "check_workers": ("workers", "check_workers"),
-    # BLAS threads (one process-wide setting)
-    "blas_threads": ("blas", "blas_threads"),
-    "blas_thread_limit": ("blas", "blas_thread_limit"),
-    "blas_thread_count": ("blas", "blas_thread_count"),
-    "can_limit_blas_threads": ("blas", "can_limit_blas_threads"),
-    "SHORT_WAIT": ("blas", "SHORT_WAIT"),
-    # datasets
-    "ArraySplit": ("data", "ArraySplit"),
-    "data_dir_from_env": ("data", "data_dir_from_env"),
-    "cache_dir": ("data", "cache_dir"),
-    "search_directories": ("data", "search_directories"),
-    "find_file": ("data", "find_file"),
-    "describe_directories": ("data", "describe_directories"),
-    "read_maybe_gzip": ("data", "read_maybe_gzip"),
-    "download": ("data", "download"),
-    # files: atomic writes, safe tensors, model files, run-folder names
-    "atomic_write_text": ("io", "atomic_write_text"),
-    "atomic_write_bytes": ("io", "atomic_write_bytes"),
-    "save_tensors": ("serialization", "save_tensors"),
-    "load_tensors": ("serialization", "load_tensors"),
-    "read_metadata": ("serialization", "read_metadata"),
     "read_model": ("serialization", "load_model"),
-    "read_architecture": ("serialization", "read_architecture"),
-    "loading_placeholder": ("serialization", "loading_placeholder"),
-    "check_plain_file_name": ("runfolder", "check_plain_file_name"),
-    # commands added by plugins
-    "user_errors": ("commands", "user_errors"),
-    "plugin_manager": ("commands", "plugin_manager"),
-    "components_of_kind": ("commands", "components_of_kind"),
-    # messages
-    "did_you_mean": ("errors", "did_you_mean"),
-    "shorten": ("errors", "shorten"),
+    "hookspecs": ("hookspecs", None),
 }
 
 __all__ = sorted(_NAMES)
-
-if TYPE_CHECKING:  # what type checkers and editors see; at run time the names load lazily below
-    from . import hookspecs
-    from .arrays import as_float, share_ranges
-    from .blas import SHORT_WAIT, blas_thread_count, blas_thread_limit, blas_threads, can_limit_blas_threads
-    from .commands import components_of_kind, plugin_manager, user_errors
-    from .config import parse_experiment, signature_of
-    from .data import (ArraySplit, cache_dir, data_dir_from_env, describe_directories, download, find_file,
-                       read_maybe_gzip, search_directories)
-    from .errors import did_you_mean, shorten
-    from .io import atomic_write_bytes, atomic_write_text
-    from .plugins import set_plugin_manager
-    from .runfolder import check_plain_file_name
-    from .serialization import load_model as read_model
-    from .serialization import load_tensors, loading_placeholder, read_architecture, read_metadata, save_tensors
-    from .staleness import RULES as STALENESS_RULES
-    from .staleness import StalenessCompensation
-    from .trainer import build_model
-    from .trainer import check as validate_experiment
-    from .workers import check_workers
-
 
 def __getattr__(name: str) -> Any:
     try:

@@ -1,41 +1,11 @@
 """Gradient-staleness compensation for asynchronous updating (shared by ``async`` and ``ray_async``).
 
-A gradient is *stale* when the parameters moved between the moment a worker read them and the
-moment the parameter owner applies the gradient. The staleness ``tau`` of a gradient is counted in
-parameter updates, including the gradient's own::
-
-    tau = (updates applied before this one) - (updates applied when its worker read the parameters) + 1
-
-so ``tau = 1`` means nothing else was applied in between (exactly what ``serial`` does), and with
-``N`` workers taking turns ``tau`` is ``N`` in the steady state. This is the counting of Zhang,
-Gupta, Lian and Liu, "Staleness-aware Async-SGD for Distributed Deep Learning", IJCAI 2016, whose
-rule is the learning rate divided by the staleness.
-
-Rules (``kind``):
-
-* ``"none"``: apply the gradient as it is.
-* ``"divide"``: apply it with the learning rate divided by ``tau`` (``learning_rate / tau``); the
-  rule of the project numpyml replaces. The optimizer's ``learning_rate`` is changed for this one
-  step only (not the gradient), so the rule means the same for Adam, which ignores gradient scale.
-* ``"dc"``: delay-compensated ASGD (Zheng, Meng, Wang, Chen, Yu, Ma, Liu, "Asynchronous
-  Stochastic Gradient Descent with Delay Compensation", ICML 2017): a first-order Taylor
-  correction of the gradient towards the current parameters, with the diagonal of the outer
-  product ``g * g`` approximating the Hessian::
-
-      g <- g + lambda * g * g * (w_now - w_stale)          # element-wise; w_stale: the parameters read
-
-  with a constant ``lambda`` (``dc_lambda``; the paper's DC-ASGD-c).
-* ``"dc_adaptive"``: the same with the paper's adaptive ``lambda`` (DC-ASGD-a), element-wise::
-
-      mean_square <- dc_momentum * mean_square + (1 - dc_momentum) * g * g
-      lambda      <- dc_lambda / sqrt(mean_square + 1e-7)
-
-``tau = 1`` leaves every rule a plain step (``w_now == w_stale``).
+How the staleness ``tau`` is counted, the rules and their papers: docs/parallel.md ("Rules").
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
@@ -44,7 +14,11 @@ RULES = ("none", "divide", "dc", "dc_adaptive")
 
 
 class StalenessCompensation:
-    """Applies one of :data:`RULES` to a gradient before the optimizer step (see the module)."""
+    """Applies one of :data:`RULES` to a gradient of staleness ``tau`` (1: fresh) before the optimizer step.
+
+    ``divide`` divides the learning rate of that step by ``tau``; ``dc`` and ``dc_adaptive`` correct the
+    gradient (delay-compensated ASGD, with a constant or an adaptive ``lambda``).
+    """
 
     def __init__(self, kind: str = "divide", dc_lambda: float = 0.04, dc_momentum: float = 0.95):
         if kind not in RULES:
@@ -65,15 +39,13 @@ class StalenessCompensation:
 
     def compensate(self, grads: Mapping[str, np.ndarray], params_now: Mapping[str, np.ndarray],
                    params_stale: Mapping[str, np.ndarray], tau: int) -> None:
-        """Correct ``grads`` in place (the delay-compensation rules; the others leave it as is)."""
+        """Correct ``grads`` in place, ``g += lambda * g * g * (w_now - w_stale)`` (the ``dc`` rules only)."""
         if self.kind not in ("dc", "dc_adaptive"):
             return
         adaptive = self.kind == "dc_adaptive"
         for name, grad in grads.items():
-            work = self._work.get(name)
-            if work is None or work.shape != grad.shape:
-                work = self._work[name] = np.empty_like(grad)
-            if adaptive:  # the mean square is kept up to date even for fresh gradients
+            work = self._buffer(name, grad)
+            if adaptive:  # mean_square <- momentum * mean_square + (1 - momentum) * g * g, even when fresh
                 square = self.mean_square.get(name)
                 if square is None:
                     square = self.mean_square[name] = np.zeros_like(grad)
@@ -83,27 +55,21 @@ class StalenessCompensation:
                 square += work
             if tau <= 1:
                 continue
-            np.subtract(params_now[name], params_stale[name], out=work)  # w_now - w_stale
+            np.subtract(params_now[name], params_stale[name], out=work)
             work *= grad
-            work *= grad                                                  # g * g * (w_now - w_stale)
-            if adaptive:
-                scale = self._adaptive_scale(name)
+            work *= grad
+            if adaptive:  # lambda = dc_lambda / sqrt(mean_square + 1e-7)
+                scale = self._buffer(f"{name}#scale", square)
+                np.add(square, 1e-7, out=scale)
+                np.sqrt(scale, out=scale)
+                np.divide(self.dc_lambda, scale, out=scale)
                 work *= scale
             else:
                 work *= self.dc_lambda
             grad += work
 
-    def _adaptive_scale(self, name: str) -> np.ndarray:
-        key = f"{name}#scale"
-        square = self.mean_square[name]
-        scale = self._work.get(key)
-        if scale is None or scale.shape != square.shape:
-            scale = self._work[key] = np.empty_like(square)
-        np.add(square, 1e-7, out=scale)
-        np.sqrt(scale, out=scale)
-        np.divide(self.dc_lambda, scale, out=scale)
-        return scale
-
-    def describe(self) -> dict[str, Any]:
-        """The rule and its settings, as plain values (for a run's summary)."""
-        return {"kind": self.kind, "dc_lambda": self.dc_lambda, "dc_momentum": self.dc_momentum}
+    def _buffer(self, key: str, like: np.ndarray) -> np.ndarray:
+        buffer = self._work.get(key)
+        if buffer is None or buffer.shape != like.shape:
+            buffer = self._work[key] = np.empty_like(like)
+        return buffer

@@ -1,9 +1,7 @@
 """The training loop and its hook points.
 
-:func:`prepare` turns a validated :class:`~numpyml_core.config.ExperimentSpec` into a :class:`Run`
-(components built, model built and shape-checked, data loaded, validation carved out), and
-:func:`train` runs the epoch/batch loop, calling the hook points of :mod:`numpyml_core.hookspecs`
-on the callbacks registered for the run.
+:func:`prepare` builds a :class:`Run` from a validated experiment; :func:`train` runs the epoch/batch loop,
+calling the :mod:`~numpyml_core.hookspecs` hooks on the run's callbacks.
 """
 
 from __future__ import annotations
@@ -28,24 +26,15 @@ class TrainingDiverged(UserError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """A run stopped by Ctrl-C (a ``KeyboardInterrupt``), at a batch boundary when it could.
-
-    The trainer raises it after an interrupt was requested (``run.control.interrupt_requested``);
-    :func:`numpyml_core.run` raises it for any ``KeyboardInterrupt`` during training, after the
-    ``checkpoint`` callback wrote ``checkpoints/last.safetensors``, with ``run_dir`` (the run folder,
-    to resume) and ``checkpoint`` (that file, or ``None`` when none was written) set. ``epoch`` and
-    ``batch``: where it stopped (``batch`` 0: at the end of ``epoch``).
-    """
+    """A run stopped by Ctrl-C, at a batch boundary when it could: ``epoch`` and ``batch`` (0: at the end of
+    ``epoch``) say where. :func:`numpyml_core.run` sets ``run_dir`` (to resume) and ``checkpoint`` (the
+    checkpoint written, or ``None``)."""
 
     def __init__(self, epoch: int, batch: int, run_dir: Path | None = None, checkpoint: Path | None = None):
         where = f"in epoch {epoch} after batch {batch}" if batch else f"after epoch {epoch}"
-        if run_dir is None:
-            message = f"interrupted {where}"
-        else:
-            saved = (f"the last checkpoint is in {checkpoint.parent}" if checkpoint is not None
-                     else "no checkpoint was written")
-            message = f"interrupted {where}; {saved}. Continue with: numpyml resume {run_dir}"
-        super().__init__(message)
+        saved = "no checkpoint was written" if checkpoint is None else f"the last checkpoint is in {checkpoint.parent}"
+        resume = "" if run_dir is None else f"; {saved}. Continue with: numpyml resume {run_dir}"
+        super().__init__(f"interrupted {where}{resume}")
         self.epoch = epoch
         self.batch = batch
         self.run_dir = run_dir
@@ -54,12 +43,8 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 @dataclass
 class Control:
-    """Flags that steer the loop.
-
-    Callbacks set ``should_stop`` (with a ``stop_reason``) to end training after the current epoch;
-    they never raise to stop. ``interrupt_requested`` is set by the CLI's Ctrl-C handler: the
-    trainer stops at the next batch boundary, where the run's state is consistent.
-    """
+    """Flags that steer the loop: callbacks set ``should_stop`` (and ``stop_reason``) to end training after
+    the epoch; Ctrl-C sets ``interrupt_requested`` and the trainer stops at the next batch boundary."""
 
     should_stop: bool = False
     stop_reason: str = ""
@@ -92,14 +77,10 @@ class Run:
     epoch_losses: list[float] = field(default_factory=list)  # losses of the epoch in progress
     epoch_shuffle_state: dict | None = None  # shuffle generator state at the start of this epoch
     at_boundary: bool = True  # False while a batch is being trained
-    #: indices into ``splits["train"]`` of the batch being trained (a distributed strategy whose
-    #: workers hold the data may ship these instead of the arrays, when ``transforms`` is empty)
-    batch_indices: np.ndarray | None = None
+    batch_indices: np.ndarray | None = None  # of the batch being trained, into splits["train"]
     history: list[dict[str, Any]] = field(default_factory=list)
     callbacks: list[Any] = field(default_factory=list)
-    #: this run's own pluggy manager: the training hook specifications and this run's callbacks only
-    #: (never the plugin modules, never another run's callbacks); call the hooks through :attr:`hooks`
-    hook_manager: pluggy.PluginManager = field(default_factory=run_hook_manager)
+    hook_manager: pluggy.PluginManager = field(default_factory=run_hook_manager)  # this run's callbacks only
     started: float = field(default_factory=time.time)
 
     @property
@@ -109,14 +90,11 @@ class Run:
 
     @property
     def hooks(self) -> Any:
-        """The training hooks of this run, called on its callbacks only:
-        ``run.hooks.numpyml_before_update(run=run, params=params, grads=grads)`` (strategies call
-        that one; the trainer and checkpointing the others)."""
+        """The training hooks, called on this run's callbacks only (``run.hooks.numpyml_before_update(...)``)."""
         return self.hook_manager.hook
 
     def architecture(self) -> dict[str, Any]:
-        """What the run's model file holds besides the weights: input shape, layers, cost, dataset,
-        number and names of classes (see :mod:`numpyml_core.serialization`)."""
+        """What the run's model file holds besides the weights (see :mod:`numpyml_core.serialization`)."""
         return {
             "input_shape": list(self.model.input_shape),
             "layers": self.model.configs,
@@ -163,44 +141,35 @@ def build_model(spec: ExperimentSpec, manager: PluginManager, input_shape: tuple
     return model
 
 
-def check_output_size(spec: ExperimentSpec, model: Model, dataset: Any) -> None:
-    classes = getattr(dataset, "num_classes", None)
-    if classes is not None and model.output_shape != (classes,):
-        raise ConfigError(
-            f"{spec.source}: [[model.layers]]: the network outputs shape {model.output_shape} per sample but "
-            f"dataset '{spec.dataset.type}' has {classes} classes; the last layer must output ({classes},) "
-            f"(for example units = {classes})."
-        )
-
-
 def seeds(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
     """Independent generators for initialization (and dropout), shuffling and augmentation."""
     init, shuffle, augment = np.random.SeedSequence(seed).spawn(3)
     return np.random.default_rng(init), np.random.default_rng(shuffle), np.random.default_rng(augment)
 
 
-def check_declared_sizes(spec: ExperimentSpec, dataset: Any) -> None:
-    """Refuse ``[dataset] validation`` that leaves no training data, from the training size the
-    dataset declares (its optional ``split_sizes``, an upper bound), without loading anything."""
-    sizes = getattr(dataset, "split_sizes", None)
-    train = sizes.get("train") if isinstance(sizes, dict) else None
-    if not spec.validation or not isinstance(train, int) or isinstance(train, bool):
-        return
-    if spec.validation >= train:
-        raise ConfigError(
-            f"{spec.source}: [dataset] validation = {spec.validation} leaves no training data: dataset "
-            f"'{spec.dataset.type}' has at most {train:,} training samples. Hold out fewer (for example "
-            f"validation = {train // 6})."
-        )
+def _build(spec: ExperimentSpec, manager: PluginManager) -> tuple[Any, tuple[np.random.Generator, ...], Model]:
+    """The dataset, the generators of :func:`seeds` and the network, checked against the dataset's classes."""
+    dataset = _create(manager, spec.dataset)
+    rngs = seeds(spec.seed)
+    model = build_model(spec, manager, dataset.input_shape, rngs[0])
+    classes = getattr(dataset, "num_classes", None)
+    if classes is not None and model.output_shape != (classes,):
+        raise ConfigError(f"{spec.source}: [[model.layers]]: the network outputs shape {model.output_shape} per "
+                          f"sample but dataset '{spec.dataset.type}' has {classes} classes; the last layer must "
+                          f"output ({classes},) (for example units = {classes}).")
+    return dataset, rngs, model
 
 
 def check(spec: ExperimentSpec, manager: PluginManager) -> Model:
-    """Validate everything that can be checked without data: components, shapes, output size."""
-    dataset = _create(manager, spec.dataset)
-    init_rng, _, _ = seeds(spec.seed)
-    model = build_model(spec, manager, dataset.input_shape, init_rng)
-    check_output_size(spec, model, dataset)
-    check_declared_sizes(spec, dataset)
+    """Validate everything that can be checked without data: components, shapes, output size, and
+    ``validation`` against the training size the dataset declares (its optional ``split_sizes``)."""
+    dataset, _, model = _build(spec, manager)
+    sizes = getattr(dataset, "split_sizes", None)
+    train = sizes.get("train") if isinstance(sizes, dict) else None
+    if spec.validation and isinstance(train, int) and not isinstance(train, bool) and spec.validation >= train:
+        raise ConfigError(f"{spec.source}: [dataset] validation = {spec.validation} leaves no training data: "
+                          f"dataset '{spec.dataset.type}' has at most {train:,} training samples. Hold out fewer "
+                          f"(for example validation = {train // 6}).")
     for component in [spec.cost, spec.optimizer, spec.strategy, spec.schedule, *spec.transforms]:
         if component is not None:
             _create(manager, component)
@@ -210,13 +179,8 @@ def check(spec: ExperimentSpec, manager: PluginManager) -> Model:
 def prepare(spec: ExperimentSpec, manager: PluginManager, data_dir: str | None = None, folder: Any = None) -> Run:
     """Build the run's components and network, load the data and carve out the validation split.
     ``folder``: the :class:`numpyml_core.RunFolder` the run writes (``None``: no files)."""
-    dataset = _create(manager, spec.dataset)
-    init_rng, shuffle_rng, augment_rng = seeds(spec.seed)
-    model = build_model(spec, manager, dataset.input_shape, init_rng)
-    check_output_size(spec, model, dataset)
-    cost = _create(manager, spec.cost)
-    optimizer = _create(manager, spec.optimizer)
-    strategy = _create(manager, spec.strategy)
+    dataset, (init_rng, shuffle_rng, augment_rng), model = _build(spec, manager)
+    cost, optimizer, strategy = (_create(manager, part) for part in (spec.cost, spec.optimizer, spec.strategy))
     schedule = _create(manager, spec.schedule) if spec.schedule is not None else None
     transforms = [_create(manager, t) for t in spec.transforms]
 
@@ -225,30 +189,23 @@ def prepare(spec: ExperimentSpec, manager: PluginManager, data_dir: str | None =
         raise UserError(f"dataset '{spec.dataset.type}' returned no 'train' split (it has {sorted(splits)}).")
     for name, split in splits.items():
         if len(split) == 0:
-            raise UserError(
-                f"dataset '{spec.dataset.type}' returned an empty '{name}' split (0 samples): nothing to "
-                f"{'train on' if name == 'train' else 'evaluate'}. Check its data files."
-            )
+            raise UserError(f"dataset '{spec.dataset.type}' returned an empty '{name}' split (0 samples): nothing "
+                            f"to {'train on' if name == 'train' else 'evaluate'}. Check its data files.")
     if spec.validation:
         train = splits["train"]
         if spec.validation >= len(train):
-            raise ConfigError(
-                f"{spec.source}: [dataset] validation = {spec.validation} leaves no training data: the "
-                f"training split has {len(train)} samples."
-            )
+            raise ConfigError(f"{spec.source}: [dataset] validation = {spec.validation} leaves no training data: "
+                              f"the training split has {len(train)} samples.")
         if not hasattr(train, "subset"):
-            raise ConfigError(
-                f"{spec.source}: [dataset] validation: dataset '{spec.dataset.type}' cannot be split "
-                "(its train split has no subset method)."
-            )
+            raise ConfigError(f"{spec.source}: [dataset] validation: dataset '{spec.dataset.type}' cannot be split "
+                              "(its train split has no subset method).")
         cut = len(train) - spec.validation
         splits["validation"] = train.subset(cut, len(train))
         splits["train"] = train.subset(0, cut)
     for name in spec.training.eval_splits or []:
         if name not in splits:
-            raise ConfigError(
-                f"{spec.source}: [training] eval_splits: no split '{name}'; this run has {sorted(splits)}."
-            )
+            raise ConfigError(f"{spec.source}: [training] eval_splits: no split '{name}'; this run has "
+                              f"{sorted(splits)}.")
     return Run(
         spec=spec, manager=manager, dataset=dataset, model=model, cost=cost, optimizer=optimizer,
         strategy=strategy, schedule=schedule, transforms=transforms, splits=splits, folder=folder,
@@ -258,14 +215,10 @@ def prepare(spec: ExperimentSpec, manager: PluginManager, data_dir: str | None =
 
 
 def evaluate(model: Model, cost: Any, split: Any, batch_size: int = 1000, flip: bool = False) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` on a whole split, in evaluation mode.
-
-    ``flip``: average the outputs (probabilities) for each image and its horizontal mirror
-    (test-time augmentation for NHWC images); the loss is then the cost of the averaged outputs.
-    """
+    """Mean loss and accuracy of ``model`` on a whole split, in evaluation mode. ``flip``: average the outputs
+    for each NHWC image and its horizontal mirror (the loss is then the cost of the averaged outputs)."""
     n = len(split)
-    total_loss = 0.0
-    correct = 0
+    total_loss, correct = 0.0, 0
     for start in range(0, n, batch_size):
         indices = np.arange(start, min(start + batch_size, n))
         x, y = split.batch(indices)
@@ -280,27 +233,19 @@ def evaluate(model: Model, cost: Any, split: Any, batch_size: int = 1000, flip: 
     return {"loss": total_loss / max(n, 1), "accuracy": correct / max(n, 1)}
 
 
-def _check_finite(run: Run, loss: float, epoch: int, batch: int) -> None:
-    if math.isfinite(loss):
-        return
-    raise TrainingDiverged(
-        f"training diverged: the loss became {loss} at epoch {epoch}, batch {batch + 1}. "
-        f"The usual cause is a learning rate that is too high (it is {run.optimizer.learning_rate:g} in "
-        f"{run.spec.source} [optimizer]); try a smaller one, gradient clipping (clip_norm), or check the "
-        "input scaling."
-    )
+def _diverged(run: Run, what: str,
+              advice: str = ", gradient clipping (clip_norm), or check the input scaling.") -> TrainingDiverged:
+    return TrainingDiverged(f"training diverged: {what}. The usual cause is a learning rate that is too high (it is "
+                            f"{run.optimizer.learning_rate:g} in {run.spec.source} [optimizer]); try a smaller "
+                            f"one{advice}")
 
 
 def check_parameters(run: Run, where: str, note: str = "") -> None:
-    """Raise :class:`TrainingDiverged` if a parameter is not finite; ``where`` says when (for the
-    message), ``note`` is appended to it."""
+    """Raise :class:`TrainingDiverged` if a parameter is not finite; ``where`` (when) and ``note`` go in the message."""
     for name, value in run.model.params().items():
         if not np.all(np.isfinite(value)):
-            raise TrainingDiverged(
-                f"training diverged: parameter '{name}' is no longer finite {where}. The usual cause is a "
-                f"learning rate that is too high (it is {run.optimizer.learning_rate:g} in {run.spec.source} "
-                f"[optimizer]); try a smaller one or gradient clipping (clip_norm).{note}"
-            )
+            raise _diverged(run, f"parameter '{name}' is no longer finite {where}",
+                            f" or gradient clipping (clip_norm).{note}")
 
 
 def register_callbacks(run: Run, callbacks: list[Any]) -> None:
@@ -332,17 +277,15 @@ def train(run: Run) -> dict[str, Any]:
     try:
         run.strategy.setup(run)
         hooks.numpyml_on_run_start(run=run)
-        first_epoch = run.epoch + 1
-        if run.control.should_stop:  # resumed after a callback had already ended the run
-            first_epoch = spec.training.epochs + 1
+        # a run resumed after a callback had ended it trains no more epochs
+        first_epoch = spec.training.epochs + 1 if run.control.should_stop else run.epoch + 1
         for epoch in range(first_epoch, spec.training.epochs + 1):
             started = time.perf_counter()
-            resuming = run.batch > 0
-            if not resuming:
+            if run.batch > 0:  # continue mid-epoch: replay this epoch's shuffle from its saved start state
+                run.shuffle_rng.bit_generator.state = run.epoch_shuffle_state
+            else:
                 run.epoch_losses = []
                 run.epoch_shuffle_state = run.shuffle_rng.bit_generator.state
-            else:  # continue mid-epoch: replay this epoch's shuffle from its saved start state
-                run.shuffle_rng.bit_generator.state = run.epoch_shuffle_state
             hooks.numpyml_on_epoch_start(run=run, epoch=epoch)
             order = run.shuffle_rng.permutation(n) if spec.training.shuffle else np.arange(n)
             losses = run.epoch_losses
@@ -358,7 +301,8 @@ def train(run: Run) -> dict[str, Any]:
                     run.optimizer.learning_rate = float(run.schedule(run.step, epoch - 1, run.base_learning_rate))
                 loss = run.strategy.train_batch(run, x, y)
                 if loss is not None:
-                    _check_finite(run, loss, epoch, batch)
+                    if not math.isfinite(loss):
+                        raise _diverged(run, f"the loss became {loss} at epoch {epoch}, batch {batch + 1}")
                     losses.append(loss)
                 run.step += 1
                 run.batch = batch + 1
@@ -369,15 +313,15 @@ def train(run: Run) -> dict[str, Any]:
             end_epoch = getattr(run.strategy, "end_epoch", None)
             if end_epoch is not None:
                 for loss in end_epoch(run):
-                    _check_finite(run, loss, epoch, batches - 1)
+                    if not math.isfinite(loss):
+                        raise _diverged(run, f"the loss became {loss} at epoch {epoch}, batch {batches}")
                     losses.append(loss)
             check_parameters(run, f"at the end of epoch {epoch}")
             metrics: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan}
             for name in run.eval_splits:
                 result = evaluate(run.model, run.cost, run.splits[name], spec.training.eval_batch_size,
                                   flip=spec.training.eval_flip)
-                metrics[f"{name}_loss"] = result["loss"]
-                metrics[f"{name}_accuracy"] = result["accuracy"]
+                metrics.update({f"{name}_{key}": value for key, value in result.items()})
                 hooks.numpyml_on_evaluate_end(run=run, epoch=epoch, split=name, metrics=result)
             if run.schedule is not None:
                 metrics["learning_rate"] = run.optimizer.learning_rate
@@ -402,17 +346,13 @@ def train(run: Run) -> dict[str, Any]:
 
 
 def make_summary(run: Run) -> dict[str, Any]:
+    """The final figures: the last epoch's metrics, totals, the best validation accuracy, the stop reason."""
     last = run.history[-1] if run.history else {}
     summary: dict[str, Any] = {
-        "name": run.spec.name,
-        "epochs": run.epoch,
-        "steps": run.step,
-        "parameters": run.model.count_params(),
+        "name": run.spec.name, "epochs": run.epoch, "steps": run.step, "parameters": run.model.count_params(),
         "seconds": round(sum(row.get("seconds", 0.0) for row in run.history), 3),
+        **{key: value for key, value in last.items() if key not in ("epoch", "seconds")},
     }
-    for key, value in last.items():
-        if key not in ("epoch", "seconds"):
-            summary[key] = value
     if "validation_accuracy" in last:
         best = max(run.history, key=lambda row: row["validation_accuracy"])
         summary["best_validation_accuracy"] = best["validation_accuracy"]

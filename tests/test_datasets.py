@@ -20,10 +20,10 @@ import pytest
 from conftest import require_real_data
 from idx_files import SPLIT_FILES, idx_bytes, make_split, write_dataset, write_idx
 from numpyml_core import UserError, create
-from numpyml_core import data as core_data
 from numpyml_core.data import ArraySplit
 from numpyml_core.protocols import Dataset, Split
 from numpyml_datasets import FashionMNIST, MNIST
+from numpyml_datasets import files
 from numpyml_datasets import mnist as mnist_module
 from numpyml_datasets.idx import read_idx_images, read_idx_labels
 
@@ -284,13 +284,13 @@ def test_files_directly_in_the_data_dir_get_a_hint(tmp_path):
 
 def test_search_directories_helper(tmp_path, monkeypatch):
     monkeypatch.setenv("NUMPYML_DATA_DIR", str(tmp_path / "env"))
-    dirs = core_data.search_directories(("a", "b"), None, system_dirs=["/sys-dir"])
+    dirs = files.search_directories(("a", "b"), None, system_dirs=["/sys-dir"])
     assert dirs == [tmp_path / "env" / "a", tmp_path / "env" / "b", Path("/sys-dir"), tmp_path / "cache" / "a"]
-    assert core_data.search_directories(("a",), tmp_path / "arg", cache=False) == [tmp_path / "arg" / "a"]
+    assert files.search_directories(("a",), tmp_path / "arg", cache=False) == [tmp_path / "arg" / "a"]
     (tmp_path / "env" / "b").mkdir(parents=True)
     (tmp_path / "env" / "b" / "f").write_text("x")
-    assert core_data.find_file(["f.gz", "f"], dirs) == tmp_path / "env" / "b" / "f"
-    assert core_data.find_file(["g"], dirs) is None
+    assert files.find_file(["f.gz", "f"], dirs) == tmp_path / "env" / "b" / "f"
+    assert files.find_file(["g"], dirs) is None
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,7 +351,7 @@ def test_download_with_matching_checksums(tmp_path, server):
     body = os.urandom(3 * 1024 * 1024 + 17)
     server.routes["/data.bin"] = ("ok", body)
     destination = tmp_path / "dl" / "sub" / "data.bin"
-    result = core_data.download(
+    result = files.download(
         f"{server.url}/data.bin", destination, md5(body), sha256=hashlib.sha256(body).hexdigest()
     )
     assert result == destination and destination.read_bytes() == body
@@ -361,7 +361,7 @@ def test_download_with_matching_checksums(tmp_path, server):
 def test_download_from_a_file_url(tmp_path):
     source = tmp_path / "source.gz"
     source.write_bytes(b"payload")
-    destination = core_data.download(source.as_uri(), tmp_path / "out" / "x.gz", md5(b"payload"))
+    destination = files.download(source.as_uri(), tmp_path / "out" / "x.gz", md5(b"payload"))
     assert destination.read_bytes() == b"payload"
 
 
@@ -373,7 +373,7 @@ def test_downloaded_files_follow_the_umask(tmp_path, umask):
     source.write_bytes(b"payload")
     previous = os.umask(umask)
     try:
-        destination = core_data.download(source.as_uri(), tmp_path / "out" / "x.gz", md5(b"payload"))
+        destination = files.download(source.as_uri(), tmp_path / "out" / "x.gz", md5(b"payload"))
     finally:
         os.umask(previous)
     assert destination.stat().st_mode & 0o777 == 0o666 & ~umask
@@ -383,7 +383,7 @@ def test_download_checksum_mismatch_deletes_the_file(tmp_path, server):
     server.routes["/data.bin"] = ("ok", b"not what you expected")
     destination = tmp_path / "dl" / "data.bin"
     with pytest.raises(UserError, match="failed its checksum: md5 is .* expected 0123") as info:
-        core_data.download(f"{server.url}/data.bin", destination, "0123456789abcdef0123456789abcdef")
+        files.download(f"{server.url}/data.bin", destination, "0123456789abcdef0123456789abcdef")
     assert f"{server.url}/data.bin" in str(info.value)
     assert_no_leftovers(destination.parent)
 
@@ -393,7 +393,7 @@ def test_failed_download_keeps_an_existing_file(tmp_path, server):
     destination = tmp_path / "data.bin"
     destination.write_bytes(b"old")
     with pytest.raises(UserError):
-        core_data.download(f"{server.url}/data.bin", destination, md5(b"other"))
+        files.download(f"{server.url}/data.bin", destination, md5(b"other"))
     assert destination.read_bytes() == b"old"
     assert not list(tmp_path.glob(".data.bin.*"))  # no temporary file left behind
 
@@ -404,7 +404,7 @@ def test_interrupted_download_leaves_no_file(tmp_path, server, checksum):
     server.routes["/data.bin"] = ("short", body)  # announces 10000 bytes, sends 5000, closes
     destination = tmp_path / "dl" / "data.bin"
     with pytest.raises(UserError, match="interrupted: received 5000 of 10000 bytes"):
-        core_data.download(f"{server.url}/data.bin", destination, md5(body * 2) if checksum else None)
+        files.download(f"{server.url}/data.bin", destination, md5(body * 2) if checksum else None)
     assert_no_leftovers(destination.parent)
 
 
@@ -412,16 +412,16 @@ def test_stalled_download_times_out_and_leaves_no_file(tmp_path, server):
     server.routes["/data.bin"] = ("stall", b"y" * 1000)
     destination = tmp_path / "dl" / "data.bin"
     with pytest.raises(UserError, match="cannot download .*timed out"):
-        core_data.download(f"{server.url}/data.bin", destination, None, timeout=0.3)
+        files.download(f"{server.url}/data.bin", destination, None, timeout=0.3)
     assert_no_leftovers(destination.parent)
 
 
 def test_download_http_error_and_unreachable_server(tmp_path, server):
     destination = tmp_path / "dl" / "data.bin"
     with pytest.raises(UserError, match="HTTP 404"):
-        core_data.download(f"{server.url}/missing.bin", destination, None)
+        files.download(f"{server.url}/missing.bin", destination, None)
     with pytest.raises(UserError, match="cannot download"):
-        core_data.download("http://127.0.0.1:9/nothing", destination, None, timeout=2)  # discard port
+        files.download("http://127.0.0.1:9/nothing", destination, None, timeout=2)  # discard port
     assert_no_leftovers(destination.parent)
 
 
@@ -467,7 +467,7 @@ def test_download_false_never_touches_the_network(tmp_path, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("download attempted")
 
-    monkeypatch.setattr(core_data, "download", no_network)
+    monkeypatch.setattr(files, "download", no_network)
     with pytest.raises(UserError, match="downloading is switched off"):
         MNIST(download=False).load(None)
 

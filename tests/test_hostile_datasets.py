@@ -448,7 +448,7 @@ def test_a_dataset_without_declared_sizes_is_not_checked_by_validate(blobs_exper
 
 
 def test_read_maybe_gzip_stops_at_its_limit(tmp_path):
-    from numpyml_core.data import read_maybe_gzip
+    from numpyml_datasets.files import read_maybe_gzip
 
     path = write_bomb(tmp_path / "blob.gz", b"head", 3 * GiB // 2)
     with address_space_cap(GiB):

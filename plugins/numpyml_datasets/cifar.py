@@ -13,7 +13,7 @@ Where the files are looked for, in order:
 
 1. ``<data_dir>/cifar10/cifar-10-batches-py/`` (``<data_dir>/cifar100/cifar-100-python/``), where
    ``data_dir`` is the CLI's ``--data-dir`` or else ``NUMPYML_DATA_DIR``;
-2. the download cache, ``numpyml_core.data.cache_dir()/cifar10/cifar-10-batches-py/``;
+2. the download cache, ``files.cache_dir()/cifar10/cifar-10-batches-py/``;
 3. the official archive ``cifar-10-python.tar.gz`` (``cifar-100-python.tar.gz``) in one of those
    dataset folders, checked against its md5 and sha256 and extracted into the cache;
 4. when ``download`` is true, the official archive downloaded into the cache (checksums checked,
@@ -52,6 +52,8 @@ import numpy as np
 from numpyml_core import UserError
 from numpyml_core import plugin_api
 from numpyml_core.plugin_api import ArraySplit
+
+from . import files
 
 IMAGE_SHAPE = (32, 32, 3)
 PIXELS = 32 * 32 * 3
@@ -562,13 +564,13 @@ class _CifarDataset:
     # -- where the files are -------------------------------------------------------------------
     def search_dirs(self, data_dir: str | os.PathLike | None) -> list[Path]:
         """The dataset folders, in order: ``<data dir>/<folder>``, then ``<cache>/<folder>``."""
-        return plugin_api.search_directories((self.folder,), data_dir)
+        return files.search_directories((self.folder,), data_dir)
 
     def _cache_folder(self) -> Path:
-        return plugin_api.cache_dir() / self.folder
+        return files.cache_dir() / self.folder
 
     def _complete(self, folder: Path) -> bool:
-        names = [name for files in self.split_files.values() for name in files] + [self.meta_file]
+        names = [name for group in self.split_files.values() for name in group] + [self.meta_file]
         return all((folder / name).is_file() for name in names)
 
     def locate(self, data_dir: str | os.PathLike | None) -> Path:
@@ -583,14 +585,14 @@ class _CifarDataset:
             if folder.is_dir():
                 partial.append(folder)
         cache = self._cache_folder()
-        archive = plugin_api.find_file([self.archive], dirs)
+        archive = files.find_file([self.archive], dirs)
         if archive is not None:
             self._verify_archive(archive)
         elif self.download:
             archive = cache / self.archive
             print(f"numpyml: downloading {self.title} from {self.url} to {archive}", file=sys.stderr)
             try:
-                plugin_api.download(self.url, archive, self.md5, sha256=self.sha256)
+                files.download(self.url, archive, self.md5, sha256=self.sha256)
             except UserError as exc:
                 raise UserError(f"{exc} " + self._missing_message(dirs, data_dir, partial, "the download failed")) from None
         else:
@@ -620,10 +622,10 @@ class _CifarDataset:
             )
 
     def _missing_message(self, dirs: list[Path], data_dir, partial: list[Path], why: str) -> str:
-        names = [name for files in self.split_files.values() for name in files] + [self.meta_file]
+        names = [name for group in self.split_files.values() for name in group] + [self.meta_file]
         lines = [
             f"{self.title}: no complete '{self.top}/' folder ({', '.join(names)}) and no {self.archive} found. "
-            f"Looked in: {plugin_api.describe_directories(dirs)}; and {why}."
+            f"Looked in: {files.describe_directories(dirs)}; and {why}."
         ]
         for folder in partial:
             missing = [name for name in names if not (folder / name).is_file()]

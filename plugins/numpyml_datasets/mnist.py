@@ -5,7 +5,7 @@ Both ship as four IDX files with the same official names, looked for (each file 
 1. ``<data_dir>/mnist/`` (``<data_dir>/fashion-mnist/`` or ``<data_dir>/fashion_mnist/``), where
    ``data_dir`` is the CLI's ``--data-dir`` or else ``NUMPYML_DATA_DIR``;
 2. for Fashion-MNIST, the Debian package's folder :data:`DEBIAN_FASHION_MNIST_DIR`;
-3. the download cache, ``numpyml_core.data.cache_dir()/<mnist|fashion-mnist>/``;
+3. the download cache, ``files.cache_dir()/<mnist|fashion-mnist>/``;
 4. when ``download`` is true, the official source, downloaded into the cache with its md5 checked.
 
 Each name is accepted with ``.gz`` or without; compression is detected by content. Parsed arrays
@@ -24,6 +24,7 @@ from numpyml_core import UserError
 from numpyml_core import plugin_api
 from numpyml_core.plugin_api import ArraySplit
 
+from . import files
 from .idx import read_idx_images, read_idx_labels
 
 #: Where Debian's ``dataset-fashion-mnist`` package installs the files.
@@ -79,17 +80,17 @@ class _IdxDataset:
         return []
 
     def search_dirs(self, data_dir: str | os.PathLike | None) -> list[Path]:
-        return plugin_api.search_directories(self.folders, data_dir, system_dirs=self.system_dirs())
+        return files.search_directories(self.folders, data_dir, system_dirs=self.system_dirs())
 
     def _download_dir(self) -> Path:
-        return plugin_api.cache_dir() / self.folders[0]
+        return files.cache_dir() / self.folders[0]
 
     def locate(self, data_dir: str | os.PathLike | None) -> dict[str, Path]:
         """Official name (without ``.gz``) -> path of every file, downloading missing ones when
         allowed."""
         dirs = self.search_dirs(data_dir)
         stems = [name for pair in SPLIT_FILES.values() for name in pair]
-        found = {stem: plugin_api.find_file([f"{stem}.gz", stem], dirs) for stem in stems}
+        found = {stem: files.find_file([f"{stem}.gz", stem], dirs) for stem in stems}
         missing = [stem for stem, path in found.items() if path is None]
         if not missing:
             return found  # type: ignore[return-value]
@@ -101,7 +102,7 @@ class _IdxDataset:
             destination = self._download_dir() / name
             print(f"numpyml: downloading {self.title} {name} from {url} to {destination}", file=sys.stderr)
             try:
-                found[stem] = plugin_api.download(url, destination, self.md5.get(name))
+                found[stem] = files.download(url, destination, self.md5.get(name))
             except UserError as exc:
                 raise UserError(
                     f"{exc} " + self._missing_message([stem], dirs, data_dir, "the download failed")
@@ -114,7 +115,7 @@ class _IdxDataset:
         root = data_dir if data_dir is not None else plugin_api.data_dir_from_env()
         lines = [
             f"{self.title}: {plural} {names} not found (also accepted without .gz, raw or gzip). "
-            f"Looked in: {plugin_api.describe_directories(dirs)}; and {why}."
+            f"Looked in: {files.describe_directories(dirs)}; and {why}."
         ]
         if root is not None:
             stray = [s for s in stems if (Path(root) / f"{s}.gz").is_file() or (Path(root) / s).is_file()]
