@@ -20,6 +20,7 @@ from .serialization import (check_finite, describe, is_int, load_tensors, parse_
 
 FORMAT = "numpyml-checkpoint"
 FORMAT_VERSION = "1"
+_RNGS = ("init", "shuffle", "augment")  # the run's generators: run.init_rng, ...
 _DAMAGED = " The checkpoint is damaged or was not written by numpyml; remove it to start the run again."
 
 
@@ -60,11 +61,10 @@ def capture(run: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
                     callbacks[key][name] = value
     hooks_state: dict[str, Any] = {}
     run.hooks.numpyml_on_checkpoint_save(run=run, state=hooks_state)
-    rngs = {"init": run.init_rng, "shuffle": run.shuffle_rng, "augment": run.augment_rng}
     return tensors, {
         "epoch": run.epoch, "batch": run.batch, "step": run.step, "epoch_losses": list(run.epoch_losses),
         "history": run.history,
-        "rng": {**{name: rng.bit_generator.state for name, rng in rngs.items()},
+        "rng": {**{name: getattr(run, f"{name}_rng").bit_generator.state for name in _RNGS},
                 "epoch_shuffle": run.epoch_shuffle_state},
         "learning_rate": float(getattr(run.optimizer, "learning_rate", math.nan)),
         "control": {"should_stop": run.control.should_stop, "stop_reason": run.control.stop_reason},
@@ -73,8 +73,7 @@ def capture(run: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 
 
 def save_checkpoint(path: str | Path, run: Any) -> None:
-    """Write the run's state to ``path`` atomically, refusing non-finite parameters (the last good
-    checkpoint stays)."""
+    """Write the run's state to ``path`` atomically, refusing non-finite parameters (the last good one stays)."""
     from . import __version__
     from .trainer import check_parameters
 
@@ -127,7 +126,7 @@ def validate_state(state: Any, path: str | Path) -> dict[str, Any]:
         need(isinstance(row, dict), ("history", i), row, "an object (one epoch's metrics)")
     rng = state.get("rng")
     need(isinstance(rng, dict), ("rng",), rng, "an object of random generator states")
-    for name in ("init", "shuffle", "augment", "epoch_shuffle"):
+    for name in (*_RNGS, "epoch_shuffle"):
         problem = None if name == "epoch_shuffle" and rng.get(name) is None else _bit_generator_problem(rng.get(name))
         need(problem is None, ("rng", name), rng.get(name), f"a NumPy bit generator state ({problem})")
     rate = state.get("learning_rate", 0.0)
@@ -177,9 +176,9 @@ def restore(run: Any, tensors: dict[str, np.ndarray], state: dict[str, Any], sou
     run.epoch, run.batch, run.step = int(state["epoch"]), int(state["batch"]), int(state["step"])
     run.epoch_losses = [float(x) for x in state["epoch_losses"]]
     run.history = list(state["history"])
-    for name, generator in (("init", run.init_rng), ("shuffle", run.shuffle_rng), ("augment", run.augment_rng)):
+    for name in _RNGS:
         try:
-            generator.bit_generator.state = state["rng"][name]
+            getattr(run, f"{name}_rng").bit_generator.state = state["rng"][name]
         except (TypeError, ValueError, KeyError) as exc:
             raise UserError(f"{source}: 'state.rng.{name}' does not fit this run's random generator ({exc}).") from None
     run.epoch_shuffle_state = state["rng"]["epoch_shuffle"]

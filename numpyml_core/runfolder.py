@@ -6,8 +6,10 @@ life (the kernel releases it however the process ends), so two runs never share 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
+import itertools
 import json
 import math
 import os
@@ -17,10 +19,6 @@ from typing import Any, Literal
 
 from .errors import UserError
 from .io import atomic_write_text
-
-#: The lock file in a run folder, held while a run or resume writes there.
-LOCK_NAME = ".numpyml.lock"
-
 
 def check_plain_file_name(value: str, what: str) -> None:
     """Raise ``ValueError`` (naming ``what``) unless ``value`` is a plain file name a callback may write in a
@@ -45,7 +43,7 @@ class RunFolder:
     MODEL = "model.safetensors"
     CHECKPOINTS = "checkpoints"
     REPORT = "report.html"
-    LOCK = LOCK_NAME
+    LOCK = ".numpyml.lock"  # held while a run or resume writes here
 
     def __init__(self, path: str | os.PathLike, fd: int | None = None, created: list[Path] | None = None) -> None:
         self.path = Path(path)
@@ -145,7 +143,7 @@ class RunFolder:
     def is_untouched(self) -> bool:
         """True when the folder holds nothing but the lock file."""
         try:
-            return all(entry.name == LOCK_NAME for entry in self.path.iterdir())
+            return all(entry.name == self.LOCK for entry in self.path.iterdir())
         except OSError:
             return False
 
@@ -154,10 +152,8 @@ class RunFolder:
         created if they are still empty."""
         if self._fd is None:
             return
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(self.lock_path)  # while still holding the lock: see _lock
-        except OSError:
-            pass
         os.close(self._fd)
         self._fd = None
         for folder in self._created if discard else ():
@@ -182,13 +178,13 @@ def _number(value: Any) -> float:
 
 #: Names in a run folder that numpyml itself writes: a callback may not write a file of its own there.
 RESERVED_NAMES = (RunFolder.CONFIG, RunFolder.MODEL, RunFolder.SUMMARY, RunFolder.CHECKPOINTS, RunFolder.REPORT,
-                  LOCK_NAME)
+                  RunFolder.LOCK)
 
 
 def _lock(path: Path, what: str) -> int:
-    """Hold ``path/LOCK_NAME`` with ``flock``; a :class:`UserError` when another process holds it. A holder
+    """Hold ``path/RunFolder.LOCK`` with ``flock``; a :class:`UserError` when another process holds it. A holder
     removes the lock file before releasing it, so once locked, check that the name is still our file."""
-    lock = path / LOCK_NAME
+    lock = path / RunFolder.LOCK
     for _ in range(100):
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
@@ -226,7 +222,7 @@ def claim_new(path: str | os.PathLike, what: str = "--output") -> RunFolder:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{what} {path}: exists and is not a folder; choose another path.")
-    missing = [parent for parent in path.parents if not parent.exists()]  # innermost first
+    missing = list(itertools.takewhile(lambda parent: not parent.exists(), path.parents))  # innermost first
     created = []
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -254,7 +250,8 @@ def claim_default(root: str | os.PathLike, name: str) -> RunFolder:
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"{root}: cannot create the folder for runs ({exc.strerror or exc}); pass --output DIR.") from None
+        raise UserError(f"{root}: cannot create the folder for runs ({exc.strerror or exc}); "
+                        "pass --output DIR.") from None
     for suffix in range(1, 10_000):
         path = root / (f"{name}-{stamp}" if suffix == 1 else f"{name}-{stamp}-{suffix}")
         try:
@@ -262,7 +259,8 @@ def claim_default(root: str | os.PathLike, name: str) -> RunFolder:
         except FileExistsError:
             continue
         except OSError as exc:
-            raise UserError(f"{path}: cannot create the run folder ({exc.strerror or exc}); pass --output DIR.") from None
+            raise UserError(f"{path}: cannot create the run folder ({exc.strerror or exc}); "
+                            "pass --output DIR.") from None
         return RunFolder(path, _lock(path, "run folder"), [path])
     raise UserError(f"{root}: too many runs named '{name}' started in this second; pass --output DIR.")
 
@@ -290,19 +288,22 @@ def resume_point(folder: RunFolder, metrics_files: list[str]) -> Path | None:
                         "Nothing was changed: move it away, then resume again.")
     if last.is_file():
         return last
-    found = [f"{checkpoints.name}/{p.name}" for p in sorted(checkpoints.iterdir()) if not p.name.startswith(".")] \
-        if checkpoints.is_dir() else []
+    found = []
+    if checkpoints.is_dir():
+        found += [f"{checkpoints.name}/{p.name}" for p in sorted(checkpoints.iterdir()) if not p.name.startswith(".")]
     for path in metrics:
         try:
             with open(path, "rb") as handle:
                 rows = max(sum(1 for line in handle if line.strip()) - 1, 0)  # rows after the header
         except OSError:
             rows = 0
-        found += [f"{path.name} ({rows} epoch{'s' if rows != 1 else ''})"] if rows else []
+        if rows:
+            found.append(f"{path.name} ({rows} epoch{'s' if rows != 1 else ''})")
     found += [target.name for target in (folder.model_path, folder.summary_path) if target.exists()]
     if not found:
         return None
-    advice = f"To continue from the best checkpoint, copy it: cp {best} {last}, then resume again. " if best.is_file() else ""
+    advice = (f"To continue from the best checkpoint, copy it: cp {best} {last}, then resume again. "
+              if best.is_file() else "")
     raise UserError(f"{folder.path}: cannot resume: {last} is missing, but the folder holds {', '.join(found)}; "
                     f"starting the run over would overwrite them, so nothing was changed. {advice}To start over in "
                     f"a new folder: numpyml run {folder.config_path} --output NEW_FOLDER.")

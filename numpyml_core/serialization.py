@@ -59,25 +59,18 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         return handle.metadata() or {}
 
 
-def read_tensor_index(path: str | Path) -> dict[str, tuple[int, ...]]:
-    """``{name: shape}`` of a safetensors file's tensors, from its header only."""
-    with _open(path) as handle:
-        return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
-
-
 def load_tensors(path: str | Path) -> dict[str, np.ndarray]:
     """Every tensor of a safetensors file."""
     with _open(path) as handle:
         return {name: handle.get_tensor(name) for name in handle.keys()}
 
 
-def save_model(path: str | Path, model: Any, architecture: dict[str, Any], extra: dict[str, str] | None = None) -> None:
-    """Write a model file: ``model``'s tensors, ``architecture`` as JSON metadata (plus ``extra`` keys)."""
+def save_model(path: str | Path, model: Any, architecture: dict[str, Any]) -> None:
+    """Write a model file: ``model``'s tensors, ``architecture`` as JSON metadata."""
     from . import __version__
 
-    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": json.dumps(architecture),
-                "numpyml_version": __version__, **(extra or {})}
-    save_tensors(path, model.tensors(), metadata)
+    save_tensors(path, model.tensors(), {"format": FORMAT, "format_version": FORMAT_VERSION,
+                                         "architecture": json.dumps(architecture), "numpyml_version": __version__})
 
 
 def key_path(parts: list[Any] | tuple[Any, ...]) -> str:
@@ -144,7 +137,8 @@ def validate_architecture(arch: Any, path: str | Path) -> dict[str, Any]:
     shape = arch.get("input_shape")
     need(isinstance(shape, list) and shape and all(is_int(d) and d >= 1 for d in shape), ("input_shape",), shape,
          "a non-empty list of positive integers (the per-sample input shape)")
-    need(math.prod(shape) <= MAX_INPUT_VALUES, ("input_shape",), shape, f"at most {MAX_INPUT_VALUES:,} values per sample")
+    need(math.prod(shape) <= MAX_INPUT_VALUES, ("input_shape",), shape,
+         f"at most {MAX_INPUT_VALUES:,} values per sample")
     layers = arch.get("layers")
     need(isinstance(layers, list) and layers, ("layers",), layers, "a non-empty list of layer tables")
     for index, table in enumerate(layers):
@@ -210,7 +204,8 @@ def load_model(path: str | Path, manager: Any = None) -> tuple[Any, dict[str, An
 
     manager = manager or get_plugin_manager()
     arch = read_architecture(path)
-    stored = read_tensor_index(path)
+    with _open(path) as handle:  # {name: shape}, from the header only
+        stored = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
     configs = list(arch["layers"])
     layers = []
     for index, table in enumerate(configs):
@@ -234,6 +229,9 @@ def load_model(path: str | Path, manager: Any = None) -> tuple[Any, dict[str, An
     token = _LOADING_BUDGET.set(max(map(math.prod, stored.values()), default=0))
     try:
         model.build(tuple(arch["input_shape"]), np.random.default_rng(0), after_layer=after_layer)
+        tensors = load_tensors(path)
+        check_finite(tensors, path)
+        model.load_tensors(tensors)
     except ParameterTooLarge as exc:
         index = len(built)
         own = [f"'{name}' {shape}" for name, shape in stored.items() if name.startswith(f"{index}.")]
@@ -245,10 +243,4 @@ def load_model(path: str | Path, manager: Any = None) -> tuple[Any, dict[str, An
         raise UserError(f"{path}: {exc}.") from None
     finally:
         _LOADING_BUDGET.reset(token)
-    tensors = load_tensors(path)
-    check_finite(tensors, path)
-    try:
-        model.load_tensors(tensors)
-    except ValueError as exc:
-        raise UserError(f"{path}: {exc}.") from None
     return model, arch
