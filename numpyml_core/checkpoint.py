@@ -1,8 +1,6 @@
 """Checkpoints: everything a run needs to continue exactly, in one safetensors file (see docs/reliability.md).
 
-Tensors ``model/<name>``, ``optimizer/<key>`` and ``callback/<id>/<key>``; metadata ``format``
-(``numpyml-checkpoint``), ``format_version`` and ``state``, JSON written by :func:`capture`.
-"""
+Tensors ``model/*``, ``optimizer/*``, ``callback/<id>/*``; metadata ``format``, ``format_version``, ``state`` (JSON)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,7 @@ from typing import Iterable
 
 
 class UserError(Exception):
-    """A mistake the user can fix (a bad experiment file, a missing data file, ...): the CLI prints the
-    message (naming the file, the key and what was expected) and exits with status 2, no traceback."""
+    """A mistake the user can fix: the CLI prints the message (file, key, what was expected), exit status 2."""
 
     exit_code = 2
 
@@ -19,8 +18,7 @@ class ConfigError(UserError):
 
 
 class RunFailed(UserError):
-    """Training could not go on for a reason outside the experiment file (a worker or cluster node died,
-    a cluster could not be reached); the CLI prints the message and exits with status 1."""
+    """Training could not go on for a reason outside the experiment (a worker or node died): exit status 1."""
 
     exit_code = 1
 
@@ -30,8 +28,7 @@ class PluginWarning(UserWarning):
 
 
 class MissingExtra(UserError):
-    """A component's optional dependency (an extra such as ``numpyml[mlflow]``) is not installed; the
-    message says what to install. ``numpyml check`` reports such a component as skipped, not failed."""
+    """A component's optional dependency (an extra such as ``numpyml[mlflow]``) is not installed."""
 
 
 class PluginError(Exception):
@@ -51,8 +48,7 @@ _REPR.maxdict, _REPR.maxstring, _REPR.maxlong, _REPR.maxother = 4, 60, 40, 60
 
 
 def shorten(value: object, limit: int = 80) -> str:
-    """``repr(value)`` cut to about ``limit`` characters for an error message, noting the length of a long
-    list, table or string (``[1, 1, 1, ...] (300,000 items)``)."""
+    """``repr(value)`` cut to about ``limit`` characters for a message: ``[1, 1, 1, ...] (300,000 items)``."""
     text = _REPR.repr(value)
     if len(text) > limit:
         text = text[:limit - 3] + "..."

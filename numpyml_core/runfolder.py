@@ -1,8 +1,6 @@
 """The run folder: the one place that knows its files' names, reads and writes them, and claims it.
 
-A new run creates its folder exclusively (``os.mkdir``) and holds a lock file in it with ``flock`` for its whole
-life (the kernel releases it however the process ends), so two runs never share a folder (docs/reliability.md).
-"""
+A run creates its folder exclusively and holds a lock file in it with ``flock`` (see docs/reliability.md)."""
 
 from __future__ import annotations
 
@@ -220,8 +218,6 @@ def claim_new(path: str | os.PathLike, what: str = "--output") -> RunFolder:
     """Claim ``path`` for a new run: create it (or take an existing empty folder) and hold its lock; a
     :class:`UserError` when it is a file, is not empty, is in use or cannot be created."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{what} {path}: exists and is not a folder; choose another path.")
     missing = list(itertools.takewhile(lambda parent: not parent.exists(), path.parents))  # innermost first
     created = []
     try:

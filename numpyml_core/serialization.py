@@ -1,8 +1,6 @@
 """Model files: safetensors weights (never pickled) with the architecture as JSON in the header metadata.
 
-Metadata keys (strings): ``format`` (``numpyml-model``), ``format_version`` (``1``), ``architecture`` (JSON
-``{"input_shape", "layers": [{"type", **params}], "num_classes", "class_names"}``), ``numpyml_version``.
-"""
+Metadata: ``format`` (``numpyml-model``), ``format_version``, ``architecture`` (JSON), ``numpyml_version``."""
 
 from __future__ import annotations
 
