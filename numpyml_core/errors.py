@@ -1,4 +1,4 @@
-"""Errors meant for people."""
+"""Errors meant for people, and helpers for their messages."""
 
 from __future__ import annotations
 
@@ -8,11 +8,7 @@ from typing import Iterable
 
 
 class UserError(Exception):
-    """A mistake the user can fix (a bad experiment file, a missing data file, ...).
-
-    The CLI prints the message (one paragraph, naming the file and key and what was expected) and
-    exits with status 2, never a traceback.
-    """
+    """A mistake the user can fix: the CLI prints the message (file, key, what was expected), exit status 2."""
 
     exit_code = 2
 
@@ -22,25 +18,17 @@ class ConfigError(UserError):
 
 
 class RunFailed(UserError):
-    """Training could not go on for a reason outside the experiment file: a worker process or a
-    cluster node died, a cluster could not be reached. The CLI prints the message (which names the
-    worker, node or address and the cause) and exits with status 1, without a traceback."""
+    """Training could not go on for a reason outside the experiment (a worker or node died): exit status 1."""
 
     exit_code = 1
 
 
 class PluginWarning(UserWarning):
-    """Something in an installed plugin is ignored (it still loads): for instance a training hook
-    defined at module level, which never runs (training hooks belong to a run's callbacks)."""
+    """Something in an installed plugin is ignored, such as a training hook defined at module level."""
 
 
 class MissingExtra(UserError):
-    """An optional dependency of a component (an extra such as ``numpyml[mlflow]``) is not installed.
-
-    Raised by a component when it is built without the library it needs; the message says what to
-    install. ``numpyml run`` prints it and exits with status 2; ``numpyml check`` reports the
-    component as skipped, not failed. Third-party plugins can raise it the same way.
-    """
+    """A component's optional dependency (an extra such as ``numpyml[mlflow]``) is not installed."""
 
 
 class PluginError(Exception):
@@ -53,26 +41,15 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-_SHORT_LIMIT = 80
+_REPR = reprlib.Repr()  # bounded output whatever the value's size and depth
+_REPR.maxlevel = 3
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxset = _REPR.maxfrozenset = _REPR.maxdeque = _REPR.maxarray = 6
+_REPR.maxdict, _REPR.maxstring, _REPR.maxlong, _REPR.maxother = 4, 60, 40, 60
 
 
-def _short_repr() -> reprlib.Repr:
-    r = reprlib.Repr()
-    r.maxlevel = 3  # bounded depth: a value nested thousands deep is shown as [[[...]]]
-    r.maxlist = r.maxtuple = r.maxset = r.maxfrozenset = r.maxdeque = r.maxarray = 6
-    r.maxdict = 4
-    r.maxstring = 60
-    r.maxlong = 40
-    r.maxother = 60
-    return r
-
-
-def shorten(value: object, limit: int = _SHORT_LIMIT) -> str:
-    """``repr(value)`` cut for an error message: at most about ``limit`` characters, with ``...``
-    where it was cut and the length of a long list, table or string noted (``[1, 1, 1, ...]
-    (300,000 items)``), so a huge or deeply nested value from a file never floods the terminal.
-    Uses :mod:`reprlib`, whose output is bounded whatever the value's size and depth."""
-    text = _short_repr().repr(value)
+def shorten(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to about ``limit`` characters for a message: ``[1, 1, 1, ...] (300,000 items)``."""
+    text = _REPR.repr(value)
     if len(text) > limit:
         text = text[:limit - 3] + "..."
     if isinstance(value, str) and len(value) > 40:
@@ -83,20 +60,14 @@ def shorten(value: object, limit: int = _SHORT_LIMIT) -> str:
 
 
 def nested_beyond(value: object, limit: int) -> tuple[object, ...] | None:
-    """The key path (keys and list indices) to the first list or table of ``value`` that lies
-    ``limit`` or more levels below it, or ``None`` when nothing nests that deep. Iterative (no
-    recursion, whatever the depth), so untrusted input (an experiment file, a model file's JSON
-    metadata) can be checked before anything walks it recursively."""
+    """The key path to the first list or table of ``value`` ``limit`` or more levels deep, or ``None``.
+    Iterative, so untrusted input can be checked before anything walks it recursively."""
     stack: list[tuple[object, tuple[object, ...]]] = [(value, ())]
     while stack:
         node, where = stack.pop()
-        if isinstance(node, dict):
-            children = list(node.items())
-        elif isinstance(node, (list, tuple)):
-            children = list(enumerate(node))
-        else:
-            continue
-        if len(where) >= limit:
-            return where
-        stack.extend((child, (*where, key)) for key, child in children)
+        if isinstance(node, (dict, list, tuple)):
+            if len(where) >= limit:
+                return where
+            children = node.items() if isinstance(node, dict) else enumerate(node)
+            stack.extend((child, (*where, key)) for key, child in children)
     return None

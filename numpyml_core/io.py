@@ -8,10 +8,8 @@ from pathlib import Path
 
 
 def create_temporary(path: Path) -> tuple[int, Path]:
-    """Create a new, empty temporary file beside ``path`` (exclusively, so no other writer shares it).
-
-    Created with mode 0666 less the umask, as any file a program creates (``tempfile.mkstemp`` would
-    make it 0600 whatever the umask, and the rename would keep that)."""
+    """Create a new, empty temporary file beside ``path`` exclusively; its mode is 0666 less the umask
+    (``tempfile.mkstemp`` makes 0600, which the rename would keep)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     for _ in range(100):
         tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
@@ -23,13 +21,8 @@ def create_temporary(path: Path) -> tuple[int, Path]:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
-
-    A crash at any moment leaves either the old file or the new one, never a partial file. The file
-    gets the permissions the umask gives (0644 under umask 022). A failure (disk full, read-only
-    folder, a folder where the file should be) raises ``OSError`` whose ``filename`` is ``path``, so
-    the message names the file being written, and leaves no temporary file behind.
-    """
+    """Write ``data`` to ``path`` through a temporary file beside it, then rename: a crash leaves the old
+    file or the new one. A failure leaves no temporary file and raises ``OSError`` naming ``path``."""
     path = Path(path)
     tmp: Path | None = None
     try:
@@ -42,10 +35,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         os.replace(tmp, path)
     except BaseException as exc:
         if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+            tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.filename != str(path):
             # OSError(errno, ...) picks the matching subclass (FileNotFoundError, IsADirectoryError, ...)
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc

@@ -1,20 +1,12 @@
-"""Model files: safetensors weights with the architecture as JSON in the header metadata.
+"""Model files: safetensors weights (never pickled) with the architecture as JSON in the header metadata.
 
-Weights are never pickled: opening a model file can never run code. Files are written atomically.
-Header metadata keys (all strings, as safetensors requires):
-
-* ``format``: ``"numpyml-model"``; ``format_version``: ``"1"``
-* ``architecture``: JSON ``{"input_shape": [...], "layers": [{"type": ..., **params}, ...],
-  "num_classes": int, "class_names": [...]}``
-* ``numpyml_version``, ``plugins``: JSON ``{distribution: version}``
-"""
+Metadata: ``format`` (``numpyml-model``), ``format_version``, ``architecture`` (JSON), ``numpyml_version``."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import math
-import struct
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -26,18 +18,12 @@ from .io import atomic_write_bytes
 
 FORMAT = "numpyml-model"
 FORMAT_VERSION = "1"
-_MAX_HEADER = 100 * 1024 * 1024
 #: The longest JSON metadata value (a model's architecture, a checkpoint's state) read, in characters.
 MAX_METADATA_JSON = 8 * 1024 * 1024
 #: The deepest nesting accepted in JSON metadata (numpyml writes a handful of levels).
 MAX_METADATA_DEPTH = 64
 #: The most values per sample a model file's ``input_shape`` may declare (64 Mi: 4096x4096x4).
 MAX_INPUT_VALUES = 1 << 26
-#: safetensors dtype codes -> NumPy dtype names
-_DTYPES = {"BOOL": "bool", "U8": "uint8", "I8": "int8", "U16": "uint16", "I16": "int16", "U32": "uint32",
-           "I32": "int32", "U64": "uint64", "I64": "int64", "F16": "float16", "BF16": "bfloat16",
-           "F32": "float32", "F64": "float64"}
-
 
 def save_tensors(path: str | Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
     """Write ``tensors`` and string ``metadata`` as a safetensors file, atomically."""
@@ -48,80 +34,41 @@ def save_tensors(path: str | Path, tensors: dict[str, np.ndarray], metadata: dic
     atomic_write_bytes(path, save(contiguous, metadata=metadata))
 
 
-def read_metadata(path: str | Path) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors file, read from its JSON header only."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-            if len(head) < 8:
-                raise UserError(f"{path}: not a safetensors model file (too short: {len(head)} bytes).")
-            (length,) = struct.unpack("<Q", head)
-            if length > _MAX_HEADER:
-                raise UserError(f"{path}: not a safetensors model file (header length {length} is implausible).")
-            raw = handle.read(length)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such model file.") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, expected a .safetensors model file.") from None
-    if len(raw) < length:
-        raise UserError(f"{path}: truncated safetensors file (header cut short).")
-    try:
-        header = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        raise UserError(f"{path}: not a safetensors model file (its header is not JSON, or nested too deep).") from None
-    if not isinstance(header, dict):
-        raise UserError(f"{path}: not a safetensors model file (unexpected header).")
-    meta = header.get("__metadata__") or {}
-    return meta if isinstance(meta, dict) else {}
-
-
-def read_tensor_index(path: str | Path) -> dict[str, tuple[tuple[int, ...], str]]:
-    """``{name: (shape, NumPy dtype name)}`` of every tensor of a safetensors file, from its header
-    only (no tensor data is read). The header is checked by the ``safetensors`` library itself:
-    every declared shape fits in the bytes the file holds."""
+@contextlib.contextmanager
+def _open(path: str | Path) -> Iterator[Any]:
+    """A ``safetensors.safe_open`` handle on ``path`` (which checks the header: every tensor fits in the
+    file); any failure, while opening or reading, a :class:`UserError` naming the file."""
     from safetensors import safe_open
 
-    path = Path(path)
     try:
         with safe_open(str(path), framework="numpy") as handle:
-            index = {}
-            for name in handle.keys():
-                tensor = handle.get_slice(name)
-                index[name] = (tuple(int(d) for d in tensor.get_shape()), tensor.get_dtype())
+            yield handle
     except FileNotFoundError:
-        raise UserError(f"{path}: no such file.") from None
+        raise UserError(f"{path}: no such model file.") from None
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-        raise UserError(f"{path}: cannot read the tensors ({exc}); the file is corrupt or truncated.") from None
-    return {name: (shape, _DTYPES.get(code, code.lower())) for name, (shape, code) in index.items()}
+        if Path(path).is_dir():
+            raise UserError(f"{path}: is a directory, expected a .safetensors model file.") from None
+        raise UserError(f"{path}: not a safetensors model file, or a damaged one ({exc}).") from None
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file (its header only is read)."""
+    with _open(path) as handle:
+        return handle.metadata() or {}
 
 
 def load_tensors(path: str | Path) -> dict[str, np.ndarray]:
-    """Every tensor of a safetensors file (read whole: memory is the file's size)."""
-    from safetensors.numpy import load
-
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file.") from None
-    try:
-        return load(data)
-    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-        raise UserError(f"{path}: cannot read the tensors ({exc}); the file is corrupt or truncated.") from None
+    """Every tensor of a safetensors file."""
+    with _open(path) as handle:
+        return {name: handle.get_tensor(name) for name in handle.keys()}
 
 
-def save_model(path: str | Path, model: Any, architecture: dict[str, Any], extra: dict[str, str] | None = None) -> None:
+def save_model(path: str | Path, model: Any, architecture: dict[str, Any]) -> None:
+    """Write a model file: ``model``'s tensors, ``architecture`` as JSON metadata."""
     from . import __version__
 
-    metadata = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "architecture": json.dumps(architecture),
-        "numpyml_version": __version__,
-        **(extra or {}),
-    }
-    save_tensors(path, model.tensors(), metadata)
+    save_tensors(path, model.tensors(), {"format": FORMAT, "format_version": FORMAT_VERSION,
+                                         "architecture": json.dumps(architecture), "numpyml_version": __version__})
 
 
 def key_path(parts: list[Any] | tuple[Any, ...]) -> str:
@@ -142,10 +89,24 @@ def describe(value: Any) -> str:
     return f"{kind} ({text if len(text) <= 40 else text[:37] + '...'})"
 
 
+def is_int(value: Any) -> bool:
+    """An integer from JSON (``True`` and ``False`` are not)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def schema_check(path: str | Path, what: str, root: str, advice: str = "") -> Callable[..., None]:
+    """``need(ok, where, value, expected)`` for a metadata schema: unless ``ok``, a :class:`UserError`
+    naming ``path`` and the key path (``root`` then ``where``), what ``value`` is and what was expected."""
+    def need(ok: Any, where: tuple[Any, ...], value: Any, expected: str) -> None:
+        if not ok:
+            raise UserError(f"{path}: malformed {what}: '{key_path((root, *where))}' is {describe(value)}, "
+                            f"expected {expected}.{advice}")
+    return need
+
+
 def parse_metadata_json(meta: dict[str, str], key: str, path: str | Path, what: str) -> Any:
-    """The JSON value of metadata ``key`` (``what`` names it in messages): a :class:`UserError` naming
-    ``path`` when it is missing, longer than :data:`MAX_METADATA_JSON` characters, not JSON, or nested
-    deeper than :data:`MAX_METADATA_DEPTH`."""
+    """The JSON value of metadata ``key`` (``what`` names it); a :class:`UserError` naming ``path`` when it is
+    missing, longer than :data:`MAX_METADATA_JSON`, not JSON, or nested deeper than :data:`MAX_METADATA_DEPTH`."""
     text = meta.get(key)
     if not isinstance(text, str):
         raise UserError(f"{path}: the file has no '{key}' metadata ({what}); it was not written by numpyml "
@@ -155,12 +116,8 @@ def parse_metadata_json(meta: dict[str, str], key: str, path: str | Path, what: 
                         f"{MAX_METADATA_JSON:,} numpyml reads.")
     try:
         value = json.loads(text)
-    except RecursionError:
-        raise UserError(f"{path}: '{key}' ({what}) is JSON nested too deep (numpyml writes at most "
-                        f"{MAX_METADATA_DEPTH} levels).") from None
-    except ValueError as exc:
-        raise UserError(f"{path}: '{key}' ({what}) is not valid JSON ({exc}).") from None
-    # iterative: the value may be nested up to the interpreter's recursion limit
+    except (ValueError, RecursionError) as exc:
+        raise UserError(f"{path}: '{key}' ({what}) is not valid JSON, or nested too deep ({exc}).") from None
     deep = nested_beyond(value, MAX_METADATA_DEPTH)
     if deep is not None:
         where = (key, *deep)
@@ -170,51 +127,29 @@ def parse_metadata_json(meta: dict[str, str], key: str, path: str | Path, what: 
     return value
 
 
-def is_int(value: Any) -> bool:
-    """An integer from JSON (``True`` and ``False`` are not)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def validate_architecture(arch: Any, path: str | Path) -> dict[str, Any]:
-    """Check the parsed ``architecture`` metadata of a model file against its schema; return it.
-
-    Schema: an object with ``input_shape`` (a non-empty list of positive integers, at most
-    :data:`MAX_INPUT_VALUES` values per sample), ``layers`` (a non-empty list of objects, each with a
-    string ``type``), and optional ``cost`` (an object with a string ``type``), ``num_classes`` (a
-    positive integer), ``class_names`` (a list of strings) and ``dataset`` (a string). Anything else
-    is a :class:`UserError` naming the file and the key path (``architecture.layers[1].type``).
-    """
-    def fail(where: tuple[Any, ...], value: Any, expected: str) -> None:
-        raise UserError(f"{path}: malformed architecture metadata: '{key_path(('architecture', *where))}' is "
-                        f"{describe(value)}, expected {expected}.")
-
-    if not isinstance(arch, dict):
-        fail((), arch, "an object with 'input_shape' and 'layers'")
+    """Check the parsed ``architecture`` of a model file against its schema (``input_shape`` and ``layers``,
+    optional ``cost``, ``num_classes``, ``class_names`` and ``dataset``); return it."""
+    need = schema_check(path, "architecture metadata", "architecture")
+    need(isinstance(arch, dict), (), arch, "an object with 'input_shape' and 'layers'")
     shape = arch.get("input_shape")
-    if not (isinstance(shape, list) and shape and all(is_int(d) and d >= 1 for d in shape)):
-        fail(("input_shape",), shape, "a non-empty list of positive integers (the per-sample input shape)")
-    if math.prod(shape) > MAX_INPUT_VALUES:
-        fail(("input_shape",), shape, f"at most {MAX_INPUT_VALUES:,} values per sample")
+    need(isinstance(shape, list) and shape and all(is_int(d) and d >= 1 for d in shape), ("input_shape",), shape,
+         "a non-empty list of positive integers (the per-sample input shape)")
+    need(math.prod(shape) <= MAX_INPUT_VALUES, ("input_shape",), shape,
+         f"at most {MAX_INPUT_VALUES:,} values per sample")
     layers = arch.get("layers")
-    if not (isinstance(layers, list) and layers):
-        fail(("layers",), layers, "a non-empty list of layer tables")
+    need(isinstance(layers, list) and layers, ("layers",), layers, "a non-empty list of layer tables")
     for index, table in enumerate(layers):
-        if not isinstance(table, dict):
-            fail(("layers", index), table, "a layer table (an object with a 'type')")
-        if not (isinstance(table.get("type"), str) and table["type"]):
-            fail(("layers", index, "type"), table.get("type"), "a layer name (a string)")
-    cost = arch.get("cost")
-    if cost is not None and not (isinstance(cost, dict) and isinstance(cost.get("type"), str) and cost["type"]):
-        fail(("cost",), cost, "a cost table (an object with a string 'type')")
-    classes = arch.get("num_classes")
-    if classes is not None and not (is_int(classes) and classes >= 1):
-        fail(("num_classes",), classes, "a positive integer")
-    names = arch.get("class_names")
-    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
-        fail(("class_names",), names, "a list of strings")
-    dataset = arch.get("dataset")
-    if dataset is not None and not isinstance(dataset, str):
-        fail(("dataset",), dataset, "a dataset name (a string)")
+        need(isinstance(table, dict), ("layers", index), table, "a layer table (an object with a 'type')")
+        kind = table.get("type")
+        need(isinstance(kind, str) and kind, ("layers", index, "type"), kind, "a layer name (a string)")
+    cost, classes, names, dataset = (arch.get(key) for key in ("cost", "num_classes", "class_names", "dataset"))
+    need(cost is None or (isinstance(cost, dict) and isinstance(cost.get("type"), str) and cost["type"]), ("cost",),
+         cost, "a cost table (an object with a string 'type')")
+    need(classes is None or (is_int(classes) and classes >= 1), ("num_classes",), classes, "a positive integer")
+    need(names is None or (isinstance(names, list) and all(isinstance(n, str) for n in names)), ("class_names",),
+         names, "a list of strings")
+    need(dataset is None or isinstance(dataset, str), ("dataset",), dataset, "a dataset name (a string)")
     return arch
 
 
@@ -222,144 +157,88 @@ def read_architecture(path: str | Path) -> dict[str, Any]:
     """The validated ``architecture`` of a model file (see :func:`validate_architecture`)."""
     meta = read_metadata(path)
     if meta.get("format") != FORMAT:
-        raise UserError(
-            f"{path}: not a numpyml model file (its metadata has no 'format = {FORMAT}'); "
-            "expected the model.safetensors written by 'numpyml run'."
-        )
+        raise UserError(f"{path}: not a numpyml model file (its metadata has no 'format = {FORMAT}'); "
+                        "expected the model.safetensors written by 'numpyml run'.")
     return validate_architecture(parse_metadata_json(meta, "architecture", path, "the network's architecture"), path)
 
 
 def check_finite(tensors: dict[str, np.ndarray], path: str | Path, what: str = "parameters") -> None:
     """A :class:`UserError` naming ``path`` and the first tensor holding NaN or infinite values."""
     for name, array in tensors.items():
-        if np.issubdtype(array.dtype, np.inexact):
-            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
-            if bad:
-                raise UserError(
-                    f"{path}: holds non-finite {what}: '{name}' has {bad:,} NaN or infinite value"
-                    f"{'s' if bad != 1 else ''} (of {array.size:,}); the file is damaged or was saved from a "
-                    "diverged run, and cannot be used."
-                )
+        bad = int(array.size - np.count_nonzero(np.isfinite(array))) if np.issubdtype(array.dtype, np.inexact) else 0
+        if bad:
+            raise UserError(f"{path}: holds non-finite {what}: '{name}' has {bad:,} NaN or infinite value"
+                            f"{'s' if bad != 1 else ''} (of {array.size:,}); the file is damaged or was saved from "
+                            "a diverged run, and cannot be used.")
 
 
-# -- loading a network whose weights will be overwritten -----------------------------------------
+# While load_model builds a network, the most values a parameter may hold (the largest stored tensor).
 _LOADING_BUDGET: ContextVar[int | None] = ContextVar("numpyml_loading_budget", default=None)
 
 
 class ParameterTooLarge(Exception):
-    """Raised by an initializer that, while :func:`load_model` builds a network, is asked for a
-    parameter with more values than any tensor of the model file (so it cannot match one)."""
-
-    def __init__(self, shape: tuple[int, ...]):
-        self.shape = tuple(int(d) for d in shape)
-        super().__init__(f"a parameter of shape {self.shape} is larger than any tensor in the model file")
-
-
-@contextlib.contextmanager
-def loading_weights(max_values: int) -> Iterator[None]:
-    """While the block runs, initializers make placeholders (see :func:`loading_placeholder`) of at
-    most ``max_values`` values: the network being built gets its weights from a file."""
-    token = _LOADING_BUDGET.set(int(max_values))
-    try:
-        yield
-    finally:
-        _LOADING_BUDGET.reset(token)
+    """A parameter (``args[0]``: its shape) larger than any tensor of the model file being loaded."""
 
 
 def loading_placeholder(shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray | None:
-    """For initializers, to call first. ``None`` normally (draw as usual). While a model file is
-    loaded (:func:`loading_weights`): an all-zero array of ``shape`` (no random draw: the stored
-    weights overwrite it; its pages are not touched until they do), or :class:`ParameterTooLarge`
-    before allocating anything when ``shape`` holds more values than the file's largest tensor.
-    So a file claiming a huge network costs no more memory than the file holds."""
+    """For initializers, to call first: ``None`` normally (draw as usual); while :func:`load_model` builds a
+    network, an all-zero array of ``shape`` (the stored weights overwrite it), or :class:`ParameterTooLarge`
+    before allocating anything when ``shape`` is larger than the file's largest tensor."""
     budget = _LOADING_BUDGET.get()
     if budget is None:
         return None
     if math.prod(int(d) for d in shape) > budget:
-        raise ParameterTooLarge(shape)
+        raise ParameterTooLarge(tuple(int(d) for d in shape))
     return np.zeros(shape, dtype=dtype)
 
 
-class _Mismatch(Exception):
-    """A built layer's arrays disagree with the tensors the model file holds."""
-
-
-def _layer_checker(path: str | Path, stored: dict[str, tuple[tuple[int, ...], str]],
-                   configs: list[dict[str, Any]]) -> Callable[[int, Any], None]:
-    """A ``Model.build`` ``after_layer`` callback comparing each built layer's parameters and state
-    (names, shapes, dtypes) with the file's tensors, before the next layer is built."""
-    def check(index: int, layer: Any) -> None:
-        kind = configs[index].get("type")
-        arrays = {**(getattr(layer, "params", None) or {}), **(getattr(layer, "state", None) or {})}
-        for name, array in arrays.items():
-            key = f"{index}.{name}"
-            if key not in stored:
-                raise _Mismatch(f"layer #{index + 1} ({kind}) has a parameter '{key}' of shape {array.shape} that "
-                                "the file does not hold; the architecture metadata does not match the weights")
-            shape, dtype = stored[key]
-            if shape != tuple(array.shape):
-                raise _Mismatch(f"layer #{index + 1} ({kind}): '{key}' is stored with shape {shape}, the "
-                                f"architecture needs {tuple(array.shape)}")
-            if dtype != np.dtype(array.dtype).name:
-                raise _Mismatch(f"'{key}' is stored as {dtype}, the network needs {np.dtype(array.dtype).name}; "
-                                "numpyml refuses a tensor of another type rather than converting it silently")
-    return check
-
-
 def load_model(path: str | Path, manager: Any = None) -> tuple[Any, dict[str, Any]]:
-    """Rebuild the network described in a model file and load its weights.
-
-    In this order, so that a hostile file costs no more memory than it holds: the architecture is
-    checked against its schema; the tensors' names, shapes and dtypes are read from the header; the
-    network is built layer by layer with zero placeholders no larger than the largest stored tensor
-    (:func:`loading_weights`), each layer compared with the stored tensors before the next is built;
-    then the tensors are read, refused when not finite, and copied in. Every mismatch is a
-    :class:`UserError` naming the file and the tensor.
-    """
+    """Rebuild the network of a model file and load its weights; every mismatch is a :class:`UserError`
+    naming the file and the tensor. A hostile file costs no more memory than it holds: each layer is built
+    with placeholders (:func:`loading_placeholder`) and compared with the stored tensors before the next."""
     from .errors import ConfigError
     from .model import Model
     from .plugins import get_plugin_manager
 
     manager = manager or get_plugin_manager()
     arch = read_architecture(path)
-    stored = read_tensor_index(path)
+    with _open(path) as handle:  # {name: shape}, from the header only
+        stored = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+    configs = list(arch["layers"])
     layers = []
-    configs = []
-    for index, table in enumerate(arch["layers"]):
-        params = {k: v for k, v in table.items() if k != "type"}
+    for index, table in enumerate(configs):
         try:
-            layers.append(manager.create("layer", table["type"], **params))
+            layers.append(manager.create("layer", table["type"], **{k: v for k, v in table.items() if k != "type"}))
         except ConfigError as exc:
             raise UserError(f"{path}: layer #{index + 1}: {exc}") from None
-        configs.append(table)
     model = Model(layers, configs)
     built: list[int] = []
-    checker = _layer_checker(path, stored, configs)
 
-    def after_layer(index: int, layer: Any) -> None:
-        checker(index, layer)
+    def after_layer(index: int, layer: Any) -> None:  # each layer is compared before the next is built
+        arrays = {**(getattr(layer, "params", None) or {}), **(getattr(layer, "state", None) or {})}
+        for name, array in arrays.items():
+            key = f"{index}.{name}"
+            if stored.get(key) != tuple(array.shape):
+                found = f"is stored with shape {stored[key]}" if key in stored else "is not in the file"
+                raise UserError(f"{path}: layer #{index + 1} ({configs[index]['type']}): '{key}' {found}, the "
+                                f"architecture needs {tuple(array.shape)}; the metadata does not match the weights.")
         built.append(index)
 
-    largest = max((math.prod(shape) for shape, _ in stored.values()), default=0)
+    token = _LOADING_BUDGET.set(max(map(math.prod, stored.values()), default=0))
     try:
-        with loading_weights(largest):
-            model.build(tuple(arch["input_shape"]), np.random.default_rng(0), after_layer=after_layer)
+        model.build(tuple(arch["input_shape"]), np.random.default_rng(0), after_layer=after_layer)
+        tensors = load_tensors(path)
+        check_finite(tensors, path)
+        model.load_tensors(tensors)
     except ParameterTooLarge as exc:
         index = len(built)
-        own = [f"'{name}' {shape}" for name, (shape, _) in stored.items() if name.startswith(f"{index}.")]
+        own = [f"'{name}' {shape}" for name, shape in stored.items() if name.startswith(f"{index}.")]
         raise UserError(
-            f"{path}: layer #{index + 1} ({configs[index]['type']}) would need a parameter of shape {exc.shape}, "
+            f"{path}: layer #{index + 1} ({configs[index]['type']}) would need a parameter of shape {exc.args[0]}, "
             f"larger than any tensor the file holds (it stores {', '.join(own) or 'nothing'} for this layer); "
-            "the architecture metadata does not match the weights."
-        ) from None
-    except _Mismatch as exc:
-        raise UserError(f"{path}: {exc}.") from None
+            "the architecture metadata does not match the weights.") from None
     except ValueError as exc:
         raise UserError(f"{path}: {exc}.") from None
-    tensors = load_tensors(path)
-    check_finite(tensors, path)
-    try:
-        model.load_tensors(tensors)
-    except ValueError as exc:
-        raise UserError(f"{path}: {exc}.") from None
+    finally:
+        _LOADING_BUDGET.reset(token)
     return model, arch
