@@ -51,15 +51,12 @@ def user_errors() -> Iterator[None]:
 def plugin_manager() -> PluginManager:
     """The plugin manager of this invocation: the process-wide one, or (loaded once, then made the process-wide
     one) one without the ``--disable-plugin`` plugins."""
-    if not state["disable"]:
-        return get_plugin_manager()
-    manager = state["manager"]
-    if manager is None:
-        manager = PluginManager(disable=state["disable"])
-        manager.load_entry_points()
-        state["manager"] = manager
-    set_plugin_manager(manager)
-    return manager
+    if state["disable"]:
+        if state["manager"] is None:
+            state["manager"] = PluginManager(disable=state["disable"])
+            state["manager"].load_entry_points()
+        set_plugin_manager(state["manager"])
+    return get_plugin_manager()
 
 
 def components_of_kind(components: list[Any], kind: str, prefix: str = "") -> list[Any]:
@@ -152,13 +149,11 @@ def missing_command(name: str, manager: PluginManager, available: list[str]) -> 
     plugin named ``name`` provides it; otherwise any failed plugin may."""
     failed = {f.plugin: f for f in manager.failed}
     if name in failed:
-        f = failed[name]
-        return (f"the command '{name}' comes from plugin '{name}' (distribution {f.distribution}), which failed to "
-                f"load: {f.error}. Reinstall or fix it ('numpyml list' shows every plugin that failed), or run "
+        return (f"the command '{name}' comes from plugin '{name}' (distribution {failed[name].distribution}), which "
+                f"failed to load: {failed[name].error}. Reinstall or fix it ('numpyml list' shows every plugin that failed), or run "
                 f"without it: numpyml --disable-plugin {name} ...")
     if not failed:
         return None
     names = ", ".join(f"'{f.plugin}' ({f.distribution}: {f.error})" for f in failed.values())
     return (f"no such command '{name}'{did_you_mean(name, available)}. It may come from a plugin that failed to "
-            f"load: {names}. "
-            "'numpyml list' shows every plugin that failed.")
+            f"load: {names}. 'numpyml list' shows every plugin that failed.")

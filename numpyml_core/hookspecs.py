@@ -20,25 +20,20 @@ hookspec = pluggy.HookspecMarker("numpyml")
 
 @hookspec
 def numpyml_register_components(register: Callable[..., None]) -> None:
-    """Register this plugin's components with ``register(kind, name, factory)``, once per plugin module.
-
-    ``factory``'s keyword arguments are the component's parameters; a lazy ``"package.module:attribute"``
-    reference is imported on first use. A (kind, name) registered by two plugins is an error naming both.
-    """
+    """Register this plugin's components: ``register(kind, name, factory)``, ``factory`` a class or function
+    whose keyword arguments are the parameters, or a lazy ``"package.module:attribute"`` reference to one."""
 
 
 @hookspec
 def numpyml_register_commands(app: Any) -> None:
-    """Add commands to the ``numpyml`` command line with ``@app.command()`` on ``app``, a :class:`typer.Typer`.
-
-    Runs on every invocation, ``--help`` included: import heavy modules inside the commands. Helpers for
-    commands (``user_errors``, ``plugin_manager``, ``components_of_kind``) are in :mod:`numpyml_core.plugin_api`.
-    """
+    """Add ``numpyml`` commands with ``@app.command()`` on ``app`` (a :class:`typer.Typer`); called on every
+    invocation, so import heavy modules inside the commands. Helpers: :mod:`numpyml_core.plugin_api`."""
 
 
 @hookspec
 def numpyml_on_run_start(run: Run) -> None:
-    """The run is set up (model built, data loaded, strategy started); no batch has been trained."""
+    """The run is set up (model built, data loaded, strategy started); no batch has been trained. ``run``'s
+    public attributes are listed in docs/plugins.md ("Compatibility promise")."""
 
 
 @hookspec

@@ -1,9 +1,7 @@
 """Plugin discovery and the component registry.
 
-Plugins are the modules of the ``numpyml`` entry-point group (built-ins included), loaded once per process on
-first use. How failures are contained (a failed plugin is recorded in :attr:`PluginManager.failed` and the rest
-keep working; ``NUMPYML_STRICT_PLUGINS``, ``NUMPYML_DISABLE_PLUGINS``) is in docs/plugins.md, "Registering
-components"; how hooks are dispatched (registration hooks here, training hooks per run) in :mod:`.hookspecs`.
+Plugins are the modules of the ``numpyml`` entry-point group (built-ins included), loaded once per process. How a
+failed plugin is contained is in docs/plugins.md ("Registering components"); how hooks are dispatched in hookspecs.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ import pluggy
 from . import hookspecs
 from .errors import ConfigError, PluginError, PluginWarning, did_you_mean, shorten
 
-ENTRY_POINT_GROUP = "numpyml"
 hookimpl = pluggy.HookimplMarker("numpyml")
 
 
@@ -185,33 +182,27 @@ def _distribution_of(entry_point: metadata.EntryPoint) -> tuple[str, str]:
     return ("unknown", "") if dist is None else (dist.metadata["Name"] or dist.name, dist.version)
 
 
-def _hookspecs(names: tuple[str, ...]) -> types.SimpleNamespace:
-    return types.SimpleNamespace(**{name: getattr(hookspecs, name) for name in names})
+class _Hooks(pluggy.PluginManager):
+    """A pluggy manager with the hooks ``names`` of :mod:`.hookspecs`. Without the training hooks (the plugin
+    modules' manager), a training hook found on a plugin is not registered but kept in :attr:`module_hooks`."""
 
-
-def run_hook_manager() -> pluggy.PluginManager:
-    """A fresh pluggy manager for one run (``run.hook_manager``): the training hooks, and only the callbacks
-    the trainer registers for that run."""
-    manager = pluggy.PluginManager("numpyml")
-    manager.add_hookspecs(_hookspecs(hookspecs.TRAINING_HOOKS))
-    return manager
-
-
-class _PluginModules(pluggy.PluginManager):
-    """The plugin modules' pluggy manager: a training hook found there is not registered but kept in
-    :attr:`module_hooks`."""
-
-    def __init__(self) -> None:
+    def __init__(self, names: tuple[str, ...]) -> None:
         super().__init__("numpyml")
-        self.add_hookspecs(_hookspecs(hookspecs.REGISTRATION_HOOKS))
+        self.add_hookspecs(types.SimpleNamespace(**{name: getattr(hookspecs, name) for name in names}))
+        self.names = names
         self.module_hooks: list[str] = []
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
         opts = super().parse_hookimpl_opts(plugin, name)
-        if opts is not None and name in hookspecs.TRAINING_HOOKS:
+        if opts is not None and name in hookspecs.TRAINING_HOOKS and name not in self.names:
             self.module_hooks.append(name)
             return None
         return opts
+
+
+def run_hook_manager() -> pluggy.PluginManager:
+    """A fresh pluggy manager for one run (``run.hook_manager``): the training hooks, for that run's callbacks."""
+    return _Hooks(hookspecs.TRAINING_HOOKS)
 
 
 def _warn_module_hooks(plugin: str, distribution: str, names: list[str]) -> None:
@@ -235,7 +226,7 @@ class PluginManager:
     the plugins that failed, ``loaded`` the others as (plugin, distribution, version)."""
 
     def __init__(self, disable: list[str] | None = None, strict: bool | None = None):
-        self.pm = _PluginModules()
+        self.pm = _Hooks(hookspecs.REGISTRATION_HOOKS)
         self.registry = Registry()
         self.failed: list[FailedPlugin] = []
         self.loaded: list[tuple[str, str, str]] = []
@@ -247,14 +238,12 @@ class PluginManager:
 
     def load_entry_points(self) -> None:
         """Load every plugin not disabled. numpyml's own load first, so a third-party plugin that claims a
-        built-in name is the one that fails (with both distributions named)."""
-        found = [(*_distribution_of(ep), ep) for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
-        seen: set[tuple[str, str]] = set()
+        built-in name is the one that fails (with both distributions named). A distribution found twice on
+        ``sys.path`` is listed once by :func:`importlib.metadata.entry_points`."""
+        found = [(*_distribution_of(ep), ep) for ep in metadata.entry_points(group="numpyml")]
         for distribution, version, entry_point in sorted(found, key=lambda f: (f[0] != "numpyml", f[0], f[2].name)):
-            key = (entry_point.name, entry_point.value)
-            if key in seen or entry_point.name in self.disabled:  # seen: the same distribution twice on sys.path
+            if entry_point.name in self.disabled:
                 continue
-            seen.add(key)
             try:
                 with _plugin_code():
                     module = entry_point.load()
@@ -271,10 +260,7 @@ class PluginManager:
         def register(kind: str, name: str, factory: Callable[..., Any] | str) -> None:
             if not isinstance(kind, str) or not isinstance(name, str) or not name:
                 raise PluginError(f"register() needs a kind and a name as strings, got {kind!r}, {name!r}")
-            if isinstance(factory, str):
-                _check_reference(factory, f"{kind} '{name}'")
-            else:
-                _check_factory(factory, f"{kind} '{name}'")
+            (_check_reference if isinstance(factory, str) else _check_factory)(factory, f"{kind} '{name}'")
             staged.append(Component(kind, name, factory, plugin, distribution, version))
 
         self.pm.module_hooks.clear()

@@ -1,9 +1,8 @@
 """The contracts every component kind fulfils (summarised in docs/plugins.md, "Kinds and their protocols").
 
-Components do not inherit from these :class:`typing.Protocol` classes: they provide the members written here.
-Arrays are NumPy, float32 unless stated; the batch axis is first (images NHWC, flat features ``(N, F)``);
-shapes given to or returned by ``build`` exclude the batch axis. The protocols after :class:`Schedule` declare
-optional members, which the core uses when a component has them.
+Components provide the members written here; they do not inherit from these classes. Arrays are NumPy, float32
+unless stated, batch axis first (images NHWC); ``build`` shapes exclude it. The protocols after :class:`Schedule`
+declare optional members, used when a component has them.
 """
 
 from __future__ import annotations
