@@ -150,8 +150,8 @@ def missing_command(name: str, manager: PluginManager, available: list[str]) -> 
     failed = {f.plugin: f for f in manager.failed}
     if name in failed:
         return (f"the command '{name}' comes from plugin '{name}' (distribution {failed[name].distribution}), which "
-                f"failed to load: {failed[name].error}. Reinstall or fix it ('numpyml list' shows every plugin that failed), or run "
-                f"without it: numpyml --disable-plugin {name} ...")
+                f"failed to load: {failed[name].error}. Reinstall or fix it ('numpyml list' shows every plugin that "
+                f"failed), or run without it: numpyml --disable-plugin {name} ...")
     if not failed:
         return None
     names = ", ".join(f"'{f.plugin}' ({f.distribution}: {f.error})" for f in failed.values())

@@ -210,15 +210,11 @@ def _warn_module_hooks(plugin: str, distribution: str, names: list[str]) -> None
 
     if multiprocessing.parent_process() is not None:  # a run's worker process: the parent warned
         return
-    many = len(names) > 1
-    warnings.warn(
-        f"numpyml: plugin '{plugin}' (distribution {distribution}) defines the training hook{'s' * many} "
-        f"{', '.join(sorted(names))} at module level; {'they are' if many else 'it is'} ignored: installing a "
-        "plugin never changes a run by itself. Put the hook methods on a callback class, register it in "
-        "numpyml_register_components with register(\"callback\", \"my_callback\", MyCallback), and select it in "
-        "the experiment: [[callbacks]] type = \"my_callback\" (see docs/plugins.md, Training hooks).",
-        PluginWarning, stacklevel=2,
-    )
+    warnings.warn(f"numpyml: plugin '{plugin}' (distribution {distribution}) defines training hooks at module level "
+                  f"({', '.join(sorted(names))}), which are ignored: installing a plugin never changes a run. Put "
+                  "them on a callback class, register it with register(\"callback\", \"my_callback\", MyCallback) "
+                  "and select it: [[callbacks]] type = \"my_callback\" (see docs/plugins.md, Training hooks).",
+                  PluginWarning, stacklevel=2)
 
 
 class PluginManager:
@@ -248,7 +244,7 @@ class PluginManager:
                 with _plugin_code():
                     module = entry_point.load()
             except _PluginRaised as exc:
-                self._fail(entry_point.name, distribution, f"import failed: {exc}")
+                self.fail(entry_point.name, f"import failed: {exc}", distribution)
             else:
                 self.load_plugin(module, entry_point.name, distribution, version)
 
@@ -268,7 +264,7 @@ class PluginManager:
             with _plugin_code():
                 self.pm.register(module, name=plugin)
         except _PluginRaised as exc:
-            self._fail(plugin, distribution, f"registration failed: {exc}")
+            self.fail(plugin, f"registration failed: {exc}", distribution)
             return
         if self.pm.module_hooks:
             _warn_module_hooks(plugin, distribution, self.pm.module_hooks)
@@ -284,7 +280,7 @@ class PluginManager:
                     self.registry.add(component)
         except _PluginRaised as exc:
             plugin_error = isinstance(exc.error, PluginError)
-            self._fail(plugin, distribution, str(exc.error) if plugin_error else f"register hook {exc.raised}")
+            self.fail(plugin, str(exc.error) if plugin_error else f"register hook {exc.raised}", distribution)
         else:
             self.loaded.append((plugin, distribution, version))
             return
@@ -306,13 +302,11 @@ class PluginManager:
             except _PluginRaised as exc:
                 self.fail(impl.plugin_name, f"register_commands hook {exc.raised}")
 
-    def fail(self, plugin: str, error: str) -> None:
-        """Record in :attr:`failed`, and warn, that a loaded ``plugin`` failed later (adding its commands, say);
-        its components stay registered."""
-        distribution = next((dist for name, dist, _ in self.loaded if name == plugin), "unknown")
-        self._fail(plugin, distribution, error)
-
-    def _fail(self, plugin: str, distribution: str, error: str) -> None:
+    def fail(self, plugin: str, error: str, distribution: str | None = None) -> None:
+        """Record in :attr:`failed`, and warn, that ``plugin`` failed (a loaded one: its components stay
+        registered); ``NUMPYML_STRICT_PLUGINS`` makes it a :class:`PluginError`."""
+        if distribution is None:
+            distribution = next((dist for name, dist, _ in self.loaded if name == plugin), "unknown")
         self.failed.append(FailedPlugin(plugin, distribution, error))
         message = f"numpyml: plugin '{plugin}' from distribution {distribution} failed: {error}"
         if self.strict:
@@ -368,10 +362,8 @@ def set_plugin_manager(manager: PluginManager | None) -> PluginManager | None:
 
 
 def component_table(components: dict[tuple[str, str], Callable[..., Any] | str]) -> Callable[..., None]:
-    """A ``numpyml_register_components`` implementation registering a table::
-
-        numpyml_register_components = component_table({("layer", "swish"): "my_plugin.layers:Swish"})
-    """
+    """A ``numpyml_register_components`` implementation registering a table of factories or lazy references:
+    ``numpyml_register_components = component_table({("layer", "swish"): "my_plugin.layers:Swish"})``."""
 
     @hookimpl
     def numpyml_register_components(register: Callable[..., None]) -> None:
@@ -395,11 +387,8 @@ def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
 
 
 def create_from_spec(kind: str, spec: Any, what: str) -> Any:
-    """Build a component given as another's parameter (a layer's ``activation``): a registered name
-    (``"relu"``), a table (``{type = "leaky_relu", alpha = 0.2}``) or an already built object.
-
-    A spec that is not usable raises ``ValueError`` naming ``what`` (the parameter).
-    """
+    """Build a component given as another's parameter ``what`` (a layer's ``activation``): a registered name
+    (``"relu"``), a table (``{type = "leaky_relu", alpha = 0.2}``) or a built object; ``ValueError`` if unusable."""
     if isinstance(spec, str):
         name, params = spec, {}
     elif isinstance(spec, dict):
