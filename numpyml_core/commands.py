@@ -1,21 +1,7 @@
-"""What every ``numpyml`` command uses, the core's and plugins' alike, and how plugins add commands.
+"""What every ``numpyml`` command uses, the core's and plugins' alike, and the command line's click group.
 
-A plugin adds commands with the ``numpyml_register_commands(app)`` hook (see
-:mod:`numpyml_core.hookspecs`); its command functions use :func:`user_errors` (a user mistake is one
-paragraph on stderr and exit status 2, a plugin failure exit 1) and :func:`plugin_manager` (the
-plugins loaded for this invocation, honouring ``--disable-plugin``)::
-
-    from numpyml_core.plugin_api import plugin_manager, user_errors
-
-    @app.command()
-    def count(kind: str) -> None:
-        with user_errors():
-            names = plugin_manager().registry.names(kind)
-        print(len(names))
-
-:class:`CommandGroup` is the command line's click group: it loads the plugins' commands when a
-command is looked up or listed (after ``--disable-plugin`` is read), and answers a command that a
-plugin which failed to load may provide with that failure instead of "no such command".
+Plugins add commands with the ``numpyml_register_commands(app)`` hook; their command functions use
+:func:`user_errors` and :func:`plugin_manager` (docs/plugins.md, "Adding commands").
 """
 
 from __future__ import annotations
@@ -44,17 +30,13 @@ def error(message: str) -> None:
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn what a command's user can fix into one paragraph on stderr and an exit status, no traceback:
-    a :class:`UserError` exits with its ``exit_code`` (2), a :class:`PluginError` with 1, running out of
-    memory or a disk error (full, read-only, vanished folder) with 2."""
+    """Print what a command's user can fix as one paragraph on stderr, no traceback, and exit: with the
+    ``exit_code`` of a :class:`UserError` (2), 1 for a :class:`PluginError`, 2 for no memory or a disk error."""
     try:
         yield
-    except UserError as exc:
+    except (UserError, PluginError) as exc:
         error(str(exc))
-        raise typer.Exit(exc.exit_code) from None
-    except PluginError as exc:
-        error(str(exc))
-        raise typer.Exit(1) from None
+        raise typer.Exit(getattr(exc, "exit_code", 1)) from None
     except MemoryError as exc:
         error(f"out of memory ({exc or 'MemoryError'}): reduce [training] batch_size or eval_batch_size, or the size "
               "of the network.")
@@ -67,22 +49,18 @@ def user_errors() -> Iterator[None]:
 
 
 def plugin_manager() -> PluginManager:
-    """The plugin manager of this invocation: the process-wide one, or, with ``--disable-plugin``, one
-    loaded without those plugins (made the process-wide one, loaded once per invocation)."""
-    if not state["disable"]:
-        return get_plugin_manager()
-    manager = state["manager"]
-    if manager is None:
-        manager = PluginManager(disable=state["disable"])
-        manager.load_entry_points()
-        state["manager"] = manager
-    set_plugin_manager(manager)
-    return manager
+    """The plugin manager of this invocation: the process-wide one, or (loaded once, then made the process-wide
+    one) one without the ``--disable-plugin`` plugins."""
+    if state["disable"]:
+        if state["manager"] is None:
+            state["manager"] = PluginManager(disable=state["disable"])
+            state["manager"].load_entry_points()
+        set_plugin_manager(state["manager"])
+    return get_plugin_manager()
 
 
 def components_of_kind(components: list[Any], kind: str, prefix: str = "") -> list[Any]:
-    """The ``components`` of ``kind``. When none is of that kind: a :class:`UserError`, its message
-    starting with ``prefix``, with the closest kind and every installed one."""
+    """The ``components`` of ``kind``; none is a :class:`UserError` (after ``prefix``) naming the kinds there are."""
     kinds = sorted({c.kind for c in components})
     if kind not in kinds:
         raise UserError(f"{prefix}no installed component of kind '{kind}'{did_you_mean(kind, kinds)}; "
@@ -92,8 +70,7 @@ def components_of_kind(components: list[Any], kind: str, prefix: str = "") -> li
 
 @contextlib.contextmanager
 def _plugin_warnings_as_lines() -> Iterator[None]:
-    """While plugins load, a :class:`PluginWarning` is one ``warning: ...`` line on stderr, like a
-    failed plugin's, not Python's two-line warning format."""
+    """While plugins load, a :class:`PluginWarning` is one ``warning: ...`` line on stderr, like a failed plugin's."""
 
     def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
         if issubclass(category, PluginWarning):
@@ -108,11 +85,10 @@ def _plugin_warnings_as_lines() -> Iterator[None]:
 
 
 class CommandGroup(TyperGroup):
-    """The ``numpyml`` group: the core's commands, then the plugins' (loaded on first look-up).
+    """The ``numpyml`` group: the core's commands, then the plugins' (``plugin_of``: command -> plugin).
 
-    ``plugin_of`` maps each plugin command to the plugin that added it. Plugins are loaded when click
-    first asks for a command or the list of commands, by then ``--disable-plugin`` (an eager option) is
-    parsed, so a disabled plugin's commands are never added."""
+    Plugins load when click first asks for a command or the list, after ``--disable-plugin`` (eager) is parsed.
+    """
 
     plugin_of: dict[str, str]
     manager: PluginManager | None = None
@@ -169,18 +145,15 @@ class CommandGroup(TyperGroup):
 
 
 def missing_command(name: str, manager: PluginManager, available: list[str]) -> str | None:
-    """What to say about the unknown command ``name`` when plugins failed to load (``None``: nothing more
-    than "no such command"). A failed plugin whose entry-point name is ``name`` provides it; otherwise
-    every failed plugin may (a failed plugin cannot say which commands it would have added)."""
+    """What to say about the unknown command ``name`` when plugins failed to load (``None``: nothing). A failed
+    plugin named ``name`` provides it; otherwise any failed plugin may."""
     failed = {f.plugin: f for f in manager.failed}
     if name in failed:
-        f = failed[name]
-        return (f"the command '{name}' comes from plugin '{name}' (distribution {f.distribution}), which failed to "
-                f"load: {f.error}. Reinstall or fix it ('numpyml list' shows every plugin that failed), or run "
-                f"without it: numpyml --disable-plugin {name} ...")
+        return (f"the command '{name}' comes from plugin '{name}' (distribution {failed[name].distribution}), which "
+                f"failed to load: {failed[name].error}. Reinstall or fix it ('numpyml list' shows every plugin that "
+                f"failed), or run without it: numpyml --disable-plugin {name} ...")
     if not failed:
         return None
     names = ", ".join(f"'{f.plugin}' ({f.distribution}: {f.error})" for f in failed.values())
     return (f"no such command '{name}'{did_you_mean(name, available)}. It may come from a plugin that failed to "
-            f"load: {names}. "
-            "'numpyml list' shows every plugin that failed.")
+            f"load: {names}. 'numpyml list' shows every plugin that failed.")

@@ -1,28 +1,15 @@
 """Plugin discovery and the component registry.
 
-Plugins are modules listed under the ``numpyml`` entry-point group of any installed distribution
-(built-ins included: numpyml registers its own plugins exactly as a third party would). Loading
-happens once per process, on first use. A plugin that fails to import or register is recorded in
-:attr:`PluginManager.failed` with its error, a warning naming its distribution goes to stderr, and
-everything else keeps working; ``NUMPYML_STRICT_PLUGINS=1`` turns that into an error. Plugins are
-disabled by entry-point name with ``NUMPYML_DISABLE_PLUGINS=a,b`` (or ``--disable-plugin``).
-
-The process-wide pluggy manager knows only the registration hooks
-(:data:`~numpyml_core.hookspecs.REGISTRATION_HOOKS`). Training hooks are dispatched per run, by
-the manager :func:`run_hook_manager` makes for each run and that holds only that run's callbacks; a
-training hook defined at module level in a plugin module is left unregistered, with one
-:class:`~numpyml_core.errors.PluginWarning` naming the plugin (:func:`_warn_module_hooks`).
-
-"Fails" includes a plugin that calls ``sys.exit()`` or raises ``KeyboardInterrupt`` while it is
-imported or registers (every ``BaseException``), and a plugin that registers no component (its
-hook not marked ``@hookimpl``, misspelled, or registering nothing). A real Ctrl-C is told apart
-from a ``KeyboardInterrupt`` raised by plugin code with a SIGINT handler installed while plugin
-code runs (:func:`_watching_ctrl_c`): only a real one stops loading.
+Plugins are the modules of the ``numpyml`` entry-point group (built-ins included), loaded once per process. How a
+failed plugin is contained is in docs/plugins.md ("Registering components"); how hooks are dispatched in hookspecs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
+import importlib.util
 import inspect
 import os
 import signal
@@ -39,66 +26,61 @@ import pluggy
 from . import hookspecs
 from .errors import ConfigError, PluginError, PluginWarning, did_you_mean, shorten
 
-ENTRY_POINT_GROUP = "numpyml"
 hookimpl = pluggy.HookimplMarker("numpyml")
 
 
-class _CtrlC:
-    """Whether a real SIGINT arrived while plugin code ran (see :func:`_watching_ctrl_c`)."""
+class _PluginRaised(Exception):
+    """Plugin code raised ``error``, described by ``str()``, and by :attr:`raised` after "hook" (``raised X``)."""
 
-    real = False
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+        if isinstance(error, KeyboardInterrupt):
+            text = "raised KeyboardInterrupt itself (no Ctrl-C was pressed)"
+        elif isinstance(error, SystemExit):
+            text = f"called sys.exit({error.code!r})"
+        else:
+            text = f"{type(error).__name__}: {error}"
+        super().__init__(text)
+        self.raised = text if isinstance(error, (KeyboardInterrupt, SystemExit)) else f"raised {text}"
 
 
 @contextlib.contextmanager
-def _watching_ctrl_c() -> Iterator[_CtrlC]:
-    """While plugin code runs, record whether a real Ctrl-C (SIGINT) arrives.
-
-    The SIGINT handler in force is wrapped: a signal sets ``.real`` and then does what the handler
-    would have done (Python's default raises ``KeyboardInterrupt``; the CLI's training handler asks
-    the run to stop). A ``KeyboardInterrupt`` caught while ``.real`` is false was raised by plugin
-    code itself. Outside the main thread no signal can arrive, so every ``KeyboardInterrupt`` there
-    is plugin code's. The previous handler is put back afterwards.
-    """
-    state = _CtrlC()
-    if threading.current_thread() is not threading.main_thread():
-        yield state
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is None or previous is signal.SIG_IGN:  # not ours to wrap, or Ctrl-C is ignored anyway
-        yield state
-        return
+def _plugin_code() -> Iterator[None]:
+    """Run plugin code: what it raises becomes a :class:`_PluginRaised`, except a real Ctrl-C, told apart from
+    plugin code's own ``KeyboardInterrupt`` by wrapping the SIGINT handler in force (main thread only)."""
+    real = False
+    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    wrap = previous is not None and previous is not signal.SIG_IGN
 
     def handler(signum: int, frame: Any) -> None:
-        state.real = True
+        nonlocal real
+        real = True
         if callable(previous):
             previous(signum, frame)
         else:  # SIG_DFL: the process would end; stopping with KeyboardInterrupt is the closest
             raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, handler)
+    if wrap:
+        signal.signal(signal.SIGINT, handler)
     try:
-        yield state
+        yield
+    except BaseException as exc:  # noqa: BLE001 - sys.exit() in plugin code is its failure too
+        if real and isinstance(exc, KeyboardInterrupt):
+            raise
+        raise _PluginRaised(exc) from None
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if wrap:
+            signal.signal(signal.SIGINT, previous)
 
 
-def _plugin_raised(exc: BaseException, ctrl_c: _CtrlC) -> str | None:
-    """How to describe ``exc`` raised by plugin code, or ``None`` when it must propagate (a real Ctrl-C)."""
-    if isinstance(exc, KeyboardInterrupt):
-        return None if ctrl_c.real else "raised KeyboardInterrupt itself (no Ctrl-C was pressed)"
-    if isinstance(exc, SystemExit):
-        return f"called sys.exit({exc.code!r})"
-    return f"{type(exc).__name__}: {exc}"
+def _import(reference: str, package: str | None = None) -> Any:
+    module_name, _, attribute = reference.partition(":")
+    return functools.reduce(getattr, attribute.split("."), importlib.import_module(module_name, package))
 
 
 @dataclass(eq=False)
 class Component:
-    """One registered component with its provenance.
-
-    ``target`` is what the plugin registered: the factory itself, or a lazy reference
-    ``"package.module:attribute"`` that is imported the first time :attr:`factory` is used, so
-    listing components never imports NumPy or a plugin's heavy modules.
-    """
+    """One registered component with its provenance; ``target`` is the factory or a lazy reference to it."""
 
     kind: str
     name: str
@@ -110,7 +92,15 @@ class Component:
     @property
     def factory(self) -> Callable[..., Any]:
         if isinstance(self.target, str):
-            self.target = _resolve(self)
+            where = (f"{self.kind} '{self.name}' of plugin '{self.plugin}' "
+                     f"(distribution {self.distribution} {self.version})")
+            try:
+                with _plugin_code():
+                    factory = _import(self.target)
+            except _PluginRaised as exc:
+                raise PluginError(f"{where}: cannot load '{self.target}': {exc}") from None
+            _check_factory(factory, where)
+            self.target = factory
         return self.target
 
     @property
@@ -118,31 +108,7 @@ class Component:
         return inspect.getdoc(self.factory) or ""
 
 
-def _resolve(component: Component) -> Callable[..., Any]:
-    """Import a lazy ``"module:attribute"`` reference; a failure names the plugin and distribution."""
-    import importlib
-
-    module_name, _, attribute = str(component.target).partition(":")
-    where = (
-        f"{component.kind} '{component.name}' of plugin '{component.plugin}' "
-        f"(distribution {component.distribution} {component.version})"
-    )
-    with _watching_ctrl_c() as ctrl_c:
-        try:
-            factory: Any = importlib.import_module(module_name)
-            for part in attribute.split("."):
-                factory = getattr(factory, part)
-        except BaseException as exc:  # noqa: BLE001 - sys.exit() in a plugin module is its failure too
-            described = _plugin_raised(exc, ctrl_c)
-            if described is None:
-                raise
-            raise PluginError(f"{where}: cannot load '{component.target}': {described}") from None
-    _check_factory(component.kind, component.name, factory, where)
-    return factory
-
-
-def _check_factory(kind: str, name: str, factory: Any, where: str | None = None) -> None:
-    where = where or f"{kind} '{name}'"
+def _check_factory(factory: Any, where: str) -> None:
     if not callable(factory):
         raise PluginError(f"{where}: factory {factory!r} is not callable")
     try:
@@ -151,23 +117,16 @@ def _check_factory(kind: str, name: str, factory: Any, where: str | None = None)
         raise PluginError(f"{where}: factory has no usable signature ({exc})") from exc
 
 
-def _check_reference(kind: str, name: str, target: str) -> None:
-    """A lazy reference must be ``module:attribute`` with a module that can be found (not imported)."""
-    import importlib.util
-
+def _check_reference(target: str, where: str) -> None:
     module_name, colon, attribute = target.partition(":")
     if not colon or not module_name or not attribute:
-        raise PluginError(
-            f"{kind} '{name}': a lazy factory must be written 'package.module:attribute', got {target!r}"
-        )
+        raise PluginError(f"{where}: a lazy factory must be written 'package.module:attribute', got {target!r}")
     try:
-        found = importlib.util.find_spec(module_name)
+        found, error = importlib.util.find_spec(module_name), ""
     except (ImportError, ValueError) as exc:
         found, error = None, f" ({type(exc).__name__}: {exc})"
-    else:
-        error = ""
     if found is None:
-        raise PluginError(f"{kind} '{name}': module '{module_name}' of {target!r} not found{error}")
+        raise PluginError(f"{where}: module '{module_name}' of {target!r} not found{error}")
 
 
 @dataclass
@@ -186,37 +145,30 @@ class Registry:
     components: dict[tuple[str, str], Component] = field(default_factory=dict)
 
     def add(self, component: Component) -> None:
-        key = (component.kind, component.name)
-        if key in self.components:
-            other = self.components[key]
+        other = self.components.get((component.kind, component.name))
+        if other is not None:
             raise PluginError(
                 f"{component.kind} '{component.name}' is registered twice: by plugin '{other.plugin}' "
                 f"of distribution {other.distribution} {other.version} and by plugin "
                 f"'{component.plugin}' of distribution {component.distribution} {component.version}. "
                 "Uninstall one of them or disable a plugin with NUMPYML_DISABLE_PLUGINS."
             )
-        self.components[key] = component
+        self.components[(component.kind, component.name)] = component
 
     def get(self, kind: str, name: str) -> Component:
-        try:
+        if (kind, name) in self.components:
             return self.components[(kind, name)]
-        except KeyError:
-            pass
         from .protocols import KINDS  # here, not at the top: protocols imports numpy (startup time)
 
         known_kinds = sorted({k for k, _ in self.components} | set(KINDS))
         if kind not in known_kinds:
-            raise ConfigError(
-                f"unknown component kind {shorten(kind)}{did_you_mean(kind, known_kinds)}; "
-                f"installed kinds: {', '.join(known_kinds)}."
-            )
+            raise ConfigError(f"unknown component kind {shorten(kind)}{did_you_mean(kind, known_kinds)}; "
+                              f"installed kinds: {', '.join(known_kinds)}.")
         names = self.names(kind)
         if not names:
             raise ConfigError(f"unknown {kind} {shorten(name)}: no {kind} is installed (is its plugin disabled?).")
-        raise ConfigError(
-            f"unknown {kind} {shorten(name)}{did_you_mean(name, names)}; installed {kind}s: "
-            f"{', '.join(names)}. Run 'numpyml list' to see every installed component."
-        )
+        raise ConfigError(f"unknown {kind} {shorten(name)}{did_you_mean(name, names)}; installed {kind}s: "
+                          f"{', '.join(names)}. Run 'numpyml list' to see every installed component.")
 
     def names(self, kind: str) -> list[str]:
         return sorted(n for k, n in self.components if k == kind)
@@ -227,204 +179,140 @@ class Registry:
 
 def _distribution_of(entry_point: metadata.EntryPoint) -> tuple[str, str]:
     dist = getattr(entry_point, "dist", None)
-    if dist is None:
-        return ("unknown", "")
-    return (dist.metadata["Name"] or dist.name, dist.version)
+    return ("unknown", "") if dist is None else (dist.metadata["Name"] or dist.name, dist.version)
 
 
-def disabled_plugins(extra: list[str] | None = None) -> set[str]:
-    names = {n.strip() for n in os.environ.get("NUMPYML_DISABLE_PLUGINS", "").split(",") if n.strip()}
-    names.update(extra or [])
-    return names
+class _Hooks(pluggy.PluginManager):
+    """A pluggy manager with the hooks ``names`` of :mod:`.hookspecs`. Without the training hooks (the plugin
+    modules' manager), a training hook found on a plugin is not registered but kept in :attr:`module_hooks`."""
 
-
-def _hookspecs(names: tuple[str, ...]) -> types.SimpleNamespace:
-    """The specifications of :mod:`numpyml_core.hookspecs` named ``names``, as one object for
-    :meth:`pluggy.PluginManager.add_hookspecs` (which reads the marked functions of any object)."""
-    return types.SimpleNamespace(**{name: getattr(hookspecs, name) for name in names})
-
-
-def run_hook_manager() -> pluggy.PluginManager:
-    """A fresh pluggy manager for one run: the training hook specifications
-    (:data:`~numpyml_core.hookspecs.TRAINING_HOOKS`) and, once the trainer registers them, that
-    run's callbacks and nothing else (see ``run.hook_manager``)."""
-    manager = pluggy.PluginManager("numpyml")
-    manager.add_hookspecs(_hookspecs(hookspecs.TRAINING_HOOKS))
-    return manager
-
-
-class _PluginModules(pluggy.PluginManager):
-    """The process-wide pluggy manager: the registration hooks, called on plugin modules.
-
-    A training hook found on a plugin module is not registered (it would run on every run of the
-    process); its name is appended to :attr:`module_hooks` for the caller to warn about.
-    """
-
-    def __init__(self) -> None:
+    def __init__(self, names: tuple[str, ...]) -> None:
         super().__init__("numpyml")
-        self.add_hookspecs(_hookspecs(hookspecs.REGISTRATION_HOOKS))
+        self.add_hookspecs(types.SimpleNamespace(**{name: getattr(hookspecs, name) for name in names}))
+        self.names = names
         self.module_hooks: list[str] = []
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
         opts = super().parse_hookimpl_opts(plugin, name)
-        if opts is not None and name in hookspecs.TRAINING_HOOKS:
+        if opts is not None and name in hookspecs.TRAINING_HOOKS and name not in self.names:
             self.module_hooks.append(name)
             return None
         return opts
 
 
+def run_hook_manager() -> pluggy.PluginManager:
+    """A fresh pluggy manager for one run (``run.hook_manager``): the training hooks, for that run's callbacks."""
+    return _Hooks(hookspecs.TRAINING_HOOKS)
+
+
 def _warn_module_hooks(plugin: str, distribution: str, names: list[str]) -> None:
-    """One :class:`PluginWarning` for a plugin module with training hooks at module level, which
-    are ignored. Not repeated by the worker processes a run spawns (they load the same plugins)."""
     import multiprocessing
 
-    if multiprocessing.parent_process() is not None:
+    if multiprocessing.parent_process() is not None:  # a run's worker process: the parent warned
         return
-    hooks = ", ".join(sorted(names))
-    warnings.warn(
-        f"numpyml: plugin '{plugin}' (distribution {distribution}) defines the training hook{'s' * (len(names) > 1)} "
-        f"{hooks} at module level; {'they are' if len(names) > 1 else 'it is'} ignored: installing a plugin never "
-        "changes a run by itself. Put the hook methods on a callback class, register it in "
-        "numpyml_register_components with register(\"callback\", \"my_callback\", MyCallback), and select it in "
-        "the experiment: [[callbacks]] type = \"my_callback\" (see docs/plugins.md, Training hooks).",
-        PluginWarning, stacklevel=2,
-    )
+    warnings.warn(f"numpyml: plugin '{plugin}' (distribution {distribution}) defines training hooks at module level "
+                  f"({', '.join(sorted(names))}), which are ignored: installing a plugin never changes a run. Put "
+                  "them on a callback class, register it with register(\"callback\", \"my_callback\", MyCallback) "
+                  "and select it: [[callbacks]] type = \"my_callback\" (see docs/plugins.md, Training hooks).",
+                  PluginWarning, stacklevel=2)
 
 
 class PluginManager:
-    """Loads the ``numpyml`` entry points and holds the registry.
-
-    ``pm`` is the underlying :class:`pluggy.PluginManager`, with the registration hooks of
-    :mod:`numpyml_core.hookspecs` only: plugin modules are registered with it for
-    ``numpyml_register_components`` and ``numpyml_register_commands``. Training hooks are not
-    called here: each run dispatches them to its own callbacks (:func:`run_hook_manager`).
-    """
+    """Loads the ``numpyml`` entry points into ``pm`` and their components into ``registry``; ``failed`` lists
+    the plugins that failed, ``loaded`` the others as (plugin, distribution, version)."""
 
     def __init__(self, disable: list[str] | None = None, strict: bool | None = None):
-        self.pm = _PluginModules()
+        self.pm = _Hooks(hookspecs.REGISTRATION_HOOKS)
         self.registry = Registry()
         self.failed: list[FailedPlugin] = []
-        self.loaded: list[tuple[str, str, str]] = []  # (plugin, distribution, version)
-        self.disabled = disabled_plugins(disable)
+        self.loaded: list[tuple[str, str, str]] = []
+        self.disabled = {n.strip() for n in os.environ.get("NUMPYML_DISABLE_PLUGINS", "").split(",") if n.strip()}
+        self.disabled.update(disable or [])
         if strict is None:
             strict = os.environ.get("NUMPYML_STRICT_PLUGINS", "") not in ("", "0", "false", "no")
         self.strict = strict
 
-    # -- loading -----------------------------------------------------------------------------
     def load_entry_points(self) -> None:
-        seen: set[tuple[str, str]] = set()
-        # numpyml's own plugins load first, so a third-party plugin that claims a built-in name is
-        # the one that fails (with both distributions named) and the built-ins keep working.
-        def order(entry_point: metadata.EntryPoint) -> tuple[bool, str, str]:
-            return (_distribution_of(entry_point)[0] != "numpyml", _distribution_of(entry_point)[0], entry_point.name)
-
-        for entry_point in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=order):
-            distribution, version = _distribution_of(entry_point)
-            if (entry_point.name, entry_point.value) in seen:  # same dist found twice on sys.path
-                continue
-            seen.add((entry_point.name, entry_point.value))
+        """Load every plugin not disabled. numpyml's own load first, so a third-party plugin that claims a
+        built-in name is the one that fails (with both distributions named). A distribution found twice on
+        ``sys.path`` is listed once by :func:`importlib.metadata.entry_points`."""
+        found = [(*_distribution_of(ep), ep) for ep in metadata.entry_points(group="numpyml")]
+        for distribution, version, entry_point in sorted(found, key=lambda f: (f[0] != "numpyml", f[0], f[2].name)):
             if entry_point.name in self.disabled:
                 continue
-            with _watching_ctrl_c() as ctrl_c:
-                try:
+            try:
+                with _plugin_code():
                     module = entry_point.load()
-                except BaseException as exc:  # noqa: BLE001 - sys.exit() or KeyboardInterrupt at import too
-                    described = _plugin_raised(exc, ctrl_c)
-                    if described is None:
-                        raise
-                    self._fail(entry_point.name, distribution, f"import failed: {described}")
-                    continue
-            self.load_plugin(module, entry_point.name, distribution, version)
+            except _PluginRaised as exc:
+                self.fail(entry_point.name, f"import failed: {exc}", distribution)
+            else:
+                self.load_plugin(module, entry_point.name, distribution, version)
 
     def load_plugin(self, module: Any, plugin: str, distribution: str, version: str) -> None:
-        """Register one plugin module (or object with ``@hookimpl`` functions) and its components."""
+        """Register one plugin module (or object with ``@hookimpl`` functions) and its components; a plugin that
+        fails is rolled back and recorded in :attr:`failed`."""
         staged: list[Component] = []
 
         def register(kind: str, name: str, factory: Callable[..., Any] | str) -> None:
             if not isinstance(kind, str) or not isinstance(name, str) or not name:
                 raise PluginError(f"register() needs a kind and a name as strings, got {kind!r}, {name!r}")
-            if isinstance(factory, str):
-                _check_reference(kind, name, factory)
-            else:
-                _check_factory(kind, name, factory)
+            (_check_reference if isinstance(factory, str) else _check_factory)(factory, f"{kind} '{name}'")
             staged.append(Component(kind, name, factory, plugin, distribution, version))
 
-        with _watching_ctrl_c() as ctrl_c:
-            self.pm.module_hooks.clear()
-            try:
+        self.pm.module_hooks.clear()
+        try:
+            with _plugin_code():
                 self.pm.register(module, name=plugin)
-            except BaseException as exc:  # noqa: BLE001
-                described = _plugin_raised(exc, ctrl_c)
-                if described is None:
-                    raise
-                self._fail(plugin, distribution, f"registration failed: {described}")
-                return
-            if self.pm.module_hooks:
-                _warn_module_hooks(plugin, distribution, self.pm.module_hooks)
-            impls = [
-                impl for impl in self.pm.hook.numpyml_register_components.get_hookimpls()
-                if impl.plugin_name == plugin
-            ]
-            adds_commands = any(impl.plugin_name == plugin
-                                for impl in self.pm.hook.numpyml_register_commands.get_hookimpls())
-            try:
+        except _PluginRaised as exc:
+            self.fail(plugin, f"registration failed: {exc}", distribution)
+            return
+        if self.pm.module_hooks:
+            _warn_module_hooks(plugin, distribution, self.pm.module_hooks)
+        impls = [i for i in self.pm.hook.numpyml_register_components.get_hookimpls() if i.plugin_name == plugin]
+        adds_commands = any(i.plugin_name == plugin for i in self.pm.hook.numpyml_register_commands.get_hookimpls())
+        try:
+            with _plugin_code():
                 for impl in impls:
                     impl.function(register=register)
                 if not staged and not adds_commands:
                     raise PluginError(_registered_nothing(module, bool(impls)))
                 for component in staged:
                     self.registry.add(component)
-            except PluginError as exc:
-                self._fail(plugin, distribution, str(exc))
-            except BaseException as exc:  # noqa: BLE001 - sys.exit() or KeyboardInterrupt in the hook too
-                described = _plugin_raised(exc, ctrl_c)
-                if described is None:
-                    raise
-                verb = "" if isinstance(exc, (SystemExit, KeyboardInterrupt)) else "raised "
-                self._fail(plugin, distribution, f"register hook {verb}{described}")
-            else:
-                self.loaded.append((plugin, distribution, version))
-                return
-        # roll back a half-registered plugin
-        for component in staged:
-            key = (component.kind, component.name)
-            if self.registry.components.get(key) is component:
-                del self.registry.components[key]
+        except _PluginRaised as exc:
+            plugin_error = isinstance(exc.error, PluginError)
+            self.fail(plugin, str(exc.error) if plugin_error else f"register hook {exc.raised}", distribution)
+        else:
+            self.loaded.append((plugin, distribution, version))
+            return
+        for component in staged:  # roll back a half-registered plugin
+            if self.registry.components.get((component.kind, component.name)) is component:
+                del self.registry.components[(component.kind, component.name)]
         self.pm.unregister(name=plugin)
 
     def register_commands(self, app_for: Callable[[str], Any]) -> None:
-        """Call every loaded plugin's ``numpyml_register_commands`` hook with ``app=app_for(plugin)``,
-        in loading order. A hook that raises fails its plugin only (recorded in :attr:`failed`, warned)."""
+        """Call every loaded plugin's ``numpyml_register_commands`` hook with ``app=app_for(plugin)``, in loading
+        order. A hook that raises fails its plugin only (recorded in :attr:`failed`, warned)."""
         order = {plugin: index for index, (plugin, _, _) in enumerate(self.loaded)}
         impls = sorted(self.pm.hook.numpyml_register_commands.get_hookimpls(),
                        key=lambda impl: order.get(impl.plugin_name, len(order)))
         for impl in impls:
-            with _watching_ctrl_c() as ctrl_c:
-                try:
+            try:
+                with _plugin_code():
                     impl.function(app=app_for(impl.plugin_name))
-                except BaseException as exc:  # noqa: BLE001 - sys.exit() or KeyboardInterrupt in the hook too
-                    described = _plugin_raised(exc, ctrl_c)
-                    if described is None:
-                        raise
-                    self.fail(impl.plugin_name, f"register_commands hook raised {described}")
+            except _PluginRaised as exc:
+                self.fail(impl.plugin_name, f"register_commands hook {exc.raised}")
 
-    def distribution_of(self, plugin: str) -> tuple[str, str]:
-        """(distribution, version) of a loaded plugin, ``("unknown", "")`` for another name."""
-        return next(((dist, version) for name, dist, version in self.loaded if name == plugin), ("unknown", ""))
-
-    def fail(self, plugin: str, error: str) -> None:
-        """Record that a loaded ``plugin`` failed after loading (adding its commands, say) in
-        :attr:`failed`, warned about like a failed import; its components stay registered."""
-        self._fail(plugin, self.distribution_of(plugin)[0], error)
-
-    def _fail(self, plugin: str, distribution: str, error: str) -> None:
+    def fail(self, plugin: str, error: str, distribution: str | None = None) -> None:
+        """Record in :attr:`failed`, and warn, that ``plugin`` failed (a loaded one: its components stay
+        registered); ``NUMPYML_STRICT_PLUGINS`` makes it a :class:`PluginError`."""
+        if distribution is None:
+            distribution = next((dist for name, dist, _ in self.loaded if name == plugin), "unknown")
         self.failed.append(FailedPlugin(plugin, distribution, error))
         message = f"numpyml: plugin '{plugin}' from distribution {distribution} failed: {error}"
         if self.strict:
             raise PluginError(message + " (NUMPYML_STRICT_PLUGINS is set)")
         print(f"warning: {message}", file=sys.stderr)
 
-    # -- components --------------------------------------------------------------------------
     def create(self, kind: str, name: str, **params: Any) -> Any:
         component = self.registry.get(kind, name)
         from .config import check_params  # local import: config imports this module
@@ -435,12 +323,8 @@ class PluginManager:
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{kind} '{name}': {exc}") from exc
 
-    def versions(self) -> dict[str, str]:
-        return {dist: version for _, dist, version in self.loaded}
-
 
 def _registered_nothing(module: Any, has_hook: bool) -> str:
-    """Why a plugin registered no component, with what to do about it."""
     hook = "numpyml_register_components"
     text = "registered no component: "
     if has_hook:
@@ -471,20 +355,15 @@ def get_plugin_manager() -> PluginManager:
 
 
 def set_plugin_manager(manager: PluginManager | None) -> PluginManager | None:
-    """Replace (or with ``None`` reset) the process-wide plugin manager (tests, the CLI); returns the
-    one it replaced (``None`` when none was loaded yet), so a caller can put it back."""
+    """Replace (``None``: reset) the process-wide plugin manager; return the one replaced, to put it back."""
     global _MANAGER
     previous, _MANAGER = _MANAGER, manager
     return previous
 
 
 def component_table(components: dict[tuple[str, str], Callable[..., Any] | str]) -> Callable[..., None]:
-    """The ``numpyml_register_components`` hook implementation of a plugin that registers a table::
-
-        numpyml_register_components = component_table({
-            ("layer", "swish"): "my_plugin.layers:Swish",   # a lazy reference, or the factory itself
-        })
-    """
+    """A ``numpyml_register_components`` implementation registering a table of factories or lazy references:
+    ``numpyml_register_components = component_table({("layer", "swish"): "my_plugin.layers:Swish"})``."""
 
     @hookimpl
     def numpyml_register_components(register: Callable[..., None]) -> None:
@@ -495,37 +374,21 @@ def component_table(components: dict[tuple[str, str], Callable[..., Any] | str])
 
 
 def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
-    """A module ``__getattr__`` (PEP 562) for a plugin package that registers lazily.
-
-    ``exports`` maps a public name to ``".module:attribute"`` (relative to ``package``) or an
-    absolute ``"package.module:attribute"``; the module is imported the first time the name is
-    used, so ``from my_plugin import MyLayer`` keeps working while loading the plugin stays cheap::
-
-        __getattr__ = lazy_exports(__name__, {"MyLayer": ".layers:MyLayer"})
+    """A module ``__getattr__`` (PEP 562) importing each name's ``".module:attribute"`` (relative to
+    ``package``, or absolute) on first use: ``__getattr__ = lazy_exports(__name__, {"MyLayer": ".layers:MyLayer"})``.
     """
-    import importlib
 
     def __getattr__(name: str) -> Any:
-        try:
-            reference = exports[name]
-        except KeyError:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
-        module_name, _, attribute = reference.partition(":")
-        module = importlib.import_module(module_name, package if module_name.startswith(".") else None)
-        return getattr(module, attribute)
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return _import(exports[name], package)
 
     return __getattr__
 
 
 def create_from_spec(kind: str, spec: Any, what: str) -> Any:
-    """Build a component from a config value, for components that take others as parameters
-    (``activation`` of a layer, its initializers): a registered name (``"relu"``), a table
-    (``{type = "leaky_relu", alpha = 0.2}``), or an already built object (programmatic use).
-
-    Built through :func:`create`, so third-party components work too. Raises ``ValueError``
-    naming ``what`` (the parameter) when the spec is not usable; a factory's ``ValueError``
-    becomes a config error naming the outer component.
-    """
+    """Build a component given as another's parameter ``what`` (a layer's ``activation``): a registered name
+    (``"relu"``), a table (``{type = "leaky_relu", alpha = 0.2}``) or a built object; ``ValueError`` if unusable."""
     if isinstance(spec, str):
         name, params = spec, {}
     elif isinstance(spec, dict):
@@ -544,9 +407,6 @@ def create_from_spec(kind: str, spec: Any, what: str) -> Any:
 
 
 def create(kind: str, name: str, **params: Any) -> Any:
-    """Build a registered component: ``create("layer", "dense", units=10)``.
-
-    Unknown names and bad parameters raise :class:`numpyml_core.ConfigError` with the message the
-    CLI prints.
-    """
+    """Build a registered component: ``create("layer", "dense", units=10)``; unknown names and bad parameters
+    raise :class:`numpyml_core.ConfigError`."""
     return get_plugin_manager().create(kind, name, **params)

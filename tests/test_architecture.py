@@ -27,12 +27,19 @@ PUBLIC_MODULES = ("numpyml_core", "numpyml_core.plugin_api")
 THIRD_PARTY_STYLE = [ROOT / "plugins" / "numpyml_kit" / "templates", ROOT / "examples" / "numpyml-swish"]
 
 
-def imports(path: Path, package: str) -> list[tuple[int, str]]:
+def imports(path: Path, package: str, at_run_time: bool = False) -> list[tuple[int, str]]:
     """(line, absolute module name) of every import in ``path``, a module of ``package`` (relative
-    imports resolved; ``from x import y`` gives both ``x`` and ``x.y``, as y may be a module)."""
+    imports resolved; ``from x import y`` gives both ``x`` and ``x.y``, as y may be a module). With
+    ``at_run_time``, not the imports under ``if TYPE_CHECKING:`` (for type checkers only)."""
     parts = package.split(".")  # "from . import x" in a module of ``package`` (or in its __init__) means package.x
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and at_run_time
+                   and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+                   for n in ast.walk(block)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -60,6 +67,8 @@ def test_the_rules_see_imports_inside_functions(tmp_path):
     module.write_text("import os\n\ndef f():\n    from .x import y\n    import matplotlib.pyplot as plt\n")
     assert imports(module, "numpyml_core") == [(1, "os"), (4, "numpyml_core.x"), (4, "numpyml_core.x.y"),
                                               (5, "matplotlib.pyplot")]
+    module.write_text("from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from .x import y\n")
+    assert [name for _, name in imports(module, "numpyml_core", at_run_time=True)] == ["typing", "typing.TYPE_CHECKING"]
 
 
 @pytest.mark.parametrize("path", core_modules(), ids=lambda p: str(p.relative_to(ROOT)))
@@ -77,11 +86,12 @@ def test_no_template_lives_in_the_core():
 
 def test_core_modules_import_each_other_without_a_cycle():
     """No cycle among numpyml_core's modules, counting imports inside functions: so no function-level
-    import hides one (the command line included: cli -> commands -> plugins, never back)."""
+    import hides one (the command line included: cli -> commands -> plugins, never back). Imports for
+    type checkers only (``if TYPE_CHECKING:``, as hookspecs' ``Run``) run never and are not counted."""
     names = {p.stem for p in CORE.glob("*.py")} - {"__init__"}
     graph = {name: set() for name in names}
     for name in names:
-        for _, module in imports(CORE / f"{name}.py", "numpyml_core"):
+        for _, module in imports(CORE / f"{name}.py", "numpyml_core", at_run_time=True):
             parts = module.split(".")
             if parts[0] == "numpyml_core" and len(parts) > 1 and parts[1] in names and parts[1] != name:
                 graph[name].add(parts[1])
