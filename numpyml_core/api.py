@@ -1,9 +1,5 @@
-"""The Python API: load and check an experiment, run it into a run folder, load and evaluate a model.
-
-What the ``numpyml`` commands run, resume, validate and eval call; see docs/api.md. Mistakes raise
-:class:`~numpyml_core.errors.UserError` (the message names the file, key or argument); Ctrl-C in
-:func:`run` raises :class:`TrainingInterrupted`; notices go to the ``numpyml`` logger and :mod:`warnings`.
-"""
+"""The Python API (docs/api.md): load and check an experiment, run it into a run folder, load and evaluate a
+model; what the ``numpyml`` commands run, resume, validate and eval call."""
 
 from __future__ import annotations
 
@@ -19,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from .checkpoint import config_as_json, restore
-from .config import ExperimentSpec, dumps_toml, parse_experiment, parse_with_overrides, read_toml
+from .config import ExperimentSpec, dumps_toml, parse_experiment, parse_overrides, parse_with_overrides, read_toml
 from .data import data_dir_from_env
 from .errors import ConfigError, UserError
 from .model import Model
@@ -28,7 +24,8 @@ from .runfolder import RunFolder, claim_default, claim_new, lock_existing, resum
 from .trainer import Run, TrainingInterrupted, check, prepare, register_callbacks, train, unregister_callbacks
 from .trainer import evaluate as evaluate_split
 
-__all__ = ["Experiment", "RunResult", "TrainingInterrupted", "evaluate", "load_model", "resume", "run"]
+__all__ = ["Experiment", "RunResult", "TrainingInterrupted", "evaluate", "load_model", "parse_overrides", "resume",
+           "run"]
 
 log = logging.getLogger("numpyml")
 
@@ -38,12 +35,8 @@ DEFAULT_CALLBACKS = ("metrics_csv", "checkpoint")
 
 @dataclass(frozen=True)
 class Experiment:
-    """A validated experiment: every component known, every parameter checked against its
-    signature and completed with its defaults. Make one with :meth:`load` or :meth:`from_dict`.
-
-    ``spec`` is the resolved :class:`~numpyml_core.config.ExperimentSpec`; ``manager`` the plugin
-    manager it was validated against (and that :func:`run` builds its components with).
-    """
+    """A validated experiment (every component known, every parameter checked and defaulted): ``spec``, the
+    resolved ExperimentSpec, and ``manager``, the plugin manager it was validated against and is built with."""
 
     spec: ExperimentSpec
     manager: PluginManager
@@ -51,23 +44,14 @@ class Experiment:
     @classmethod
     def load(cls, path: str | os.PathLike, overrides: Mapping[str, Any] | None = None,
              manager: PluginManager | None = None) -> "Experiment":
-        """Read and validate the experiment file ``path``.
-
-        ``overrides`` maps dotted keys to values that replace the file's: ``{"training.epochs": 1,
-        "model.layers.1.units": 64}`` (a number indexes a list, from 0). They are validated as the
-        file's own keys are; an error they cause names the override (``override training.epoch = 1:
-        [training]: unknown key 'epoch' (did you mean 'epochs'?)``). Raises
-        :class:`~numpyml_core.errors.ConfigError`; ``manager`` defaults to the process's one.
-        """
-        manager = manager or get_plugin_manager()
-        return cls(parse_with_overrides(read_toml(path), str(path), manager.registry, dict(overrides or {})), manager)
+        """Read and validate the experiment file ``path``, with ``overrides`` (dotted keys to values, a number
+        indexing a list: ``{"model.layers.1.units": 64}``) validated as its own keys. Raises ConfigError."""
+        return cls.from_dict(read_toml(path), str(path), overrides, manager)
 
     @classmethod
     def from_dict(cls, table: Mapping[str, Any], source: str = "<dict>", overrides: Mapping[str, Any] | None = None,
                   manager: PluginManager | None = None) -> "Experiment":
-        """Validate an experiment given as nested dicts (what ``tomllib`` returns for a file), exactly
-        as a file is; errors name ``source`` (say ``"trial 3"``) where they would name the file.
-        ``table`` is not changed. ``overrides`` and ``manager``: as for :meth:`load`."""
+        """Validate nested dicts (what ``tomllib`` returns) exactly as a file; errors name ``source``."""
         manager = manager or get_plugin_manager()
         if not isinstance(table, Mapping):
             raise ConfigError(f"{source}: an experiment is a table (dict), got {type(table).__name__}.")
@@ -88,9 +72,7 @@ class Experiment:
         return self.spec.to_dict()
 
     def validate(self) -> Model:
-        """Check everything that can be checked without data (components, parameters, layer shapes,
-        output size, the callbacks' own checks) and return the built, untrained network. Raises
-        :class:`~numpyml_core.errors.ConfigError`."""
+        """Check all that needs no data (shapes, output size, the callbacks' own checks); the untrained network."""
         model = check(self.spec, self.manager)
         _make_callbacks(self, [])  # what their constructors refuse (a metrics file named config.toml)
         return model
@@ -98,13 +80,8 @@ class Experiment:
 
 @dataclass
 class RunResult:
-    """What :func:`run` returns.
-
-    ``summary``: the final figures, as in summary.json (``test_accuracy``, ``best_validation_accuracy``,
-    ``epochs``, ``seconds``, ...); ``run_dir``: the run folder; ``folder``: its :class:`RunFolder`;
-    ``model``: the trained network (``model.predict(x)``); ``run``: the trainer's
-    :class:`~numpyml_core.trainer.Run`, as callbacks saw it (``run.history``: one dict per epoch).
-    """
+    """What :func:`run` returns: ``summary`` (summary.json's figures), ``folder``, the trained ``model``, and
+    the trainer's ``run`` as callbacks saw it."""
 
     summary: dict[str, Any]
     folder: RunFolder
@@ -126,10 +103,7 @@ def _make_callbacks(experiment: Experiment, defaults: list[str]) -> list[Any]:
     """The run's callbacks: the ``defaults`` the experiment does not list itself, then its own."""
     spec, manager = experiment.spec, experiment.manager
     callbacks: list[Any] = []
-    chosen = {c.type for c in spec.callbacks}
-    for name in defaults:
-        if name in chosen:
-            continue
+    for name in (name for name in defaults if name not in {c.type for c in spec.callbacks}):
         if ("callback", name) in manager.registry.components:
             callbacks.append(manager.create("callback", name))
         else:
@@ -147,12 +121,9 @@ def resolved_config(experiment: Experiment) -> str:
     from . import __version__
 
     spec, manager = experiment.spec, experiment.manager
-    used: dict[str, str] = {}
-    for component in [spec.dataset, *spec.layers, spec.cost, spec.optimizer, spec.strategy, spec.schedule,
-                      *spec.transforms, *spec.callbacks]:
-        if component is not None:
-            entry = manager.registry.get(component.kind, component.type)
-            used[entry.distribution] = entry.version
+    entries = [manager.registry.get(c.kind, c.type) for c in [spec.dataset, *spec.layers, spec.cost, spec.optimizer,
+               spec.strategy, spec.schedule, *spec.transforms, *spec.callbacks] if c is not None]
+    used = {entry.distribution: entry.version for entry in entries}
     config = spec.to_dict()
     config["provenance"] = {"numpyml": __version__, "python": sys.version.split()[0], "distributions": used}
     try:
@@ -162,7 +133,7 @@ def resolved_config(experiment: Experiment) -> str:
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = []
+    keys: list[str] = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
@@ -178,7 +149,8 @@ def _resume_checkpoint(experiment: Experiment, folder: RunFolder, allow_changes:
     spec = experiment.spec
     saved = parse_experiment(folder.read_config(), str(folder.config_path), experiment.manager.registry).to_dict()
     changed = _differences(saved, spec.to_dict())
-    metrics_files = [str(c.params.get("filename", RunFolder.METRICS)) for c in spec.callbacks if c.type == "metrics_csv"]
+    metrics_files = [str(c.params.get("filename", RunFolder.METRICS))
+                     for c in spec.callbacks if c.type == "metrics_csv"]
     checkpoint = None
     if resume_point(folder, metrics_files or [RunFolder.METRICS]) is not None:
         checkpoint = folder.read_checkpoint("last")
@@ -230,26 +202,9 @@ def _write_failure(exc: OSError, folder: RunFolder) -> UserError:
 def run(experiment: Experiment | str | os.PathLike, output: str | os.PathLike | None = None,
         data_dir: str | os.PathLike | None = None, progress: bool = True, callbacks: list[Any] | None = None,
         resume: bool = False, allow_changes: bool = False) -> RunResult:
-    """Train ``experiment`` (an :class:`Experiment`, or the path of an experiment file) and write its
-    run folder: what ``numpyml run`` does.
-
-    * ``output``: exactly this run folder (created; an existing one must be empty); default
-      ``runs/<name>-<time>``. The folder is claimed exclusively for the run (:mod:`numpyml_core.runfolder`);
-      a run that fails before writing anything leaves no folder behind.
-    * ``data_dir``: the folder holding the data sets (default: ``$NUMPYML_DATA_DIR``, then each
-      dataset's own search and cache).
-    * ``progress``: show the progress display (rich; works in Jupyter).
-    * ``callbacks``: callback objects (``@hookimpl`` methods, see hookspecs.py) for this run only, after
-      the defaults (``metrics_csv``, ``checkpoint``) and the experiment's own ``[[callbacks]]``.
-    * ``resume``: continue the run in ``output`` from its last checkpoint; ``allow_changes``: even if
-      ``experiment`` differs from the run's.
-
-    Returns a :class:`RunResult`. Raises :class:`~numpyml_core.errors.UserError` (a bad experiment,
-    missing data, a used folder, a full disk: the message says which and what to do),
-    :class:`~numpyml_core.errors.RunFailed` (a worker died), and :class:`TrainingInterrupted` on
-    Ctrl-C, after the last checkpoint was written (resume with ``resume=True``). The first Ctrl-C
-    stops at the next batch boundary; a second one at once.
-    """
+    """Train ``experiment`` (an :class:`Experiment` or a file's path) into the run folder ``output`` (default
+    ``runs/<name>-<time>``), or continue the run there (``resume``): what ``numpyml run`` does. Returns a
+    :class:`RunResult`; raises UserError, RunFailed, and :class:`TrainingInterrupted` on Ctrl-C. docs/api.md."""
     if not isinstance(experiment, Experiment):
         experiment = Experiment.load(experiment)
     spec = experiment.spec
@@ -302,23 +257,20 @@ def run(experiment: Experiment | str | os.PathLike, output: str | os.PathLike | 
 
 
 def resume(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None, progress: bool = True,
-           callbacks: list[Any] | None = None, allow_changes: bool = False) -> RunResult:
-    """Continue the run in ``run_dir`` from its last checkpoint, with the experiment of its own
-    config.toml: what ``numpyml resume`` does. ``allow_changes``: accept a config.toml edited since
-    the checkpoint. Otherwise as :func:`run` (same result, same errors)."""
+           callbacks: list[Any] | None = None, allow_changes: bool = False,
+           overrides: Mapping[str, Any] | None = None) -> RunResult:
+    """Continue the run in ``run_dir`` with its own config.toml (and ``overrides``, which need ``allow_changes``,
+    as does a config.toml edited since the checkpoint): what ``numpyml resume`` does. As :func:`run` otherwise."""
     folder = RunFolder(run_dir)
     if not folder.is_run():
         raise UserError(f"{run_dir}: not a run folder (it has no {RunFolder.CONFIG}).")
-    return run(Experiment.load(folder.config_path), output=run_dir, data_dir=data_dir, progress=progress,
+    return run(Experiment.load(folder.config_path, overrides), output=run_dir, data_dir=data_dir, progress=progress,
                callbacks=callbacks, resume=True, allow_changes=allow_changes)
 
 
 def load_model(path: str | os.PathLike, manager: PluginManager | None = None) -> Model:
-    """The trained network in a model file (``model.safetensors``; a run folder stands for the one in
-    it), ready for ``model.predict(x)``: a float32 batch (NHWC images, or flat features) in, one row of
-    class probabilities per sample out. ``model.architecture`` holds the file's description (layers,
-    input shape, dataset, class names). Opening a file never runs code; a file that is not a numpyml
-    model, or whose layers are not installed, is a :class:`~numpyml_core.errors.UserError`."""
+    """The trained network in a model file (a run folder stands for its model.safetensors), ready for
+    ``model.predict(x)``; ``model.architecture`` is the file's description. Never runs code; raises UserError."""
     from .serialization import load_model as read_model
 
     path = Path(path)
@@ -333,11 +285,8 @@ def load_model(path: str | os.PathLike, manager: PluginManager | None = None) ->
 def evaluate(model: Model | str | os.PathLike, dataset: str | None = None, split: str = "test",
              data_dir: str | os.PathLike | None = None, batch_size: int = 1000,
              manager: PluginManager | None = None) -> dict[str, Any]:
-    """Loss and accuracy of ``model`` (a :class:`Model` from :func:`load_model` or :func:`run`, or a model
-    file's path) on ``split`` of ``dataset`` (default: the dataset it was trained on): what
-    ``numpyml eval`` does. Returns ``{"dataset", "split", "samples", "loss", "accuracy"}``. Raises
-    :class:`~numpyml_core.errors.UserError` for an unknown dataset or split, an empty split, or data
-    whose samples do not fit the model."""
+    """Loss and accuracy of ``model`` (a Model or a model file) on ``split`` of ``dataset`` (default: the one it
+    was trained on): ``{"dataset", "split", "samples", "loss", "accuracy"}``; what ``numpyml eval`` does."""
     manager = manager or get_plugin_manager()
     if not isinstance(model, Model):
         model = load_model(model, manager)
