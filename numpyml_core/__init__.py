@@ -22,6 +22,7 @@ their modules when first used.
 """
 
 from . import blas  # noqa: F401 - first, before anything imports NumPy: sets OPENBLAS_THREAD_TIMEOUT (see blas.py)
+from .bundled import bundled_experiments
 from .errors import ConfigError, MissingExtra, PluginError, PluginWarning, RunFailed, UserError
 from .plugins import (
     Component,
@@ -61,6 +62,7 @@ __all__ = [
     "hookimpl",
     "lazy_exports",
     "KINDS",
+    "bundled_experiments",
     "__version__",
 ]
 

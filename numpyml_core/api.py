@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from .bundled import experiment_path
 from .checkpoint import config_as_json, restore
 from .config import ExperimentSpec, dumps_toml, parse_experiment, parse_with_overrides, read_toml
 from .data import data_dir_from_env
@@ -59,7 +60,7 @@ class Experiment:
         [training]: unknown key 'epoch' (did you mean 'epochs'?)``). Raises
         :class:`~numpyml_core.errors.ConfigError`; ``manager`` defaults to the process's one.
         """
-        manager = manager or get_plugin_manager()
+        manager, path = manager or get_plugin_manager(), experiment_path(path)  # a bare name: bundled.py
         return cls(parse_with_overrides(read_toml(path), str(path), manager.registry, dict(overrides or {})), manager)
 
     @classmethod
