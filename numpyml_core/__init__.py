@@ -44,6 +44,7 @@ __all__ = [
     "TrainingInterrupted",
     "evaluate",
     "load_model",
+    "parse_overrides",
     "resume",
     "run",
     "RunFolder",
@@ -67,7 +68,7 @@ __all__ = [
 ]
 
 
-_API = ("Experiment", "RunResult", "TrainingInterrupted", "evaluate", "load_model", "resume", "run")
+_API = ("Experiment", "RunResult", "TrainingInterrupted", "evaluate", "load_model", "parse_overrides", "resume", "run")
 
 
 def __getattr__(name: str):

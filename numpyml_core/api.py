@@ -20,7 +20,7 @@ from typing import Any, Iterator, Mapping
 
 from .bundled import experiment_path
 from .checkpoint import config_as_json, restore
-from .config import ExperimentSpec, dumps_toml, parse_experiment, parse_with_overrides, read_toml
+from .config import ExperimentSpec, dumps_toml, parse_experiment, parse_overrides, parse_with_overrides, read_toml
 from .data import data_dir_from_env
 from .errors import ConfigError, UserError
 from .model import Model
@@ -29,7 +29,8 @@ from .runfolder import RunFolder, claim_default, claim_new, lock_existing, resum
 from .trainer import Run, TrainingInterrupted, check, prepare, register_callbacks, train, unregister_callbacks
 from .trainer import evaluate as evaluate_split
 
-__all__ = ["Experiment", "RunResult", "TrainingInterrupted", "evaluate", "load_model", "resume", "run"]
+__all__ = ["Experiment", "RunResult", "TrainingInterrupted", "evaluate", "load_model", "parse_overrides", "resume",
+           "run"]
 
 log = logging.getLogger("numpyml")
 
@@ -303,14 +304,15 @@ def run(experiment: Experiment | str | os.PathLike, output: str | os.PathLike | 
 
 
 def resume(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None, progress: bool = True,
-           callbacks: list[Any] | None = None, allow_changes: bool = False) -> RunResult:
+           callbacks: list[Any] | None = None, allow_changes: bool = False,
+           overrides: Mapping[str, Any] | None = None) -> RunResult:
     """Continue the run in ``run_dir`` from its last checkpoint, with the experiment of its own
     config.toml: what ``numpyml resume`` does. ``allow_changes``: accept a config.toml edited since
-    the checkpoint. Otherwise as :func:`run` (same result, same errors)."""
+    the checkpoint, or ``overrides`` (as for :meth:`Experiment.load`). Otherwise as :func:`run`."""
     folder = RunFolder(run_dir)
     if not folder.is_run():
         raise UserError(f"{run_dir}: not a run folder (it has no {RunFolder.CONFIG}).")
-    return run(Experiment.load(folder.config_path), output=run_dir, data_dir=data_dir, progress=progress,
+    return run(Experiment.load(folder.config_path, overrides), output=run_dir, data_dir=data_dir, progress=progress,
                callbacks=callbacks, resume=True, allow_changes=allow_changes)
 
 

@@ -95,6 +95,22 @@ def _run_and_report(quiet: bool, call: Any) -> None:
     print(f"done in {summary['seconds']:.1f}s: {figures}{stop}. Run folder: {result.run_dir}")
 
 
+_SET = typer.Option([], "--set", metavar="KEY=VALUE", help="Override a key of the experiment (repeatable): a dotted "
+                    "key, a number indexing a list from 0, and a TOML value (a bare word is a string), e.g. --set "
+                    "optimizer.learning_rate=0.3 --set model.layers.1.units=256.")
+_PRINT_CONFIG = typer.Option(False, "--print-config", help="Print the resolved experiment (defaults filled in, "
+                             "overrides applied) as TOML and train nothing.")
+
+
+def _print_config(experiment: Path, overrides: dict[str, Any]) -> None:
+    """Print the resolved experiment as TOML: what ``--print-config`` does."""
+    from . import api
+    from .config import dumps_toml
+
+    with _user_errors():
+        print(dumps_toml(api.Experiment.load(experiment, overrides, _manager()).to_dict()), end="")
+
+
 @app.command()
 def run(
     experiment: Path = typer.Argument(..., help="The experiment file (.toml)."),
@@ -107,6 +123,8 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
     allow_changes: bool = typer.Option(False, "--allow-changes", help="With --resume: accept an experiment that differs from the run's."),
+    sets: list[str] = _SET,
+    print_config: bool = _PRINT_CONFIG,
 ) -> None:
     """Train the network an experiment file describes and write a run folder."""
     from . import api
@@ -114,7 +132,8 @@ def run(
     if resume and output is None:
         _err("--resume needs --output RUN_DIR: the run folder to continue (or use 'numpyml resume RUN_DIR').")
         raise typer.Exit(2)
-    overrides: dict[str, Any] = {}
+    with _user_errors():
+        overrides = api.parse_overrides(sets)
     if epochs is not None:
         if epochs < 1:
             _err(f"--epochs must be at least 1, got {epochs}.")
@@ -125,6 +144,9 @@ def run(
             _err(f"--seed must be a non-negative integer, got {seed}.")
             raise typer.Exit(2)
         overrides["seed"] = seed
+    if print_config:
+        _print_config(experiment, overrides)
+        return
     _run_and_report(quiet, lambda: api.run(api.Experiment.load(experiment, overrides, _manager()), output=output,
                                            data_dir=data_dir, progress=not quiet, resume=resume,
                                            allow_changes=allow_changes))
@@ -135,14 +157,17 @@ def resume_run(
     run_dir: Path = typer.Argument(..., help="A run folder written by 'numpyml run'."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the data sets (else NUMPYML_DATA_DIR)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    allow_changes: bool = typer.Option(False, "--allow-changes", help="Accept a config.toml edited since the checkpoint."),
+    allow_changes: bool = typer.Option(False, "--allow-changes", help="Accept a config.toml edited since the checkpoint, or --set."),
+    sets: list[str] = _SET,
 ) -> None:
     """Continue an interrupted run from its last checkpoint."""
     from . import api
 
     _manager()  # --disable-plugin applies
+    with _user_errors():
+        overrides = api.parse_overrides(sets)
     _run_and_report(quiet, lambda: api.resume(run_dir, data_dir=data_dir, progress=not quiet,
-                                              allow_changes=allow_changes))
+                                              allow_changes=allow_changes, overrides=overrides))
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,12 +249,18 @@ def info(kind: str = typer.Argument(..., help="Component kind."), name: str = ty
 
 
 @app.command()
-def validate(experiment: Path = typer.Argument(..., help="The experiment file (.toml).")) -> None:
+def validate(experiment: Path = typer.Argument(..., help="The experiment file (.toml)."), sets: list[str] = _SET,
+             print_config: bool = _PRINT_CONFIG) -> None:
     """Check an experiment file (components, parameters, shapes) without training."""
     from . import api
 
     with _user_errors():
-        exp = api.Experiment.load(experiment, manager=_manager())
+        overrides = api.parse_overrides(sets)
+    if print_config:
+        _print_config(experiment, overrides)
+        return
+    with _user_errors():
+        exp = api.Experiment.load(experiment, overrides, _manager())
         model = exp.validate()
     spec = exp.spec
     print(f"{experiment}: valid. {len(spec.layers)} layers, {model.count_params():,} parameters, "

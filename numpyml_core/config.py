@@ -29,7 +29,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Iterable, Literal, Union
 
 from .errors import ConfigError, did_you_mean, nested_beyond, shorten
 
@@ -543,6 +543,28 @@ def apply_overrides(data: dict[str, Any], overrides: list[tuple[str, Any]], sour
             else:
                 node = node[part]
     return data
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """``["KEY=VALUE", ...]`` (what ``numpyml run --set`` takes) as the ``overrides`` of
+    :meth:`~numpyml_core.Experiment.load`: ``{"model.layers.1.units": 256, ...}``. VALUE is read as a TOML
+    value (``0.3``, ``true``, ``"he"``, ``[3, 3]``); a bare word that is not TOML is a string (``relu``).
+    An item without ``=`` or with an empty key is a :class:`ConfigError`; a later item wins over an earlier."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, equals, text = item.partition("=")
+        if not equals or not key.strip():
+            raise ConfigError(
+                f"--set {shorten(item)}: expected KEY=VALUE, a dotted key and a TOML value, such as --set "
+                "training.epochs=1, --set model.layers.1.units=256 or --set optimizer.type=\"adam\" (a bare word "
+                "is a string)."
+            )
+        try:
+            value = tomllib.loads(f"value = {text.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        overrides[key.strip()] = value
+    return overrides
 
 
 def parse_with_overrides(data: dict[str, Any], source: str, registry: Any,
