@@ -56,7 +56,10 @@ def sweep(
     """
     from .sweep import execute
 
-    command = shlex.join(["numpyml", "sweep", *sys.argv[2:]]) if len(sys.argv) > 1 else "numpyml sweep"
+    words = ["numpyml", "sweep", experiment, *(f"--grid={g}" for g in grid), *(f"--random={r}" for r in random_),
+             *([f"--samples={samples}", f"--seed={seed}"] if samples is not None else []),
+             *(f"--set={s}" for s in set_), *([f"--output={output}"] if output is not None else [])]
+    command = shlex.join(words)  # what sweep.json records: the options that define the sweep
     try:
         with user_errors():
             if metric not in METRICS:

@@ -16,9 +16,10 @@ from .runner import (METRICS, Outcome, SweepFolder, ray_session, read_outcome, r
 from .space import Space, Trial, labels, parse_space, trials as make_trials, value_text
 
 
-def _override_parser() -> Any:
-    """numpyml's own ``--set`` parser (``numpyml_core.parse_overrides``) when this numpyml has it."""
-    return getattr(nm, "parse_overrides", None)
+def parse_value(text: str, where: str) -> Any:
+    """One command-line value read exactly as ``numpyml run --set`` reads it (``numpyml_core.parse_overrides``)."""
+    del where
+    return nm.parse_overrides([f"value={text}"])["value"]
 
 
 def _values(trial: Trial) -> str:
@@ -43,8 +44,7 @@ def execute(*, experiment: str, grid: list[str], random_: list[str], samples: in
     base = nm.Experiment.load(path, manager=manager)  # the file itself first: its errors name it alone
     text = path.read_text(encoding="utf-8")
     table = tomllib.loads(text)
-    parser = _override_parser()
-    space = parse_space(grid, random_, fixed, samples, seed, fixed_parser=parser)
+    space = parse_space(grid, random_, fixed, samples, seed, value_parser=parse_value, fixed_parser=nm.parse_overrides)
     trials = make_trials(space)
     validate_trials(table, str(path), space, trials, manager)
     folder = SweepFolder(Path(output or Path("sweeps") / base.name).absolute(), space.keys, trials)
