@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from .bundled import experiment_path
 from .checkpoint import config_as_json, restore
 from .config import ExperimentSpec, dumps_toml, parse_experiment, parse_overrides, parse_with_overrides, read_toml
 from .data import data_dir_from_env
@@ -44,8 +45,10 @@ class Experiment:
     @classmethod
     def load(cls, path: str | os.PathLike, overrides: Mapping[str, Any] | None = None,
              manager: PluginManager | None = None) -> "Experiment":
-        """Read and validate the experiment file ``path``, with ``overrides`` (dotted keys to values, a number
-        indexing a list: ``{"model.layers.1.units": 64}``) validated as its own keys. Raises ConfigError."""
+        """Read and validate the experiment file ``path`` (a bare name with no such file: a bundled experiment),
+        with ``overrides`` (dotted keys to values, a number indexing a list: ``{"model.layers.1.units": 64}``)
+        validated as its own keys. Raises ConfigError."""
+        path = experiment_path(path)
         return cls.from_dict(read_toml(path), str(path), overrides, manager)
 
     @classmethod
