@@ -68,4 +68,3 @@ def test_small_cnn_learns_real_cifar10(cifar10_dir):
     print(f"\nCIFAR-10 subset of {SUBSET}: test accuracy {accuracy:.3f} in {seconds:.1f} s")
     assert accuracy > 0.35, summary  # chance is 0.10
     assert summary["train_loss"] < 2.0
-    assert seconds < 90
