@@ -158,3 +158,18 @@ class Recorder:
     @hookimpl
     def numpyml_on_epoch_end(self, run, epoch, metrics):
         self.epochs.append(epoch)
+
+
+class InterruptAt:
+    """Asks for a stop at step ``step``, as the first Ctrl-C does (or raises KeyboardInterrupt, as a second does)."""
+
+    def __init__(self, step: int, raise_now: bool = False):
+        self.step = step
+        self.raise_now = raise_now
+
+    @hookimpl
+    def numpyml_on_batch_end(self, run):
+        if run.step == self.step:
+            if self.raise_now:
+                raise KeyboardInterrupt
+            run.control.interrupt_requested = True

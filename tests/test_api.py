@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import numpyml_core as nm
-from numpyml_core import ConfigError, UserError, hookimpl
+from numpyml_core import ConfigError, UserError
 from numpyml_core.plugins import PluginManager
 
-from conftest import Recorder
+from conftest import InterruptAt, Recorder
 
 
 def test_the_readme_snippet_on_a_synthetic_experiment(blobs_experiment, tmp_path, capsys):
@@ -126,21 +126,6 @@ def test_validate_builds_the_network_without_data(blobs_experiment):
 
 
 # -- Ctrl-C and resume -------------------------------------------------------------------------------
-class InterruptAt:
-    """Asks for a stop at step ``step``, as the first Ctrl-C does (or raises KeyboardInterrupt, as a second does)."""
-
-    def __init__(self, step: int, raise_now: bool = False):
-        self.step = step
-        self.raise_now = raise_now
-
-    @hookimpl
-    def numpyml_on_batch_end(self, run):
-        if run.step == self.step:
-            if self.raise_now:
-                raise KeyboardInterrupt
-            run.control.interrupt_requested = True
-
-
 @pytest.mark.parametrize("raise_now", [False, True])
 def test_ctrl_c_raises_training_interrupted_with_the_run_folder_then_resume_finishes(blobs_experiment, tmp_path,
                                                                                      raise_now):

@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from numpyml_core import hookimpl
 from numpyml_core.checkpoint import read_checkpoint
 import numpyml_core as nm
 from numpyml_core.cli import app
 from numpyml_core.serialization import load_tensors
 
 from blobs import EXPERIMENT, SOURCE
+from conftest import InterruptAt
 
 # A callback in the fake distribution that kills its own process with SIGKILL while a checkpoint is
 # being assembled (the Nth time, N from the environment), after leaving a partial temporary file
@@ -166,18 +166,6 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_130(site, reference, tmp_path):
     code, _, err = cli(site, "resume", str(run_dir), "--quiet")
     assert code == 0, err
     assert_same_run(ref, run_dir)
-
-
-class InterruptAt:
-    """Requests an interrupt (as Ctrl-C does) after a given optimizer step."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    @hookimpl
-    def numpyml_on_batch_end(self, run):
-        if run.step == self.step:
-            run.control.interrupt_requested = True
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from numpyml_core import ConfigError, create, hookimpl
+from numpyml_core import ConfigError, create
 from numpyml_kit import testing
+from conftest import InterruptAt
 
 
 # -- gelu and scale --------------------------------------------------------------------------------
@@ -186,18 +187,6 @@ def test_groups_from_an_experiment_file_train(numpyml_tiny_experiment):
 
 
 # -- ema and lookahead ---------------------------------------------------------------------------
-class InterruptAt:
-    """Requests an interrupt (as Ctrl-C does) after a given optimizer step."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    @hookimpl
-    def numpyml_on_batch_end(self, run):
-        if run.step == self.step:
-            run.control.interrupt_requested = True
-
-
 def _same_run(a, b):
     from numpyml_core.plugin_api import load_tensors
 
