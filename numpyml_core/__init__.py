@@ -7,7 +7,7 @@ Importing this package imports neither a plugin nor NumPy: the API's names load 
 """
 
 from . import blas  # noqa: F401 - first, before anything imports NumPy: sets OPENBLAS_THREAD_TIMEOUT (see blas.py)
-from .bundled import bundled_experiments
+from .bundled import bundled_experiments, experiment_path
 from .errors import ConfigError, MissingExtra, PluginError, PluginWarning, RunFailed, UserError
 from .plugins import (
     Component,
@@ -49,6 +49,7 @@ __all__ = [
     "lazy_exports",
     "KINDS",
     "bundled_experiments",
+    "experiment_path",
     "__version__",
 ]
 

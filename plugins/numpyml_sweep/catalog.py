@@ -8,11 +8,11 @@ word "measured"; "not measured" when the header says so or gives none). Standard
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
-from numpyml_core import ConfigError, bundled_experiments
+from numpyml_core import ConfigError, bundled_experiments, experiment_path
+from numpyml_core.plugin_api import did_you_mean
 
 _TEST_FIGURE = re.compile(r"(\d+(?:\.\d+)?)\s?%\s+test|test(?:\s+accuracy)?\s+(\d+(?:\.\d+)?)\s?%", re.IGNORECASE)
 _ISSUE = re.compile(r"\s*\(issue \d+\)|,\s*issue \d+(?=\))")
@@ -62,14 +62,10 @@ def describe_all() -> list[dict[str, str]]:
 def resolve_experiment(name: str) -> Path:
     """An experiment file given on the command line: the file, or the bundled experiment a bare name
     names (as ``numpyml run`` does); a :class:`ConfigError` listing the bundled ones otherwise."""
-    path = Path(name)
+    path = Path(experiment_path(name))
     if path.is_file():
         return path
     bundled = bundled_experiments()
-    if os.sep not in name and name.removesuffix(".toml") in bundled:
-        return bundled[name.removesuffix(".toml")]
-    from numpyml_core.plugin_api import did_you_mean
-
     hint = did_you_mean(name.removesuffix(".toml"), bundled) if bundled else ""
     raise ConfigError(f"{name}: no such experiment file, and no bundled experiment of that name{hint} "
                       f"(numpyml experiments lists them: {', '.join(bundled) or 'none'}).")
