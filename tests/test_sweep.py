@@ -173,6 +173,34 @@ def test_a_grid_sweep_writes_one_run_folder_per_trial_and_sweep_csv_then_retrain
     assert read_csv(out / "sweep.csv") == rows
 
 
+def test_report_of_a_sweep_folder_compares_its_trials_with_the_swept_values(experiment, tmp_path, data):
+    require_extra("matplotlib")
+    out = tmp_path / "sweep"
+    result = sweep(experiment, out, data, "--grid", "optimizer.learning_rate=0.02,0.5", "--set", "training.epochs=1")
+    assert result.exit_code == 0, result.output + result.stderr
+    rows = read_csv(out / "sweep.csv")
+    best = max(rows, key=lambda row: float(row["validation_accuracy"]))
+    report = invoke("report", out, "--data-dir", data)
+    assert report.exit_code == 0, report.output + report.stderr
+    assert "report of 2 runs" in report.output
+    page = (out / "report.html").read_text()
+    sweep_section = page[page.index('<section id="sweep">'):page.index('<section id="curves">')]
+    assert "<th>optimizer.learning_rate</th>" in sweep_section and "2 trials" in sweep_section
+    assert f"best trial (validation accuracy): {best['trial']}, optimizer.learning_rate = " \
+           f"{best['optimizer.learning_rate']}" in sweep_section
+    trials = sweep_section.split("<tr")[2:]  # after the header row: best first, in bold
+    assert trials[0].startswith(' class="best">') and f"<td>{best['trial']}</td>" in trials[0]
+    assert len(trials) == 2 and not trials[1].startswith(' class="best"')
+    for name in ("000-learning_rate=0.02", "001-learning_rate=0.5"):  # in the summary, the configs, the test split
+        assert page.count(name) >= 3, name
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "sweep.csv").write_text((out / "sweep.csv").read_text())
+    refused = invoke("report", empty)
+    assert refused.exit_code == 2 and "no trial of this sweep has results yet" in refused.stderr
+
+
 def test_a_folder_of_another_sweep_is_refused(experiment, tmp_path, data):
     out = tmp_path / "sweep"
     assert sweep(experiment, out, data, "--grid", "training.batch_size=16,32").exit_code == 0

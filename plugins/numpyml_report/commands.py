@@ -24,14 +24,16 @@ _SORT_ALIASES = {"best_validation_accuracy": "val", "validation": "val", "valida
 
 
 def report(
-    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR...", help="One or more run folders (compared when several)."),
+    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR...", help="One or more run folders (compared when "
+                                          "several), or sweep folders (every trial compared, with the sweep's table)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="The HTML file to write (default: RUN_DIR/report.html "
-                                                                 "for one run, ./report.html for several)."),
+                                                                 "for one run or sweep, ./report.html for several)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the data sets (else NUMPYML_DATA_DIR), "
                                                                     "for the test-split confusion matrix and images."),
 ) -> None:
     """A self-contained HTML report: curves, learning rate, epoch time, configs side by side, and the
-    final model's confusion matrix and most confidently misclassified test images.
+    final model's confusion matrix and most confidently misclassified test images. For a sweep folder
+    (written by 'numpyml sweep'): one curve per trial and a table of the swept values against the accuracies.
 
     Needs matplotlib: pip install 'numpyml\\[plot]'.
     """
@@ -39,14 +41,24 @@ def report(
 
     from . import require
     from .html import build_report
-    from .rundata import load_run
+    from .rundata import load_run, load_sweep
 
     with user_errors():
-        runs = [load_run(path) for path in run_dirs]  # the arguments first: a wrong folder is named as such
+        runs, sweeps = [], []
+        for path in run_dirs:  # the arguments first: a wrong folder is named as such
+            sweep = load_sweep(path) if path.is_dir() else None
+            if sweep is None:
+                runs.append(load_run(path))
+            elif not sweep.runs:
+                raise UserError(f"{path}: no trial of this sweep has results yet (its sweep.csv says where "
+                                "each trial stands).")
+            else:
+                sweeps.append(sweep)
+                runs += sweep.runs
         require("matplotlib")
-        target = out if out is not None else (RunFolder(run_dirs[0]).report_path if len(runs) == 1
+        target = out if out is not None else (RunFolder(run_dirs[0]).report_path if len(run_dirs) == 1
                                               else Path(RunFolder.REPORT))
-        result = build_report(runs, plugin_manager(), data_dir or data_dir_from_env())
+        result = build_report(runs, plugin_manager(), data_dir or data_dir_from_env(), sweeps)
         atomic_write_text(target, result.html)
     for message in result.warnings:
         print(f"warning: {message}", file=sys.stderr)

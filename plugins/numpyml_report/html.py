@@ -20,7 +20,7 @@ import numpy as np
 
 from numpyml_core import UserError
 from . import inference, plots
-from .rundata import RunData, compare_configs, date, duration, percent
+from .rundata import RunData, SweepData, compare_configs, date, duration, percent
 
 MISCLASSIFIED = 24  # images in the grid (three rows of eight)
 
@@ -96,6 +96,29 @@ def _summary(runs: Sequence[RunData]) -> str:
     head = ("<tr><th>run</th><th>dataset</th><th>started</th><th>epochs</th><th>best validation accuracy</th>"
             "<th>test accuracy</th><th>test loss</th><th>parameters</th><th>time</th><th>status</th></tr>")
     return f'<section id="summary"><h2>Summary</h2><table class="summary">{head}{"".join(rows)}</table></section>'
+
+
+def _sweep(sweep: SweepData) -> str:
+    """The trials of a sweep as a table, best validation accuracy first (the best trial in bold)."""
+    best = sweep.best()
+    head = "".join(f"<th>{html.escape(key)}</th>" for key in ["trial", *sweep.keys, "status", "validation accuracy",
+                                                             "test accuracy", "time"])
+    body = []
+    for row in sorted(sweep.rows, key=sweep.score, reverse=True):  # stable: ties stay in trial order
+        figures = [percent(float(row[k])) if sweep.number(row, k) else "—" for k in ("validation_accuracy",
+                                                                                    "test_accuracy")]
+        figures.append(duration(float(row["seconds"])) if sweep.number(row, "seconds") else "—")
+        cells = ([f"<td>{html.escape(row.get(k) or '')}</td>" for k in ["trial", *sweep.keys, "status"]]
+                 + [f'<td class="num">{figure}</td>' for figure in figures])
+        marker = ' class="best"' if row is best else ""
+        body.append(f"<tr{marker}>{''.join(cells)}</tr>")
+    if best is None:
+        named = "no trial has a validation accuracy yet"
+    else:
+        values = ", ".join(f"{html.escape(key)} = {html.escape(best.get(key) or '')}" for key in sweep.keys)
+        named = f"best trial (validation accuracy): {html.escape(best['trial'])}, {values}"
+    return (f"<h3>{html.escape(sweep.path.resolve().name)}: {len(sweep.rows)} trials</h3><p>{named}.</p>"
+            f'<table class="sweep"><tr>{head}</tr>{"".join(body)}</table>')
 
 
 def _fmt(value: float | None) -> str:
@@ -223,13 +246,17 @@ def schedule_curve(run: RunData, manager: Any, points: int = 2000) -> tuple[np.n
 # --------------------------------------------------------------------------------------------
 # the page
 # --------------------------------------------------------------------------------------------
-def build_report(runs: Sequence[RunData], manager: Any, data_dir: str | None = None) -> Report:
-    """The report page of ``runs`` (in the order given)."""
+def build_report(runs: Sequence[RunData], manager: Any, data_dir: str | None = None,
+                 sweeps: Sequence[SweepData] = ()) -> Report:
+    """The report page of ``runs`` (in the order given), with a table of each of ``sweeps``' trials."""
     plots.require("matplotlib")
     warnings: list[str] = []
     names = ", ".join(run.name for run in runs)
     generated = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     sections = [_summary(runs)]
+    if sweeps:
+        sections.append('<section id="sweep"><h2>Sweep</h2>' + "".join(_sweep(sweep) for sweep in sweeps)
+                        + "</section>")
 
     loss = plots.curves(runs, "loss")
     accuracy = plots.curves(runs, "accuracy")
@@ -264,7 +291,7 @@ def build_report(runs: Sequence[RunData], manager: Any, data_dir: str | None = N
             tests.append(f"<h3>{html.escape(run.name)}</h3><p class=\"note\">{html.escape(message)}</p>")
     sections.append('<section id="test"><h2>Final model on the test split</h2>' + "".join(tests) + "</section>")
 
-    nav_items = [("summary", "Summary"), ("curves", "Loss and accuracy")]
+    nav_items = [("summary", "Summary")] + ([("sweep", "Sweep")] if sweeps else []) + [("curves", "Loss and accuracy")]
     if rate is not None:
         nav_items.append(("learning-rate", "Learning rate"))
     if seconds is not None:

@@ -144,6 +144,65 @@ def find_runs(folder: str | Path) -> list[RunData]:
     return runs
 
 
+#: the table ``numpyml sweep`` writes in its folder (docs/sweeps.md): ``trial``, one column per swept key,
+#: ``status``, ``validation_accuracy``, ``test_accuracy``, ``seconds``
+SWEEP_CSV = "sweep.csv"
+#: sweep.csv's columns after the swept keys
+SWEEP_RESULTS = ("status", "validation_accuracy", "test_accuracy", "seconds")
+
+
+@dataclass
+class SweepData:
+    """A sweep folder: ``rows`` of its sweep.csv (column -> text), the swept ``keys``, and the trials' run
+    folders that have results (``runs``, in trial order)."""
+
+    path: Path
+    keys: list[str]
+    rows: list[dict[str, str]]
+    runs: list[RunData]
+
+    @staticmethod
+    def number(row: dict[str, str], column: str) -> bool:
+        """Whether ``row`` holds a finite number in ``column``."""
+        try:
+            return math.isfinite(float(row.get(column) or "nan"))
+        except ValueError:
+            return False
+
+    def score(self, row: dict[str, str], metric: str = "validation_accuracy") -> float:
+        """``row``'s ``metric`` (``-inf`` when it has none), to sort trials best first."""
+        return float(row[metric]) if self.number(row, metric) else -math.inf
+
+    def best(self, metric: str = "validation_accuracy") -> dict[str, str] | None:
+        """The first trial with the highest ``metric``, or ``None`` when no trial has one."""
+        scored = [row for row in self.rows if self.number(row, metric)]
+        return max(scored, key=lambda row: self.score(row, metric)) if scored else None
+
+
+def load_sweep(path: str | Path) -> SweepData | None:
+    """The sweep in folder ``path`` (``None`` when it holds no sweep.csv); a :class:`UserError` naming the file
+    when sweep.csv cannot be read or lacks its columns."""
+    import csv
+
+    path = Path(path)
+    table = path / SWEEP_CSV
+    if not table.is_file():
+        return None
+    try:
+        with open(table, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            rows = list(reader)
+            columns = list(reader.fieldnames or [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"{table}: cannot read the sweep's table ({exc}).") from None
+    if not columns or columns[0] != "trial" or columns[-len(SWEEP_RESULTS):] != list(SWEEP_RESULTS):
+        raise UserError(f"{table}: not a sweep table: expected the columns trial, the swept keys, "
+                        f"{', '.join(SWEEP_RESULTS)} (as 'numpyml sweep' writes them), got {', '.join(columns)}.")
+    runs = [load_run(child) for child in sorted(path.iterdir())
+            if child.is_dir() and RunFolder(child).has_results()]
+    return SweepData(path, columns[1:-len(SWEEP_RESULTS)], rows, runs)
+
+
 # --------------------------------------------------------------------------------------------
 # configs side by side
 # --------------------------------------------------------------------------------------------
