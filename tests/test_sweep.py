@@ -313,6 +313,59 @@ def test_a_sweep_on_a_two_node_ray_cluster_writes_the_same_folder(experiment, tm
     assert len(nodes) == 2, result.stdout  # trials ran on both nodes
 
 
+NODE_DEATH_SCRIPT = """
+import glob, json, os, subprocess, sys, time
+from ray.cluster_utils import Cluster
+
+out = sys.argv[1]
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+worker = cluster.add_node(num_cpus=1)
+cluster.wait_for_nodes()
+try:
+    sweep = subprocess.Popen([sys.executable, "-m", "numpyml_core.cli", "sweep", *sys.argv[1:], "--ray",
+                              cluster.address], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while len(glob.glob(sys.argv[sys.argv.index("--output") + 1] + "/*/checkpoints/last.safetensors")) < 2:
+        if time.monotonic() > deadline or sweep.poll() is not None:
+            sys.exit("the two trials did not both write a checkpoint")
+        time.sleep(0.1)
+    cluster.remove_node(worker)  # the node dies with one trial running on it (one CPU per node)
+    folders = glob.glob(sys.argv[sys.argv.index("--output") + 1] + "/0*")
+    at_death = {os.path.basename(f): [os.path.exists(f + "/summary.json"),
+                                      len(open(f + "/metrics.csv").readlines()) - 1] for f in folders}
+    stdout, stderr = sweep.communicate(timeout=400)
+    stderr += "AT DEATH " + json.dumps(at_death)
+finally:
+    cluster.shutdown()
+sys.stdout.write(stdout)
+sys.stderr.write(stderr)
+sys.exit(sweep.returncode)
+"""
+
+
+@pytest.mark.ray
+def test_a_trial_whose_ray_node_dies_is_run_again_elsewhere_and_resumes_from_its_checkpoint(experiment, tmp_path,
+                                                                                              data):
+    require_extra("ray", "ray")
+    script = tmp_path / "node_death.py"
+    script.write_text(NODE_DEATH_SCRIPT)
+    out = tmp_path / "sweep"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+    result = subprocess.run([sys.executable, str(script), str(experiment), "--grid", "optimizer.learning_rate=0.1,0.5",
+                             "--set", "training.epochs=100", "--set", "training.batch_size=1", "--output", str(out),
+                             "--data-dir", str(data)], capture_output=True, text=True, timeout=800, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert [r["status"] for r in read_csv(out / "sweep.csv")] == ["finished"] * 2
+    # both trials ran at once, one per node; after the worker node died, both ended on the head node
+    nodes = {line.split("[node ")[1].split("]")[0] for line in result.stdout.splitlines() if "[node " in line}
+    assert len(nodes) == 1, result.stdout
+    at_death = json.loads(result.stderr.split("AT DEATH ")[-1])  # {trial folder: [finished, epochs done]}
+    assert all(not finished and 1 <= epochs < 100 for finished, epochs in at_death.values()), at_death
+    for folder in out.glob("0*"):  # each epoch trained once: the retried trial resumed, it did not start over
+        rows = read_csv(folder / "metrics.csv")
+        assert [int(row["epoch"]) for row in rows] == list(range(1, 101)), folder
+
+
 # -- bundled experiments -------------------------------------------------------------------------------
 def test_a_bare_name_loads_the_bundled_experiment_unless_a_file_of_that_name_is_here(tmp_path, monkeypatch):
     bundled = nm.bundled_experiments()
