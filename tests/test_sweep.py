@@ -277,6 +277,129 @@ def test_ctrl_c_stops_every_trial_with_a_checkpoint_exit_130_and_the_same_comman
     assert [r["status"] for r in read_csv(out / "sweep.csv")] == ["finished", "finished"]
 
 
+# -- early stopping (--scheduler asha) ------------------------------------------------------------------
+BLOBS_EXPERIMENT = """\
+name = "blobs"
+seed = 3
+
+[dataset]
+type = "csv"
+path = "{path}"
+label_column = "label"
+normalize = true
+validation = 300
+
+[[model.layers]]
+type = "dense"
+units = 16
+activation = "relu"
+
+[[model.layers]]
+type = "dense"
+units = 4
+activation = "softmax"
+
+[cost]
+type = "cross_entropy"
+
+[optimizer]
+type = "sgd"
+learning_rate = 0.1
+
+[training]
+epochs = 9
+batch_size = 1              # slow enough epochs (~0.1 s) that a stop lands before the trial ends
+"""
+# trial 0 learns the blobs at once; 1 and 2 barely move in 9 epochs; 3 learns
+ASHA_GRID = ["--grid", "optimizer.learning_rate=0.3,0.00001,0.00002,0.2"]
+
+
+@pytest.fixture
+def blobs(tmp_path) -> Path:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 3, size=(4, 8))
+    labels = rng.integers(0, 4, size=1200)
+    features = centres[labels] + rng.normal(0, 1, size=(1200, 8))
+    rows = [",".join([*(f"{v:.4f}" for v in x), str(y)]) for x, y in zip(features, labels)]
+    (tmp_path / "blobs.csv").write_text(",".join([*(f"f{i}" for i in range(8)), "label"]) + "\n" + "\n".join(rows))
+    path = tmp_path / "blobs.toml"
+    path.write_text(BLOBS_EXPERIMENT.format(path=tmp_path / "blobs.csv"))
+    return path
+
+
+def asha_oracle(out: Path) -> dict[int, int | None]:
+    """For trials run one after another (--jobs 1): the epoch at which ASHA (grace 1, factor 3, 9 epochs: rungs
+    at 1 and 3) stops each, recomputed from their metrics.csv: below the 2/3 percentile of earlier trials there."""
+    import numpy as np
+
+    stopped: dict[int, int | None] = {}
+    recorded: dict[int, list[float]] = {1: [], 3: []}
+    for number, folder in enumerate(sorted(out.glob("0*"))):
+        values = [float(row["validation_accuracy"]) for row in read_csv(folder / "metrics.csv")]
+        stopped[number] = None
+        for rung in (1, 3):
+            if len(values) < rung:
+                break
+            cutoff = np.nanpercentile(recorded[rung], 100 * (1 - 1 / 3)) if recorded[rung] else None
+            recorded[rung].append(values[rung - 1])
+            if cutoff is not None and values[rung - 1] < cutoff:
+                stopped[number] = rung
+                break
+    return stopped
+
+
+def test_asha_stops_poor_trials_early_keeps_them_stopped_and_without_it_the_same_command_finishes_them(blobs,
+                                                                                                       tmp_path):
+    require_extra("ray.tune", "tune")
+    out = tmp_path / "sweep"
+    command = ["sweep", blobs, *ASHA_GRID, "--output", out, "--jobs", "1", "--scheduler", "asha"]
+    result = invoke(*command)
+    assert result.exit_code == 0, result.output + result.stderr
+    rows = read_csv(out / "sweep.csv")
+    oracle = asha_oracle(out)
+    assert [row["status"] for row in rows] == ["finished" if oracle[n] is None else "stopped" for n in range(4)]
+    assert [row["status"] for row in rows][:3] == ["finished", "stopped", "stopped"], rows  # not vacuous
+    for row, folder in zip(rows, sorted(out.glob("0*"))):
+        epochs = len(read_csv(folder / "metrics.csv"))
+        stop = oracle[int(row["trial"])]
+        assert epochs == 9 if stop is None else stop <= epochs < 9, (row, epochs)  # stopped soon after its rung
+        if stop is not None:
+            assert nm.RunFolder(folder).checkpoint_path("last").is_file() and row["test_accuracy"] == ""
+            assert float(row["validation_accuracy"]) == float(read_csv(folder / "metrics.csv")[-1]
+                                                               ["validation_accuracy"])
+    assert "stopped early after epoch 1 (ASHA)" in result.output
+
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("0*/metrics.csv")}
+    again = invoke(*command)  # stopped trials stay stopped: nothing trains
+    assert again.exit_code == 0 and "0 to start" in again.output, again.output
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("0*/metrics.csv")} == stamps
+    assert read_csv(out / "sweep.csv") == rows
+
+    full = invoke(*command[:-2])  # without early stopping the stopped trials resume to the end
+    assert full.exit_code == 0, full.output + full.stderr
+    assert [row["status"] for row in read_csv(out / "sweep.csv")] == ["finished"] * 4
+    for folder in out.glob("0*"):
+        assert [int(row["epoch"]) for row in read_csv(folder / "metrics.csv")] == list(range(1, 10))
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--scheduler", "ashaa"], ["--scheduler ashaa", "did you mean 'asha'"]),
+    (["--scheduler", "asha", "--grace-period", "10"], ["--grace-period 10", "9 epochs"]),
+    (["--scheduler", "asha", "--reduction-factor", "1"], ["--reduction-factor 1.0", "greater than 1"]),
+    (["--scheduler", "asha", "--set", "dataset.validation=0"], ["no validation split", "dataset.validation"]),
+])
+def test_bad_early_stopping_options_exit_2_before_anything_runs(blobs, tmp_path, args, words):
+    if "--scheduler" in args and args[1] == "asha":
+        require_extra("ray.tune", "tune")
+    out = tmp_path / "sweep"
+    result = invoke("sweep", blobs, *ASHA_GRID, "--output", out, *args)
+    assert result.exit_code == 2, result.output + result.stderr
+    assert all(word in result.stderr for word in words), result.stderr
+    assert not out.exists()
+
+
 # -- Ray ---------------------------------------------------------------------------------------------
 CLUSTER_SCRIPT = """
 import subprocess, sys

@@ -49,6 +49,13 @@ def sweep(
                                               help="Run the trials as Ray tasks: 'local' starts Ray on this machine, "
                                                    "'auto' or HOST:PORT joins a cluster (needs numpyml[ray]; the "
                                                    "output folder must be on a file system every node sees)."),
+    scheduler: str = typer.Option("none", "--scheduler", help="'asha': stop poor trials early (Ray Tune's ASHA: at "
+                                  "epochs G, G*F, G*F^2, ... only the best 1/F of the trials that got there go on; "
+                                  "needs numpyml[tune] and a validation split). 'none': every trial runs to the end."),
+    grace_period: int = typer.Option(1, "--grace-period", metavar="G",
+                                     help="With --scheduler asha: epochs every trial trains before it may be stopped."),
+    reduction_factor: float = typer.Option(3.0, "--reduction-factor", metavar="F",
+                                           help="With --scheduler asha: 1/F of the trials go on at each rung."),
 ) -> None:
     """Train many variants of an experiment (a grid, or random search) in parallel processes or on a Ray
     cluster: one run folder per trial, sweep.csv, and a table of the results. Resumable: the same command
@@ -65,11 +72,15 @@ def sweep(
             if metric not in METRICS:
                 raise UserError(f"--metric {metric}: not a column of sweep.csv to sort by{did_you_mean(metric, METRICS)}; "
                                 f"choose one of {', '.join(METRICS)}.")
+            if scheduler not in ("none", "asha"):
+                raise UserError(f"--scheduler {scheduler}: expected 'asha' (stop poor trials early) or 'none'"
+                                f"{did_you_mean(scheduler, ['asha', 'none'])}.")
             if jobs is not None and jobs < 1:
                 raise UserError(f"--jobs must be at least 1, got {jobs}.")
             status = execute(experiment=experiment, grid=grid, random_=random_, samples=samples, fixed=set_, seed=seed,
                              jobs=jobs or _cores(), cores=_cores(), output=output, metric=metric,
-                             data_dir=data_dir, ray_address=ray_address, manager=plugin_manager(), command=command)
+                             data_dir=data_dir, ray_address=ray_address, manager=plugin_manager(), command=command,
+                             scheduler=scheduler, grace_period=grace_period, reduction_factor=reduction_factor)
     except KeyboardInterrupt:
         print("interrupted.", file=sys.stderr)
         raise typer.Exit(130) from None

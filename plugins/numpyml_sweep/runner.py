@@ -39,6 +39,8 @@ LOCK = ".sweep.lock"
 RESULT_COLUMNS = ("status", "validation_accuracy", "test_accuracy", "seconds")
 #: the ``--metric`` choices: column -> higher is better
 METRICS = {"validation_accuracy": True, "test_accuracy": True, "seconds": False}
+#: ``stop_early(trial, run folder)``: whether to stop a running trial now (``--scheduler asha``)
+StopCheck = Callable[[Trial, Path], bool]
 #: the environment variables that bound a process's BLAS and OpenMP threads
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                     "NUMEXPR_NUM_THREADS")
@@ -70,6 +72,17 @@ def read_outcome(run_dir: Path) -> Outcome:
         figures = {key: summary.get(key) for key in ("validation_accuracy", "test_accuracy", "seconds")}
         return Outcome("finished", **{k: float(v) if isinstance(v, (int, float)) else None for k, v in figures.items()})
     return Outcome("interrupted" if folder.is_run() else "pending")
+
+
+def stopped_outcome(run_dir: Path, epoch: int | None = None) -> Outcome:
+    """A trial stopped early (``--scheduler asha``) after ``epoch`` (default: its last): its last validation
+    accuracy and its time."""
+    metrics = RunFolder(run_dir).read_metrics()
+    epoch = len(metrics.get("epoch", [])) if epoch is None else epoch
+    values = [v for v in metrics.get("validation_accuracy", []) if v == v]  # not NaN
+    seconds = [v for v in metrics.get("seconds", []) if v == v]
+    return Outcome("stopped", validation_accuracy=values[-1] if values else None,
+                   seconds=round(sum(seconds), 3) if seconds else None, message=f"stopped early after epoch {epoch}")
 
 
 def thread_environment(threads: int, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -174,6 +187,15 @@ class SweepFolder:
             writer.writerow([trial.number, *(value_text(trial.values[k]) for k in self.keys), outcome.status, *figures])
         return buffer.getvalue()
 
+    def previous_statuses(self) -> dict[int, str]:
+        """Each trial's status in the sweep.csv a previous command left (``{}`` when there is none)."""
+        try:
+            with open(self.path / SWEEP_CSV, newline="", encoding="utf-8") as handle:
+                return {int(row["trial"]): row.get("status", "") for row in csv.DictReader(handle)
+                        if (row.get("trial") or "").isdigit()}
+        except (OSError, UnicodeDecodeError, csv.Error, KeyError):
+            return {}
+
     def write_csv(self) -> None:
         atomic_write_text(self.path / SWEEP_CSV, self.csv_text())
 
@@ -239,9 +261,11 @@ def _interrupt(process: subprocess.Popen) -> None:
 # local processes
 # --------------------------------------------------------------------------------------------------
 def run_local(todo: list[tuple[Trial, str, Path]], jobs: int, env: dict[str, str],
-              done: Callable[[Trial, Outcome], None], started: Callable[[Trial], None]) -> bool:
+              done: Callable[[Trial, Outcome], None], started: Callable[[Trial], None],
+              stop_early: StopCheck | None = None) -> bool:
     """Run ``todo`` ((trial, request, run folder)) with at most ``jobs`` processes at once, calling
-    ``done`` as each ends. Returns False when a Ctrl-C stopped the sweep (every running trial was
+    ``done`` as each ends; a trial for which ``stop_early(trial, run folder)`` says so is stopped (it
+    writes its checkpoint). Returns False when a Ctrl-C stopped the sweep (every running trial was
     asked to stop and has ended: each wrote its checkpoint)."""
     queue = list(todo)
     running: dict[subprocess.Popen, tuple[Trial, Any, Path]] = {}
@@ -261,6 +285,9 @@ def run_local(todo: list[tuple[Trial, str, Path]], jobs: int, env: dict[str, str
                 running[process] = (trial, log, run_dir)
                 started(trial)
             time.sleep(0.1)
+            for process, (trial, _, run_dir) in running.items():
+                if stop_early is not None and stop_early(trial, run_dir):
+                    _interrupt(process)
             collect()
     except KeyboardInterrupt:
         for process in running:
@@ -338,9 +365,10 @@ def ray_session(address: str, cpus: int) -> Iterator[Any]:
 
 
 def run_ray(ray: Any, todo: list[tuple[Trial, str, Path]], done: Callable[[Trial, Outcome], None],
-            retries: int = 3) -> bool:
+            retries: int = 3, stop_early: StopCheck | None = None) -> bool:
     """Run ``todo`` as Ray tasks of one CPU each (Ray queues what does not fit), calling ``done`` as
-    each ends. A task whose worker or node dies is run again (``retries`` times). Returns False when
+    each ends; a trial for which ``stop_early(trial, run folder)`` says so is cancelled (it writes its
+    checkpoint). A task whose worker or node dies is run again (``retries`` times). Returns False when
     a Ctrl-C stopped the sweep (running trials were cancelled: each wrote its checkpoint)."""
     remote = ray.remote(num_cpus=1, max_retries=retries)(ray_trial)
     pending = {remote.remote(request): (trial, run_dir) for trial, request, run_dir in todo}
@@ -363,6 +391,9 @@ def run_ray(ray: Any, todo: list[tuple[Trial, str, Path]], done: Callable[[Trial
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             collect(ready)
+            for ref, (trial, run_dir) in pending.items():
+                if stop_early is not None and stop_early(trial, Path(run_dir)):
+                    ray.cancel(ref)  # the task forwards SIGINT to its trial, which writes its checkpoint
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref)

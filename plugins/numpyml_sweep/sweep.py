@@ -11,8 +11,8 @@ import numpyml_core as nm
 from numpyml_core import ConfigError, UserError
 
 from .catalog import resolve_experiment
-from .runner import (METRICS, Outcome, SweepFolder, ray_session, read_outcome, run_local, run_ray, sweep_record,
-                     thread_environment, trial_request)
+from .runner import (METRICS, Outcome, SweepFolder, ray_session, read_outcome, run_local, run_ray, stopped_outcome,
+                     sweep_record, thread_environment, trial_request)
 from .space import Space, Trial, labels, parse_space, trials as make_trials, value_text
 
 
@@ -26,19 +26,30 @@ def _values(trial: Trial) -> str:
     return ", ".join(f"{key}={value_text(value)}" for key, value in trial.values.items())
 
 
-def validate_trials(table: dict[str, Any], source: str, space: Space, trials: list[Trial], manager: Any) -> None:
-    """Every trial's experiment validated (and its network built) before anything runs."""
+def validate_trials(table: dict[str, Any], source: str, space: Space, trials: list[Trial], manager: Any,
+                    need_validation: bool = False) -> int:
+    """Every trial's experiment validated (and its network built) before anything runs; with ``need_validation``
+    (early stopping compares validation accuracies) each must hold out a validation split. The most epochs."""
+    epochs = 0
     for trial in trials:
         try:
-            nm.Experiment.from_dict(table, source=source, overrides={**space.fixed, **trial.values},
-                                    manager=manager).validate()
+            experiment = nm.Experiment.from_dict(table, source=source, overrides={**space.fixed, **trial.values},
+                                                 manager=manager)
+            experiment.validate()
         except ConfigError as exc:
             raise ConfigError(f"trial {trial.number} ({_values(trial)}): {exc}") from None
+        if need_validation and not experiment.spec.validation:
+            raise UserError(f"--scheduler asha: trial {trial.number} ({_values(trial)}) has no validation split, and "
+                            "early stopping compares the trials' validation accuracy (never the test split's). Hold "
+                            "some training data out: [dataset] validation = N, or --set dataset.validation=N.")
+        epochs = max(epochs, experiment.spec.training.epochs)
+    return epochs
 
 
 def execute(*, experiment: str, grid: list[str], random_: list[str], samples: int | None, fixed: list[str], seed: int,
             jobs: int, cores: int, output: Path | None, metric: str, data_dir: str | None, ray_address: str | None,
-            manager: Any, command: str) -> int:
+            manager: Any, command: str, scheduler: str = "none", grace_period: int = 1,
+            reduction_factor: float = 3.0) -> int:
     """Run the sweep; its exit status (0 all trials finished, 1 some failed, 130 interrupted)."""
     path = resolve_experiment(experiment)
     base = nm.Experiment.load(path, manager=manager)  # the file itself first: its errors name it alone
@@ -46,22 +57,35 @@ def execute(*, experiment: str, grid: list[str], random_: list[str], samples: in
     table = tomllib.loads(text)
     space = parse_space(grid, random_, fixed, samples, seed, value_parser=parse_value, fixed_parser=nm.parse_overrides)
     trials = make_trials(space)
-    validate_trials(table, str(path), space, trials, manager)
+    epochs = validate_trials(table, str(path), space, trials, manager, need_validation=scheduler == "asha")
+    early = None
+    if scheduler == "asha":
+        from .early import EarlyStopping
+
+        early = EarlyStopping([t.number for t in trials], epochs, grace_period, reduction_factor)
     folder = SweepFolder(Path(output or Path("sweeps") / base.name).absolute(), space.keys, trials)
     if data_dir is None:
         data_dir = os.environ.get("NUMPYML_DATA_DIR") or None
     data_dir = str(Path(data_dir).absolute()) if data_dir else None
     folder.claim(sweep_record(text, str(path), space, trials), command)
     try:
-        return _run(folder, text, str(path), space, jobs, cores, metric, data_dir, ray_address)
+        return _run(folder, text, str(path), space, jobs, cores, metric, data_dir, ray_address, early)
     finally:
         folder.release()
 
 
 def _run(folder: SweepFolder, text: str, source: str, space: Space, jobs: int, cores: int, metric: str,
-         data_dir: str | None, ray_address: str | None) -> int:
+         data_dir: str | None, ray_address: str | None, early: Any = None) -> int:
     trials = folder.trials
-    todo = [t for t in trials if folder.outcomes[t.number].status != "finished"]
+    if early is not None:  # trials stopped early before stay stopped; the scheduler learns the ended trials first
+        previous = folder.previous_statuses()
+        for trial in trials:
+            outcome, run_dir = folder.outcomes[trial.number], folder.run_dir(trial)
+            if outcome.status == "interrupted" and previous.get(trial.number) == "stopped":
+                folder.outcomes[trial.number] = stopped_outcome(run_dir)
+            if folder.outcomes[trial.number].status in ("finished", "stopped"):
+                early.replay(trial.number, run_dir)
+    todo = [t for t in trials if folder.outcomes[t.number].status not in ("finished", "stopped")]
     counts = {status: sum(1 for t in trials if folder.outcomes[t.number].status == status)
               for status in ("finished", "interrupted")}
     folder.write_csv()
@@ -78,6 +102,8 @@ def _run(folder: SweepFolder, text: str, source: str, space: Space, jobs: int, c
         folder.outcomes[trial.number] = Outcome("running")
 
     def done(trial: Trial, outcome: Outcome) -> None:
+        if early is not None and trial.number in early.stopped and outcome.status in ("interrupted", "pending"):
+            outcome = stopped_outcome(folder.run_dir(trial), early.stopped[trial.number])
         folder.outcomes[trial.number] = outcome
         folder.write_csv()
         finished_now[0] += 1
@@ -86,7 +112,9 @@ def _run(folder: SweepFolder, text: str, source: str, space: Space, jobs: int, c
         detail = {"finished": f"finished in {outcome.seconds or 0:.1f}s" + (f": {figures}" if figures else ""),
                   "failed": f"FAILED: {outcome.message}",
                   "interrupted": "interrupted (its checkpoint is kept; the same command resumes it)",
-                  "pending": "stopped before training started"}.get(outcome.status, outcome.status)
+                  "pending": "stopped before training started",
+                  "stopped": f"{outcome.message} (ASHA): validation {100 * (outcome.validation_accuracy or 0):.2f}%"
+                  }.get(outcome.status, outcome.status)
         node = f" [node {outcome.node[:8]}]" if outcome.node else ""
         print(f"[{finished_now[0]:>{width}}/{len(todo)}] trial {trial.number} ({_values(trial)}){node}: {detail}",
               flush=True)
@@ -94,13 +122,14 @@ def _run(folder: SweepFolder, text: str, source: str, space: Space, jobs: int, c
     requests = [(t, trial_request(text, source, space.fixed, t, folder.run_dir(t), data_dir), folder.run_dir(t))
                 for t in todo]
     completed = True
+    stop_early = None if early is None else (lambda trial, run_dir: early.poll(trial.number, run_dir) is not None)
     if todo:
         if ray_address:
             with ray_session(ray_address, jobs) as ray:
-                completed = run_ray(ray, requests, done)
+                completed = run_ray(ray, requests, done, stop_early=stop_early)
         else:
             completed = run_local(requests, min(jobs, len(todo)), thread_environment(max(1, cores // jobs)), done,
-                                  started)
+                                  started, stop_early)
     for trial in trials:  # a trial still "running" here was stopped: say what its folder holds
         if folder.outcomes[trial.number].status == "running":
             folder.outcomes[trial.number] = read_outcome(folder.run_dir(trial))
