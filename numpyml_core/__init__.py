@@ -8,7 +8,7 @@ Importing this package imports neither a plugin nor NumPy: the API's names load 
 
 from . import blas  # noqa: F401 - first, before anything imports NumPy: sets OPENBLAS_THREAD_TIMEOUT (see blas.py)
 from .bundled import bundled_experiments, experiment_path
-from .errors import ConfigError, MissingExtra, PluginError, PluginWarning, RunFailed, UserError
+from .errors import ConfigError, MissingExtra, PluginError, PluginWarning, RunFailed, RunFolderInUse, UserError
 from .plugins import (
     Component,
     PluginManager,
@@ -38,6 +38,7 @@ __all__ = [
     "PluginError",
     "PluginWarning",
     "RunFailed",
+    "RunFolderInUse",
     "UserError",
     "Component",
     "component_table",

@@ -23,6 +23,10 @@ class RunFailed(UserError):
     exit_code = 1
 
 
+class RunFolderInUse(UserError):
+    """Another process holds the run folder's lock (a run or resume in progress there)."""
+
+
 class PluginWarning(UserWarning):
     """Something in an installed plugin is ignored, such as a training hook defined at module level."""
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import UserError
+from .errors import RunFolderInUse, UserError
 from .io import atomic_write_text
 
 def check_plain_file_name(value: str, what: str) -> None:
@@ -199,9 +199,9 @@ def _lock(path: Path, what: str) -> int:
             except OSError:
                 pid = ""
             holder = f" (process {pid})" if pid.isdigit() else ""
-            raise UserError(f"{what} {path}: the folder is in use by another numpyml run or resume{holder}; two "
-                            "runs never share a run folder. Wait for it to end (or stop it), or choose another "
-                            "folder.") from None
+            raise RunFolderInUse(f"{what} {path}: the folder is in use by another numpyml run or resume{holder}; "
+                                 "two runs never share a run folder. Wait for it to end (or stop it), or choose "
+                                 "another folder.") from None
         try:
             same = os.stat(lock).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:

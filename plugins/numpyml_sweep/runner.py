@@ -39,6 +39,8 @@ LOCK = ".sweep.lock"
 RESULT_COLUMNS = ("status", "validation_accuracy", "test_accuracy", "seconds")
 #: the ``--metric`` choices: column -> higher is better
 METRICS = {"validation_accuracy": True, "test_accuracy": True, "seconds": False}
+#: seconds a Ray task's trial waits for its run folder's lock (held by an earlier attempt that is stopping)
+RETRY_WAIT = 120.0
 #: ``stop_early(trial, run folder)``: whether to stop a running trial now (``--scheduler asha``)
 StopCheck = Callable[[Trial, Path], bool]
 #: the environment variables that bound a process's BLAS and OpenMP threads
@@ -315,6 +317,9 @@ def ray_trial(request: str) -> dict[str, Any]:
     import ray
 
     node = ray.get_runtime_context().get_node_id()
+    # a run again after its node died may find the first attempt still stopping (a network partition, or the
+    # orphaned trial writing its checkpoint): it waits for the run folder's lock
+    request = json.dumps({**json.loads(request), "wait_for_folder": RETRY_WAIT})
     process, log = start_trial(request, thread_environment(1))
     forwarded = False
     while True:

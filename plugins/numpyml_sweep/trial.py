@@ -41,11 +41,19 @@ def run_trial(request: dict) -> int:
     folder = nm.RunFolder(request["output"])
     if folder.summary_path.is_file():
         return 0
+    deadline = time.monotonic() + float(request.get("wait_for_folder", 0))
     try:
         experiment = nm.Experiment.from_dict(tomllib.loads(request["experiment"]), source=request["source"],
                                              overrides=request["overrides"])
-        nm.run(experiment, output=request["output"], data_dir=request.get("data_dir"), progress=False,
-               resume=folder.is_run())
+        while True:
+            try:
+                nm.run(experiment, output=request["output"], data_dir=request.get("data_dir"), progress=False,
+                       resume=folder.is_run())
+                break
+            except nm.RunFolderInUse:  # a retry after a node died: its trial may still be stopping
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
     except nm.TrainingInterrupted:
         return 130
     except KeyboardInterrupt:  # before training started: nothing to keep
