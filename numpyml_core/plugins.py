@@ -151,7 +151,8 @@ class Registry:
                 f"{component.kind} '{component.name}' is registered twice: by plugin '{other.plugin}' "
                 f"of distribution {other.distribution} {other.version} and by plugin "
                 f"'{component.plugin}' of distribution {component.distribution} {component.version}. "
-                "Uninstall one of them or disable a plugin with NUMPYML_DISABLE_PLUGINS."
+                f"Rename the {component.kind} in one of them (the name given to register()); or, as a user, "
+                "uninstall one or disable its plugin (--disable-plugin, NUMPYML_DISABLE_PLUGINS)."
             )
         self.components[(component.kind, component.name)] = component
 
