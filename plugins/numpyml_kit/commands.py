@@ -84,7 +84,7 @@ def _plugin_values(names: dict[str, str], components: list[dict[str, str]]) -> d
     for c in components:
         reference = f"{module}.{c['kind']}:{c['class_name']}"
         for kind in _REGISTERED_AS.get(c["kind"], (c["kind"],)):
-            registrations.append(f'    register("{kind}", "{c["component"]}", "{reference}")')
+            registrations.append(f'register("{kind}", "{c["component"]}", "{reference}")')
             expected.append(f'    ("{kind}", "{c["component"]}"): {c["class_name"]},')
         imports.append(f"from {module}.{c['kind']} import {c['class_name']}")
         rows.append(f"| {c['kind']} | `{c['component']}` | `{module}/{c['kind']}.py` | "
@@ -92,7 +92,7 @@ def _plugin_values(names: dict[str, str], components: list[dict[str, str]]) -> d
         commands.append(f"uv run numpyml info {c['kind']} {c['component']}     # its parameters and documentation\n"
                         f"uv run numpyml check {c['kind']} {c['component']}    # numpyml's contract checks")
     title = textwrap.fill(f"{names['distribution']}: a numpyml plugin adding {summary}.", 110)
-    return {"summary": summary, "title": title, "registrations": "\n".join(registrations),
+    return {"summary": summary, "title": title, "registrations": "\n    ".join(registrations),
             "test_imports": "\n".join(imports), "expected": "\n".join(expected), "component_rows": "\n".join(rows),
             "check_commands": "\n".join(commands),
             "first_experiment": f"experiments/{components[0]['component']}.toml"}
