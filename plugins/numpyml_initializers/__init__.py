@@ -1,7 +1,8 @@
 """numpyml built-in plugin: initializers.
 
 ``zeros``, ``ones``, ``constant``, ``gaussian``, and the variance-scaling ``lecun``, ``xavier``
-(Glorot) and ``he``; ``dirac`` (identity, for convolutions). :func:`fans` gives a shape's Keras-style ``(fan_in, fan_out)``.
+(Glorot) and ``he``; ``dirac`` (identity, for convolutions). :func:`.initializers.fans` gives a shape's
+Keras-style ``(fan_in, fan_out)``.
 """
 
 from __future__ import annotations
