@@ -12,12 +12,10 @@ from .errors import ConfigError, MissingExtra, PluginError, PluginWarning, RunFa
 from .plugins import (
     Component,
     PluginManager,
-    component_table,
     create,
     create_from_spec,
     get_plugin_manager,
     hookimpl,
-    lazy_exports,
 )
 from .runfolder import RunFolder
 
@@ -41,13 +39,11 @@ __all__ = [
     "RunFolderInUse",
     "UserError",
     "Component",
-    "component_table",
     "PluginManager",
     "create",
     "create_from_spec",
     "get_plugin_manager",
     "hookimpl",
-    "lazy_exports",
     "KINDS",
     "bundled_experiments",
     "experiment_path",

@@ -73,9 +73,9 @@ def _plugin_code() -> Iterator[None]:
             signal.signal(signal.SIGINT, previous)
 
 
-def _import(reference: str, package: str | None = None) -> Any:
+def _import(reference: str) -> Any:
     module_name, _, attribute = reference.partition(":")
-    return functools.reduce(getattr, attribute.split("."), importlib.import_module(module_name, package))
+    return functools.reduce(getattr, attribute.split("."), importlib.import_module(module_name))
 
 
 @dataclass(eq=False)
@@ -151,7 +151,8 @@ class Registry:
                 f"{component.kind} '{component.name}' is registered twice: by plugin '{other.plugin}' "
                 f"of distribution {other.distribution} {other.version} and by plugin "
                 f"'{component.plugin}' of distribution {component.distribution} {component.version}. "
-                "Uninstall one of them or disable a plugin with NUMPYML_DISABLE_PLUGINS."
+                f"Rename the {component.kind} in one of them (the name given to register()); or, as a user, "
+                "uninstall one or disable its plugin (--disable-plugin, NUMPYML_DISABLE_PLUGINS)."
             )
         self.components[(component.kind, component.name)] = component
 
@@ -336,7 +337,7 @@ def _registered_nothing(module: Any, has_hook: bool) -> str:
         function, names = None, []
     if callable(function):
         return text + (f"its {hook} function is not marked @hookimpl; decorate it with @hookimpl "
-                       "(from numpyml_core import hookimpl), or register a table with component_table().")
+                       "(from numpyml_core import hookimpl).")
     return text + (f"it defines no {hook} function{did_you_mean(hook, names)}; see docs/plugins.md "
                    "(a @hookimpl function of that name, from numpyml_core import hookimpl).")
 
@@ -359,31 +360,6 @@ def set_plugin_manager(manager: PluginManager | None) -> PluginManager | None:
     global _MANAGER
     previous, _MANAGER = _MANAGER, manager
     return previous
-
-
-def component_table(components: dict[tuple[str, str], Callable[..., Any] | str]) -> Callable[..., None]:
-    """A ``numpyml_register_components`` implementation registering a table of factories or lazy references:
-    ``numpyml_register_components = component_table({("layer", "swish"): "my_plugin.layers:Swish"})``."""
-
-    @hookimpl
-    def numpyml_register_components(register: Callable[..., None]) -> None:
-        for (kind, name), factory in components.items():
-            register(kind, name, factory)
-
-    return numpyml_register_components
-
-
-def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
-    """A module ``__getattr__`` (PEP 562) importing each name's ``".module:attribute"`` (relative to
-    ``package``, or absolute) on first use: ``__getattr__ = lazy_exports(__name__, {"MyLayer": ".layers:MyLayer"})``.
-    """
-
-    def __getattr__(name: str) -> Any:
-        if name not in exports:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return _import(exports[name], package)
-
-    return __getattr__
 
 
 def create_from_spec(kind: str, spec: Any, what: str) -> Any:

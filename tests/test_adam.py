@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from numpyml_core import create
-from numpyml_optimizers import Adam
+from numpyml_optimizers.adam import Adam
 
 from optim_helpers import (
     assert_a_step_allocates_no_large_temporaries,

@@ -7,7 +7,7 @@ import pytest
 
 from numpyml_core import ConfigError, create
 from numpyml_kit.testing import check_transform, run_tiny_experiment
-from numpyml_augment import Cutout, HorizontalFlip, RandomCrop
+from numpyml_augment.transforms import Cutout, HorizontalFlip, RandomCrop
 
 
 def batch(n: int = 16, h: int = 8, w: int = 8, c: int = 3, seed: int = 0) -> np.ndarray:

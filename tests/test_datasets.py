@@ -22,7 +22,7 @@ from idx_files import SPLIT_FILES, idx_bytes, make_split, write_dataset, write_i
 from numpyml_core import UserError, create
 from numpyml_core.data import ArraySplit
 from numpyml_core.protocols import Dataset, Split
-from numpyml_datasets import FashionMNIST, MNIST
+from numpyml_datasets.mnist import FashionMNIST, MNIST
 from numpyml_datasets import files
 from numpyml_datasets import mnist as mnist_module
 from numpyml_datasets.idx import read_idx_images, read_idx_labels

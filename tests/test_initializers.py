@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from numpyml_core import ConfigError, create
-from numpyml_initializers import fans
+from numpyml_initializers.initializers import fans
 
 NAMES = ["zeros", "ones", "constant", "gaussian", "lecun", "xavier", "he"]
 

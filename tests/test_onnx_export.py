@@ -170,7 +170,7 @@ def test_every_built_in_layer_converts(ort, tmp_path, name):
 
 FAKE_LAYERS = '''
 import numpy as np
-from numpyml_core import component_table
+from numpyml_core import hookimpl
 
 
 class Square:
@@ -199,7 +199,10 @@ class Opaque(Square):
     to_onnx = None
 
 
-numpyml_register_components = component_table({("layer", "square"): Square, ("layer", "opaque"): Opaque})
+@hookimpl
+def numpyml_register_components(register):
+    register("layer", "square", Square)
+    register("layer", "opaque", Opaque)
 '''
 
 

@@ -22,7 +22,7 @@ from numpyml_core.trainer import prepare, train
 
 from blobs import EXPERIMENT, SOURCE
 from numpyml_core.plugin_api import StalenessCompensation
-from numpyml_parallel import WorkerError
+from numpyml_parallel._pool import WorkerError
 from numpyml_parallel._shared import segment_names
 
 EXPLODE = '''

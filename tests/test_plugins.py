@@ -177,6 +177,7 @@ import sys  # noqa: E402
 
 from typer.testing import CliRunner  # noqa: E402
 
+from numpyml_core import __version__  # noqa: E402
 from numpyml_core.cli import app  # noqa: E402
 
 FAILURES = {
@@ -184,7 +185,9 @@ FAILURES = {
     "import": ("raise RuntimeError('boom at import')", "import failed: RuntimeError: boom at import"),
     "hook": (GOOD.replace('register("activation", "fake_swish", Swish)', "raise KeyError('in the hook')"),
              "register hook raised KeyError"),
-    "duplicate": (GOOD.replace('"activation", "fake_swish"', '"layer", "dense"'), "registered twice"),
+    "duplicate": (GOOD.replace('"activation", "fake_swish"', '"layer", "dense"'),
+                  f"registered twice: by plugin 'layers' of distribution numpyml {__version__} and by plugin "
+                  "'duplicate' of distribution fake-duplicate-dist 0.9. Rename the layer in one of them"),
     "signature": (GOOD.replace('register("activation", "fake_swish", Swish)', "register('layer', 'fakeplug_x', dict)"),
                   "no usable signature"),
 }

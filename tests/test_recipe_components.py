@@ -231,7 +231,7 @@ def test_averaging_resumes_bitwise(blobs_experiment, tmp_path, kind, step):
 
 
 def test_ema_update_rule_and_lookahead_write_back():
-    from numpyml_training import EMA
+    from numpyml_training.averaging import EMA
 
     w = {"0.weight": np.array([1.0, 2.0], np.float32)}
     ema = EMA(decay=0.75)
@@ -247,7 +247,7 @@ def test_ema_update_rule_and_lookahead_write_back():
 
 
 def test_ema_loads_the_average_at_the_end_and_evaluates_it():
-    from numpyml_training import EMA
+    from numpyml_training.averaging import EMA
 
     ema = EMA(decay=0.9, evaluate=True)
     summary, run = testing.run_tiny_experiment("callback", lambda: ema, epochs=3)
@@ -274,7 +274,7 @@ def test_ema_rejects_bad_settings(params, message):
 
 # -- test-time augmentation ------------------------------------------------------------------------
 def test_tta_mirror_of_probabilities_is_the_trainers_eval_flip():
-    from numpyml_training import TestTimeAugmentation
+    from numpyml_training.evaluation import TestTimeAugmentation
 
     tta = TestTimeAugmentation(views="mirror", average="probabilities", when="every_epoch")
     summary, run = testing.run_tiny_experiment("callback", lambda: tta, epochs=1)
@@ -306,7 +306,7 @@ def test_tta_at_the_end_goes_into_the_summary():
 
 # -- alternating flip ------------------------------------------------------------------------------
 def test_alternating_flip_mirrors_a_fixed_half_then_the_other_half():
-    from numpyml_augment import AlternatingFlip
+    from numpyml_augment.transforms import AlternatingFlip
 
     flip = AlternatingFlip(seed=5)
     indices = np.arange(20000)

@@ -8,7 +8,7 @@ import pytest
 
 from numpyml_core import ConfigError, create
 from numpyml_kit.testing import check_schedule, run_tiny_experiment
-from numpyml_schedules import Constant, Cosine, OneCycle, StepDecay
+from numpyml_schedules.schedules import Constant, Cosine, OneCycle, StepDecay
 
 BASE = 0.1
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from numpyml_core import ConfigError, create
-from numpyml_optimizers import SGD
+from numpyml_optimizers.sgd import SGD
 
 from optim_helpers import (
     assert_a_step_allocates_no_large_temporaries,

@@ -276,3 +276,59 @@ def test_fixtures(numpyml_rng, numpyml_manager):
 
 def test_kit_is_registered_as_a_pytest_plugin(pytestconfig):
     assert pytestconfig.pluginmanager.get_plugin("numpyml") is testing
+
+
+# -- numpyml_plugin / plugin_components: "my plugin loads and registers these components" -------------------
+FAKE_PLUGIN = """
+from numpyml_core import hookimpl
+
+class Halve:
+    def __init__(self, learning_rate: float = 0.1):
+        self.learning_rate = learning_rate
+
+@hookimpl
+def numpyml_register_components(register):
+    register("optimizer", "fakeplug_halve", Halve)
+    register("optimizer", "fakeplug_lazy", "fakeplug_kit:Halve")
+"""
+
+
+def test_plugin_components_of_an_installed_distribution_and_of_its_module(make_dist, numpyml_plugin):
+    make_dist("fake-kit-dist", "1.2", {"kitplug": "fakeplug_kit"}, {"fakeplug_kit": FAKE_PLUGIN})
+    import fakeplug_kit
+
+    for plugin in ("fake-kit-dist", fakeplug_kit):  # installed: by name, or its module (loaded once, not twice)
+        components = numpyml_plugin(plugin)
+        assert {key: c.factory for key, c in components.items()} == {
+            ("optimizer", "fakeplug_halve"): fakeplug_kit.Halve, ("optimizer", "fakeplug_lazy"): fakeplug_kit.Halve}
+        assert {(c.plugin, c.distribution, c.version) for c in components.values()} == {("kitplug", "fake-kit-dist",
+                                                                                          "1.2")}
+
+
+def test_plugin_components_of_a_module_that_is_not_installed():
+    import types
+
+    module = types.ModuleType("fakeplug_loose")
+    exec(FAKE_PLUGIN.replace('"fakeplug_kit:Halve"', '"numpyml_optimizers.sgd:SGD"'), module.__dict__)
+    components = testing.plugin_components(module)
+    assert components[("optimizer", "fakeplug_halve")].distribution == "not installed"
+    assert components[("optimizer", "fakeplug_lazy")].factory.__name__ == "SGD"
+
+
+def test_plugin_components_fails_on_a_name_clash_a_bad_lazy_reference_or_a_missing_distribution(make_dist):
+    clash = FAKE_PLUGIN.replace('"fakeplug_halve"', '"sgd"').replace("fakeplug_kit:", "fakeplug_clash:")
+    make_dist("fake-clash", "0.1", {"clash": "fakeplug_clash"}, {"fakeplug_clash": clash})
+    with pytest.raises(ContractError, match=r"plugin 'clash' \(fake-clash\) failed to load: optimizer 'sgd' is "
+                                            r"registered twice.*Rename the optimizer"):
+        testing.plugin_components("fake-clash")
+    make_dist("fake-badref", "0.1", {"badref": "fakeplug_badref"},
+              {"fakeplug_badref": FAKE_PLUGIN.replace('"fakeplug_kit:Halve"', '"fakeplug_badref:Nope"')})
+    with pytest.raises(ContractError, match=r"fakeplug_lazy' of plugin 'badref'.*cannot load 'fakeplug_badref:Nope'"):
+        testing.plugin_components("fake-badref")
+    with pytest.raises(testing.NotInstalled, match="fake-absent is not installed in this Python environment"):
+        testing.plugin_components("fake-absent")
+
+
+def test_numpyml_plugin_skips_when_the_distribution_is_not_installed(numpyml_plugin):
+    with pytest.raises(pytest.skip.Exception, match="fake-absent-dist is not installed in this Python environment"):
+        numpyml_plugin("fake-absent-dist")

@@ -6,16 +6,11 @@ smoothing, fused with a softmax head through log-sum-exp).
 
 from __future__ import annotations
 
-from numpyml_core import component_table, lazy_exports
+from numpyml_core import hookimpl
 
-# lazy references (docs/plugins.md): each module is imported when its component is first used
-numpyml_register_components = component_table({
-    ("cost", "quadratic"): "numpyml_costs.costs:Quadratic",
-    ("cost", "cross_entropy"): "numpyml_costs.costs:CrossEntropy",
-})
 
-__all__ = ["Quadratic", "CrossEntropy"]
-__getattr__ = lazy_exports(__name__, {
-    "Quadratic": ".costs:Quadratic",
-    "CrossEntropy": ".costs:CrossEntropy",
-})
+@hookimpl
+def numpyml_register_components(register):
+    # lazy references ("module:Class", docs/plugins.md): a module is imported when its component is first used
+    register("cost", "quadratic", "numpyml_costs.costs:Quadratic")
+    register("cost", "cross_entropy", "numpyml_costs.costs:CrossEntropy")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any, Optional
 
@@ -47,14 +48,64 @@ def plugin_names(name: str) -> dict[str, str]:
             "class_name": class_name}
 
 
-def scaffold_plugin(name: str, kind: str, directory: Path | None = None) -> tuple[Path, list[Path]]:
-    """Write a new plugin distribution; returns (its folder, the files written). Never overwrites:
-    a folder that exists and is not empty is an error, and nothing is written."""
+def scaffold_kinds(kinds: str | list[str] | tuple[str, ...]) -> list[str]:
+    """The kinds of ``--kind`` (``"activation,optimizer"`` or a list), checked, in order, without repeats."""
+    given = kinds.split(",") if isinstance(kinds, str) else list(kinds)
+    chosen = list(dict.fromkeys(kind.strip() for kind in given if kind.strip()))
+    if not chosen:
+        raise UserError(f"--kind: name at least one kind, from {', '.join(SCAFFOLD_KINDS)}.")
+    for kind in chosen:
+        if kind not in SCAFFOLD_KINDS:
+            raise UserError(f"--kind: cannot scaffold a '{kind}'{did_you_mean(kind, SCAFFOLD_KINDS)}; choose from "
+                            f"{', '.join(SCAFFOLD_KINDS)} (several: --kind activation,optimizer).")
+    return chosen
+
+
+#: the kinds a scaffolded component is registered as (an activation can stand alone as a layer too)
+_REGISTERED_AS = {"activation": ("activation", "layer")}
+
+
+def scaffold_components(names: dict[str, str], kinds: list[str]) -> list[dict[str, str]]:
+    """One example component per kind: its kind, registered name and class. With one kind the component is
+    named after the plugin (``swish``, ``Swish``); with several, the kind is added (``swish_optimizer``,
+    ``SwishOptimizer``) so that each name says what it is."""
+    if len(kinds) == 1:
+        return [{"kind": kinds[0], "component": names["component"], "class_name": names["class_name"]}]
+    return [{"kind": kind, "component": f"{names['component']}_{kind}",
+             "class_name": f"{names['class_name']}{kind.capitalize()}"} for kind in kinds]
+
+
+def _plugin_values(names: dict[str, str], components: list[dict[str, str]]) -> dict[str, str]:
+    """The placeholders of templates/plugin/: the registration hook's body, the README's lists, the tests."""
+    module = names["module"]
+    described = [f"the {c['kind']} '{c['component']}'" for c in components]
+    summary = described[0] if len(described) == 1 else ", ".join(described[:-1]) + " and " + described[-1]
+    registrations, imports, expected, rows, commands = [], [], [], [], []
+    for c in components:
+        reference = f"{module}.{c['kind']}:{c['class_name']}"
+        for kind in _REGISTERED_AS.get(c["kind"], (c["kind"],)):
+            registrations.append(f'register("{kind}", "{c["component"]}", "{reference}")')
+            expected.append(f'    ("{kind}", "{c["component"]}"): {c["class_name"]},')
+        imports.append(f"from {module}.{c['kind']} import {c['class_name']}")
+        rows.append(f"| {c['kind']} | `{c['component']}` | `{module}/{c['kind']}.py` | "
+                    f"`experiments/{c['component']}.toml` |")
+        commands.append(f"uv run numpyml info {c['kind']} {c['component']}     # its parameters and documentation\n"
+                        f"uv run numpyml check {c['kind']} {c['component']}    # numpyml's contract checks")
+    title = textwrap.fill(f"{names['distribution']}: a numpyml plugin adding {summary}.", 110)
+    return {"summary": summary, "title": title, "registrations": "\n    ".join(registrations),
+            "test_imports": "\n".join(imports), "expected": "\n".join(expected), "component_rows": "\n".join(rows),
+            "check_commands": "\n".join(commands),
+            "first_experiment": f"experiments/{components[0]['component']}.toml"}
+
+
+def scaffold_plugin(name: str, kinds: str | list[str] | tuple[str, ...] = "layer",
+                    directory: Path | None = None) -> tuple[Path, list[Path]]:
+    """Write a new plugin distribution with an example component of each of ``kinds`` (one module each, one
+    registration hook for all); returns (its folder, the files written). Never overwrites: a folder that
+    exists and is not empty is an error, and nothing is written."""
     from string import Template
 
-    if kind not in SCAFFOLD_KINDS:
-        raise UserError(f"--kind: cannot scaffold a '{kind}'{did_you_mean(kind, SCAFFOLD_KINDS)}; choose one of "
-                        f"{', '.join(SCAFFOLD_KINDS)}.")
+    chosen = scaffold_kinds(kinds)
     names = plugin_names(name)
     target = Path(directory) if directory is not None else Path(names["distribution"])
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -62,21 +113,26 @@ def scaffold_plugin(name: str, kind: str, directory: Path | None = None) -> tupl
             f"{target}: already exists and is not an empty folder; new-plugin never overwrites. Choose another "
             "name or --directory, or remove it."
         )
-    major_minor = ".".join(__version__.split(".")[:2])
-    values = {**names, "kind": kind, "numpyml_requirement": f"numpyml>={major_minor}"}
-    component = names["component"]
+    major, minor = (int(part) for part in __version__.split(".")[:2])  # below the next breaking release:
+    below = f"{major}.{minor + 1}" if major == 0 else f"{major + 1}"  # MINOR while 0.x (docs/plugins.md)
+    requirement = f"numpyml>={major}.{minor},<{below}"
+    components = scaffold_components(names, chosen)
+    values = {**names, "numpyml_requirement": requirement, **_plugin_values(names, components)}
     files = {
-        "pyproject.toml": "plugin/pyproject.toml.tmpl",
-        "README.md": "plugin/README.md.tmpl",
-        ".gitignore": "plugin/gitignore.tmpl",
-        f"{names['module']}/__init__.py": f"kinds/{kind}.py.tmpl",
-        f"tests/test_{component}.py": f"kinds/{kind}_test.py.tmpl",
-        "tests/test_plugin.py": "plugin/test_plugin.py.tmpl",
-        f"experiments/{component}.toml": f"kinds/{kind}.toml.tmpl",
+        "pyproject.toml": ("plugin/pyproject.toml.tmpl", values),
+        "README.md": ("plugin/README.md.tmpl", values),
+        ".gitignore": ("plugin/gitignore.tmpl", values),
+        f"{names['module']}/__init__.py": ("plugin/__init__.py.tmpl", values),
+        "tests/test_plugin.py": ("plugin/test_plugin.py.tmpl", values),
     }
+    for component in components:
+        kind, each = component["kind"], {**values, **component}
+        files[f"{names['module']}/{kind}.py"] = (f"kinds/{kind}.py.tmpl", each)
+        files[f"tests/test_{kind}.py"] = (f"kinds/{kind}_test.py.tmpl", each)
+        files[f"experiments/{component['component']}.toml"] = (f"kinds/{kind}.toml.tmpl", each)
     rendered = {
-        path: Template((_TEMPLATES / template).read_text(encoding="utf-8")).substitute(values)
-        for path, template in files.items()
+        path: Template((_TEMPLATES / template).read_text(encoding="utf-8")).substitute(placeholders)
+        for path, (template, placeholders) in files.items()
     }
     written = []
     try:
@@ -94,21 +150,24 @@ def scaffold_plugin(name: str, kind: str, directory: Path | None = None) -> tupl
 def new_plugin(
     name: str = typer.Argument(..., help="Distribution name, e.g. numpyml-swish (the component is 'swish')."),
     kind: str = typer.Option("layer", "--kind", "-k",
-                             help=f"What the example component is: {', '.join(SCAFFOLD_KINDS)}."),
+                             help=f"What the example components are, one or several separated by commas "
+                                  f"(activation,optimizer,callback): {', '.join(SCAFFOLD_KINDS)}."),
     directory: Optional[Path] = typer.Option(None, "--directory", "-d",
                                              help="Where to create it (default ./NAME); must not exist or be empty."),
 ) -> None:
     """Create a ready-to-install plugin: pyproject with the numpyml entry point, a working example
-    component, an example experiment, a README and tests that pass."""
+    component of each kind (a module each, registered by one hook), example experiments, a README and
+    tests that pass."""
     with user_errors():
         target, written = scaffold_plugin(name, kind, directory)
-    names = plugin_names(name)
-    article = "an" if kind[0] in "aeiou" else "a"
-    print(f"Created {target}/ with {article} {kind} '{names['component']}':")
+        components = scaffold_components(plugin_names(name), scaffold_kinds(kind))
+    print(f"Created {target}/ with " + _plugin_values(plugin_names(name), components)["summary"] + ":")
     for path in written:
         print(f"  {path.relative_to(target)}")
-    print(f"\nNext:\n  cd {target}\n  pip install -e .            # or: uv pip install -e .\n"
-          f"  numpyml list --kind {kind}\n  pytest\n  numpyml check {kind} {names['component']}")
+    first, where = components[0], target.resolve()
+    print(f"\nNext, from the numpyml checkout (the plugin goes into numpyml's environment; {target}/README.md):\n"
+          f"  uv pip install -e {where}\n  uv run pytest {where}/tests\n"
+          f"  uv run numpyml check {first['kind']} {first['component']}")
 
 
 # --------------------------------------------------------------------------------------------

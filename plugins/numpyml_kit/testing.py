@@ -6,7 +6,9 @@ environment where numpyml is installed its fixtures are available without a ``co
 * ``numpyml_rng``: a :class:`numpy.random.Generator` seeded with 0;
 * ``numpyml_manager``: a fresh :class:`~numpyml_core.PluginManager` with every installed plugin loaded,
   made the process-wide one for the test (and reset afterwards);
-* ``numpyml_tiny_experiment``: :func:`run_tiny_experiment` with its run folder in ``tmp_path``.
+* ``numpyml_tiny_experiment``: :func:`run_tiny_experiment` with its run folder in ``tmp_path``;
+* ``numpyml_plugin``: :func:`plugin_components` ("my plugin loads and registers these components"),
+  skipping the test when a distribution it names is not installed.
 
 The checks are plain functions usable from any test (and by ``numpyml check``). Each takes
 ``make``, a callable returning a *fresh* component (a class with usable defaults,
@@ -25,6 +27,7 @@ one instance (determinism, exact resume). Every check raises :class:`ContractErr
   set through the real trainer, in well under a second.
 * :func:`check_component`: the check for a kind, with probe parameters (what ``numpyml check``
   runs for each installed component).
+* :func:`plugin_components`: the components a plugin registers, loaded the way numpyml loads plugins.
 
 Components may help the checks with two optional class attributes: ``example_params`` (a dict of
 constructor arguments used when the signature has required parameters) and, for layers,
@@ -37,9 +40,12 @@ import contextlib
 import inspect
 import io
 import math
+import sys
 import tempfile
+import types
 import typing
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -67,6 +73,8 @@ __all__ = [
     "check_component",
     "probe_params",
     "run_tiny_experiment",
+    "plugin_components",
+    "NotInstalled",
     "TinyBlobs",
     "CHECKS",
 ]
@@ -78,6 +86,10 @@ class ContractError(AssertionError):
 
 class NeedsParameters(Exception):
     """A component cannot be built without parameters the checks cannot guess."""
+
+
+class NotInstalled(ContractError):
+    """:func:`plugin_components` was given a distribution that is not installed in this environment."""
 
 
 def _require(condition: Any, message: str) -> None:
@@ -839,6 +851,59 @@ CHECKS: dict[str, Callable[..., dict[str, Any]]] = {
 }
 
 
+# --------------------------------------------------------------------------------------------
+# a plugin's registration, as numpyml loads it
+# --------------------------------------------------------------------------------------------
+def plugin_components(plugin: str | types.ModuleType) -> dict[tuple[str, str], Any]:
+    """The components ``plugin`` registers, ``{(kind, name): numpyml_core.Component}`` (each with ``.factory``,
+    ``.plugin``, ``.distribution``, ``.version``), loaded as numpyml loads plugins: after every installed one,
+    so a (kind, name) another plugin already has fails here too.
+
+    ``plugin`` is either an installed distribution's name (``"numpyml-swish"``: its ``numpyml`` entry points are
+    loaded, as ``numpyml list`` would) or a plugin module (``import numpyml_swish``: its hook is called
+    directly, installed or not). Raises :class:`ContractError` when the plugin fails to import or register,
+    or a distribution has no ``numpyml`` entry point, and :class:`NotInstalled` (a ``ContractError``) when the
+    distribution is not installed in this Python environment.
+    """
+    from numpyml_core import PluginError, PluginManager
+
+    if isinstance(plugin, str):
+        try:
+            distribution = metadata.distribution(plugin)
+        except metadata.PackageNotFoundError:
+            raise NotInstalled(
+                f"the distribution {plugin} is not installed in this Python environment ({sys.prefix}); install it "
+                "into the environment numpyml is installed in (docs/plugins.md, \"Testing a plugin\")") from None
+        name = distribution.metadata["Name"]
+        if not [ep for ep in distribution.entry_points if ep.group == "numpyml"]:
+            raise ContractError(f"{name} declares no entry point in the group 'numpyml': add "
+                                "[project.entry-points.numpyml] to its pyproject.toml and reinstall it")
+        manager = PluginManager(strict=False)
+        manager.load_entry_points()
+        failed = [f for f in manager.failed if f.distribution == name]
+        mine = {key: c for key, c in manager.registry.components.items() if c.distribution == name}
+    else:
+        entry_points = [ep for ep in metadata.entry_points(group="numpyml") if ep.value == plugin.__name__]
+        plugin_name = entry_points[0].name if entry_points else plugin.__name__
+        distribution_name, version = "not installed", str(getattr(plugin, "__version__", ""))
+        if entry_points and entry_points[0].dist is not None:
+            distribution_name, version = entry_points[0].dist.metadata["Name"], entry_points[0].dist.version
+        manager = PluginManager(disable=[ep.name for ep in entry_points], strict=False)  # loaded once, below
+        manager.load_entry_points()
+        manager.load_plugin(plugin, plugin_name, distribution_name, version)
+        failed = [f for f in manager.failed if f.plugin == plugin_name]
+        mine = {key: c for key, c in manager.registry.components.items() if c.plugin == plugin_name}
+    if failed:
+        raise ContractError("; ".join(f"plugin '{f.plugin}' ({f.distribution}) failed to load: {f.error}"
+                                      for f in failed))
+    for component in mine.values():  # a lazy reference is imported and checked now
+        try:
+            _ = component.factory
+        except PluginError as exc:
+            raise ContractError(str(exc)) from None
+    return mine
+
+
 #: how :func:`check_component` starts the detail of a component skipped for a missing optional extra
 MISSING_EXTRA = "optional dependency not installed"
 
@@ -959,6 +1024,19 @@ if pytest is not None:
         manager.load_entry_points()
         with _as_process_manager(manager):
             yield manager
+
+    @pytest.fixture
+    def numpyml_plugin() -> Callable[[Any], dict[tuple[str, str], Any]]:
+        """:func:`plugin_components`, skipping the test when the distribution it is given is not installed:
+        ``numpyml_plugin(my_plugin)[("layer", "my_layer")].factory is MyLayer``."""
+
+        def load(plugin: Any) -> dict[tuple[str, str], Any]:
+            try:
+                return plugin_components(plugin)
+            except NotInstalled as exc:
+                pytest.skip(str(exc))
+
+        return load
 
     @pytest.fixture
     def numpyml_tiny_experiment(tmp_path: Path) -> Callable[..., tuple[dict[str, Any], Any]]:

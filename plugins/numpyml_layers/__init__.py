@@ -8,50 +8,30 @@ Layers: ``dense``, ``flatten``, ``reshape``, ``dropout``, ``batch_norm`` (alias
 
 from __future__ import annotations
 
-from numpyml_core import component_table, lazy_exports
+from numpyml_core import hookimpl
 
-# lazy references (docs/plugins.md): each module is imported when its component is first used
-numpyml_register_components = component_table({
-    ("layer", "dense"): "numpyml_layers.dense:Dense",
-    ("layer", "flatten"): "numpyml_layers.reshaping:Flatten",
-    ("layer", "reshape"): "numpyml_layers.reshaping:Reshape",
-    ("layer", "dropout"): "numpyml_layers.dropout:Dropout",
-    ("layer", "batch_norm"): "numpyml_layers.normalization:BatchNorm",
-    ("layer", "batch_normalization"): "numpyml_layers.normalization:BatchNorm",
-    ("activation", "identity"): "numpyml_layers.activations:Identity",
-    ("layer", "identity"): "numpyml_layers.activations:Identity",
-    ("activation", "sigmoid"): "numpyml_layers.activations:Sigmoid",
-    ("layer", "sigmoid"): "numpyml_layers.activations:Sigmoid",
-    ("activation", "tanh"): "numpyml_layers.activations:Tanh",
-    ("layer", "tanh"): "numpyml_layers.activations:Tanh",
-    ("activation", "softmax"): "numpyml_layers.activations:Softmax",
-    ("layer", "softmax"): "numpyml_layers.activations:Softmax",
-    ("activation", "relu"): "numpyml_layers.activations:ReLU",
-    ("layer", "relu"): "numpyml_layers.activations:ReLU",
-    ("activation", "leaky_relu"): "numpyml_layers.activations:LeakyReLU",
-    ("layer", "leaky_relu"): "numpyml_layers.activations:LeakyReLU",
-    ("activation", "gelu"): "numpyml_layers.activations:GELU",
-    ("layer", "gelu"): "numpyml_layers.activations:GELU",
-    ("layer", "scale"): "numpyml_layers.activations:Scale",
-})
 
-__all__ = [
-    "Activation", "GELU", "Identity", "Scale", "LeakyReLU", "ReLU", "Sigmoid", "Softmax", "Tanh", "BatchNorm", "Dense", "Dropout",
-    "Flatten", "Reshape",
-]
-__getattr__ = lazy_exports(__name__, {
-    "Activation": ".activations:Activation",
-    "Identity": ".activations:Identity",
-    "LeakyReLU": ".activations:LeakyReLU",
-    "GELU": ".activations:GELU",
-    "Scale": ".activations:Scale",
-    "ReLU": ".activations:ReLU",
-    "Sigmoid": ".activations:Sigmoid",
-    "Softmax": ".activations:Softmax",
-    "Tanh": ".activations:Tanh",
-    "BatchNorm": ".normalization:BatchNorm",
-    "Dense": ".dense:Dense",
-    "Dropout": ".dropout:Dropout",
-    "Flatten": ".reshaping:Flatten",
-    "Reshape": ".reshaping:Reshape",
-})
+@hookimpl
+def numpyml_register_components(register):
+    # lazy references ("module:Class", docs/plugins.md): a module is imported when its component is first used
+    register("layer", "dense", "numpyml_layers.dense:Dense")
+    register("layer", "flatten", "numpyml_layers.reshaping:Flatten")
+    register("layer", "reshape", "numpyml_layers.reshaping:Reshape")
+    register("layer", "dropout", "numpyml_layers.dropout:Dropout")
+    register("layer", "batch_norm", "numpyml_layers.normalization:BatchNorm")
+    register("layer", "batch_normalization", "numpyml_layers.normalization:BatchNorm")
+    register("activation", "identity", "numpyml_layers.activations:Identity")
+    register("layer", "identity", "numpyml_layers.activations:Identity")
+    register("activation", "sigmoid", "numpyml_layers.activations:Sigmoid")
+    register("layer", "sigmoid", "numpyml_layers.activations:Sigmoid")
+    register("activation", "tanh", "numpyml_layers.activations:Tanh")
+    register("layer", "tanh", "numpyml_layers.activations:Tanh")
+    register("activation", "softmax", "numpyml_layers.activations:Softmax")
+    register("layer", "softmax", "numpyml_layers.activations:Softmax")
+    register("activation", "relu", "numpyml_layers.activations:ReLU")
+    register("layer", "relu", "numpyml_layers.activations:ReLU")
+    register("activation", "leaky_relu", "numpyml_layers.activations:LeakyReLU")
+    register("layer", "leaky_relu", "numpyml_layers.activations:LeakyReLU")
+    register("activation", "gelu", "numpyml_layers.activations:GELU")
+    register("layer", "gelu", "numpyml_layers.activations:GELU")
+    register("layer", "scale", "numpyml_layers.activations:Scale")

@@ -15,16 +15,11 @@ fails at once (before training) with a message naming the extra to install when 
 
 from __future__ import annotations
 
-from numpyml_core import component_table, lazy_exports
+from numpyml_core import hookimpl
 
-# lazy references (docs/plugins.md): each module is imported when its component is first used
-numpyml_register_components = component_table({
-    ("callback", "tensorboard"): "numpyml_loggers.tensorboard_logger:TensorBoardLogger",
-    ("callback", "mlflow"): "numpyml_loggers.mlflow_logger:MLflowLogger",
-})
 
-__all__ = ["TensorBoardLogger", "MLflowLogger"]
-__getattr__ = lazy_exports(__name__, {
-    "TensorBoardLogger": ".tensorboard_logger:TensorBoardLogger",
-    "MLflowLogger": ".mlflow_logger:MLflowLogger",
-})
+@hookimpl
+def numpyml_register_components(register):
+    # lazy references ("module:Class", docs/plugins.md): a module is imported when its component is first used
+    register("callback", "tensorboard", "numpyml_loggers.tensorboard_logger:TensorBoardLogger")
+    register("callback", "mlflow", "numpyml_loggers.mlflow_logger:MLflowLogger")

@@ -8,16 +8,11 @@ global-norm gradient clipping.
 
 from __future__ import annotations
 
-from numpyml_core import component_table, lazy_exports
+from numpyml_core import hookimpl
 
-# lazy references (docs/plugins.md): each module is imported when its component is first used
-numpyml_register_components = component_table({
-    ("optimizer", "sgd"): "numpyml_optimizers.sgd:SGD",
-    ("optimizer", "adam"): "numpyml_optimizers.adam:Adam",
-})
 
-__all__ = ["SGD", "Adam"]
-__getattr__ = lazy_exports(__name__, {
-    "SGD": ".sgd:SGD",
-    "Adam": ".adam:Adam",
-})
+@hookimpl
+def numpyml_register_components(register):
+    # lazy references ("module:Class", docs/plugins.md): a module is imported when its component is first used
+    register("optimizer", "sgd", "numpyml_optimizers.sgd:SGD")
+    register("optimizer", "adam", "numpyml_optimizers.adam:Adam")

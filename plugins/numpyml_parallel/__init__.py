@@ -14,17 +14,11 @@ manager and exchange parameters, gradients and batches through shared memory. Se
 
 from __future__ import annotations
 
-from numpyml_core import component_table, lazy_exports
+from numpyml_core import hookimpl
 
-# lazy references (docs/plugins.md): each module is imported when its component is first used
-numpyml_register_components = component_table({
-    ("strategy", "sync"): "numpyml_parallel.strategies:Sync",
-    ("strategy", "async"): "numpyml_parallel.strategies:Async",
-})
 
-__all__ = ["Async", "Sync", "WorkerError"]
-__getattr__ = lazy_exports(__name__, {
-    "Async": ".strategies:Async",
-    "Sync": ".strategies:Sync",
-    "WorkerError": "._pool:WorkerError",
-})
+@hookimpl
+def numpyml_register_components(register):
+    # lazy references ("module:Class", docs/plugins.md): a module is imported when its component is first used
+    register("strategy", "sync", "numpyml_parallel.strategies:Sync")
+    register("strategy", "async", "numpyml_parallel.strategies:Async")

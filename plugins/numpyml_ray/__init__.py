@@ -7,16 +7,11 @@ selecting one without Ray prints how to install it. See docs/distributed.md.
 
 from __future__ import annotations
 
-from numpyml_core import component_table, lazy_exports
+from numpyml_core import hookimpl
 
-# lazy references (docs/plugins.md): each module is imported when its component is first used
-numpyml_register_components = component_table({
-    ("strategy", "ray_sync"): "numpyml_ray.strategies:RaySync",
-    ("strategy", "ray_async"): "numpyml_ray.strategies:RayAsync",
-})
 
-__all__ = ["RaySync", "RayAsync"]
-__getattr__ = lazy_exports(__name__, {
-    "RaySync": ".strategies:RaySync",
-    "RayAsync": ".strategies:RayAsync",
-})
+@hookimpl
+def numpyml_register_components(register):
+    # lazy references ("module:Class", docs/plugins.md): a module is imported when its component is first used
+    register("strategy", "ray_sync", "numpyml_ray.strategies:RaySync")
+    register("strategy", "ray_async", "numpyml_ray.strategies:RayAsync")

@@ -6,14 +6,10 @@ optimizer step. Multi-core and distributed strategies plug into the same seam.
 
 from __future__ import annotations
 
-from numpyml_core import component_table, lazy_exports
+from numpyml_core import hookimpl
 
-# lazy references (docs/plugins.md): each module is imported when its component is first used
-numpyml_register_components = component_table({
-    ("strategy", "serial"): "numpyml_strategies.serial:Serial",
-})
 
-__all__ = ["Serial"]
-__getattr__ = lazy_exports(__name__, {
-    "Serial": ".serial:Serial",
-})
+@hookimpl
+def numpyml_register_components(register):
+    # lazy references ("module:Class", docs/plugins.md): a module is imported when its component is first used
+    register("strategy", "serial", "numpyml_strategies.serial:Serial")

@@ -15,25 +15,15 @@
 
 from __future__ import annotations
 
-from numpyml_core import component_table, lazy_exports
+from numpyml_core import hookimpl
 
-# lazy references (docs/plugins.md): each module is imported when its component is first used
-numpyml_register_components = component_table({
-    ("callback", "checkpoint"): "numpyml_training.callbacks:Checkpoint",
-    ("callback", "early_stopping"): "numpyml_training.callbacks:EarlyStopping",
-    ("callback", "ema"): "numpyml_training.averaging:EMA",
-    ("callback", "lookahead"): "numpyml_training.averaging:Lookahead",
-    ("callback", "test_time_augmentation"): "numpyml_training.evaluation:TestTimeAugmentation",
-    ("callback", "data_initialization"): "numpyml_training.datainit:DataInitialization",
-})
 
-__all__ = ["Checkpoint", "DataInitialization", "EMA", "EarlyStopping", "Lookahead", "TestTimeAugmentation", "evaluate_split"]
-__getattr__ = lazy_exports(__name__, {
-    "Checkpoint": ".callbacks:Checkpoint",
-    "EarlyStopping": ".callbacks:EarlyStopping",
-    "DataInitialization": ".datainit:DataInitialization",
-    "EMA": ".averaging:EMA",
-    "Lookahead": ".averaging:Lookahead",
-    "TestTimeAugmentation": ".evaluation:TestTimeAugmentation",
-    "evaluate_split": ".evaluation:evaluate_split",
-})
+@hookimpl
+def numpyml_register_components(register):
+    # lazy references ("module:Class", docs/plugins.md): a module is imported when its component is first used
+    register("callback", "checkpoint", "numpyml_training.callbacks:Checkpoint")
+    register("callback", "early_stopping", "numpyml_training.callbacks:EarlyStopping")
+    register("callback", "ema", "numpyml_training.averaging:EMA")
+    register("callback", "lookahead", "numpyml_training.averaging:Lookahead")
+    register("callback", "test_time_augmentation", "numpyml_training.evaluation:TestTimeAugmentation")
+    register("callback", "data_initialization", "numpyml_training.datainit:DataInitialization")

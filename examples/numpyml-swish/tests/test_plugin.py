@@ -1,27 +1,24 @@
-"""numpyml-swish registers its component like any numpyml plugin."""
-
-from importlib import metadata
-
-import pytest
-
-from numpyml_core import PluginManager
+"""numpyml-swish loads and registers its components as numpyml loads plugins (the kit's numpyml_plugin fixture)."""
 
 import numpyml_swish
+from numpyml_swish import LearnedSwish, Spirals, StopAtTarget, Swish
+
+EXPECTED = {
+    ("activation", "swish"): Swish,
+    ("layer", "swish"): Swish,
+    ("layer", "learned_swish"): LearnedSwish,
+    ("dataset", "spirals"): Spirals,
+    ("callback", "stop_at_target"): StopAtTarget,
+}
 
 
-def test_register_hook_registers_the_activation():
-    manager = PluginManager()
-    manager.load_plugin(numpyml_swish, "swish", "numpyml-swish", numpyml_swish.__version__)
-    assert manager.failed == []
-    assert manager.registry.get("activation", "swish").factory is numpyml_swish.Swish
+def test_the_register_hook_registers_every_component(numpyml_plugin):
+    # this module, loaded after every installed plugin: a name another plugin already has fails here
+    components = numpyml_plugin(numpyml_swish)
+    assert {key: component.factory for key, component in components.items()} == EXPECTED
 
 
-def test_installed_distribution_is_found_through_its_entry_point():
-    try:
-        metadata.distribution("numpyml-swish")
-    except metadata.PackageNotFoundError:
-        pytest.skip("numpyml-swish is not installed; run 'pip install -e .' to test its entry point")
-    manager = PluginManager()
-    manager.load_entry_points()
-    component = manager.registry.get("activation", "swish")
-    assert (component.plugin, component.distribution) == ("swish", "numpyml-swish")
+def test_the_installed_distribution_is_found_through_its_entry_point(numpyml_plugin):
+    components = numpyml_plugin("numpyml-swish")  # skipped until it is installed (README.md, Install)
+    assert {key: component.factory for key, component in components.items()} == EXPECTED
+    assert {(c.plugin, c.distribution) for c in components.values()} == {("swish", "numpyml-swish")}
