@@ -102,8 +102,7 @@ class Strategy(Protocol):
 
     * ``setup(run)``: once at run start, after the model is built: start workers here.
     * ``train_batch(run, x, y) -> loss``: computes the batch's gradient, hands it to ``run.apply_update(Update(...))``
-      (the hook, staleness compensation, the optimizer step, the layer-state merge) and returns the mean loss
-      (asynchronous: an earlier batch's, or ``None``).
+      and returns the mean loss (asynchronous: an earlier batch's, or ``None``).
     * ``teardown(run)``: once at the end, also after an error: releases every worker and shared resource.
 
     A failure outside the experiment (a dead worker) raises :class:`numpyml_core.RunFailed` naming the worker

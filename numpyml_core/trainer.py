@@ -53,14 +53,10 @@ class Control:
 
 @dataclass
 class Update:
-    """One optimizer step a strategy hands to :meth:`Run.apply_update` (docs/plugins.md, "Writing a strategy").
-
-    ``grads``: keyed like ``run.model.params()``. ``tau``: staleness, the updates applied since the gradients'
-    parameters were read, plus one (1: fresh); ``params_read``: those parameters when ``tau > 1`` (for the
-    ``dc`` rules). ``state``: ``(before, after, weight)`` for each share computed on a replica of the network
-    (the layer state it started from and ended with, by qualified name); a share computed on ``run.model``
-    itself has already changed its state and is not listed.
-    """
+    """One optimizer step a strategy hands to :meth:`Run.apply_update` (docs/plugins.md, "Writing an update
+    strategy"): ``grads`` keyed like ``run.model.params()``; staleness ``tau`` (1: fresh) and ``params_read``, the
+    parameters the gradients were computed on; ``state``, ``(before, after, weight)`` of the layer state of each
+    share computed on a replica (a share computed on ``run.model`` has changed its state already)."""
 
     grads: Mapping[str, np.ndarray]
     tau: int = 1
@@ -119,15 +115,12 @@ class Run:
             change = sum(w * (after[name].astype(np.float64) - before[name]) for before, after, w in update.state)
             value[...] = (value + change).astype(value.dtype, copy=False)
         params, grads, optimizer = self.model.params(), update.grads, self.optimizer
-        factor = 1.0
+        factor = 1.0 if compensation is None else compensation.learning_rate_factor(update.tau)
         if compensation is not None:
             compensation.compensate(grads, params, update.params_read or params, update.tau)
-            factor = compensation.learning_rate_factor(update.tau)
         self.hooks.numpyml_before_update(run=self, params=params, grads=grads)
-        if factor == 1.0:
-            optimizer.step(params, grads)
-            return
-        base, optimizer.learning_rate = optimizer.learning_rate, optimizer.learning_rate * factor
+        base = optimizer.learning_rate  # as the hook left it
+        optimizer.learning_rate = base * factor
         try:
             optimizer.step(params, grads)
         finally:
@@ -182,10 +175,9 @@ def build_model(spec: ExperimentSpec, manager: PluginManager, input_shape: tuple
 
 
 class GradientWorker:
-    """A replica of a run's network, for a strategy's workers (the transport, a process or a Ray actor, is the
-    strategy's). Rebuilt from the resolved experiment ``spec`` through the plugin manager (every layer and the
-    cost must be installed plugins); ``seed`` seeds its randomness (dropout). After :meth:`gradients` the
-    gradients are in ``model.grads()`` and the layer state after the batch in ``model.state()``."""
+    """A replica of a run's network for a strategy's workers (a process, a Ray actor: the transport is the
+    strategy's), rebuilt from the experiment ``spec`` through the plugin manager; ``seed`` seeds its dropout.
+    After :meth:`gradients`: the gradients in ``model.grads()``, the layer state after it in ``model.state()``."""
 
     def __init__(self, spec: ExperimentSpec, input_shape: tuple[int, ...], seed: Any):
         manager = get_plugin_manager()
