@@ -240,41 +240,45 @@ class Sync(_LocalWorkers):
     def train_batch(self, run: Any, x: np.ndarray, y: np.ndarray) -> float:
         if not self._ready:
             raise RuntimeError("sync.train_batch() before setup()")
-        pool = self.pool
         n = len(x)
-        bounds = [(start, stop, (stop - start) / n) for start, stop in share_ranges(n, self.workers)]
-        local = bounds.pop(0) if self.local_share else None
-        if bounds:  # the shares of the worker processes: worker k computes bounds[k]
-            self._batch_buffer(0, list(range(self.processes)), x, y, first=bounds[0][0])
-            for k, (start, stop, weight) in enumerate(bounds):
-                pool.gradient(k, start, stop, weight)
-        grads, state = run.model.grads(), []
-        loss = 0.0
-        if local is not None:  # the first share, on run.model, while the worker processes compute theirs
+        shares = [(start, stop, (stop - start) / n) for start, stop in share_ranges(n, self.workers)]
+        local = shares.pop(0) if self.local_share else None  # computed here, on run.model
+        if shares:  # worker process k computes shares[k]
+            self._batch_buffer(0, list(range(self.processes)), x, y, first=shares[0][0])
+            for k, (start, stop, weight) in enumerate(shares):
+                self.pool.gradient(k, start, stop, weight)
+        loss, state = 0.0, []
+        if local is not None:  # meanwhile: the gradient of the local share, scaled by its weight
             start, stop, weight = local
             with blas_threads(self.blas_threads):
                 loss = weight * run.model.loss_and_gradients(x[start:stop], y[start:stop], run.cost, scale=weight)
-        if bounds:
-            losses = pool.gather(range(len(bounds)))
-            loss += float(sum(bounds[k][2] * losses[k] for k in range(len(bounds))))
-            outputs = self._outputs[:len(bounds)]
-            for name, grad in grads.items():  # every share's gradient came scaled by its weight: sum them
-                key = f"grad.{name}"
-                if local is None:  # nothing computed here: the first worker's share starts the sum
-                    np.copyto(grad, outputs[0][key])
-                for output in outputs[0 if local is not None else 1:]:
-                    grad += output[key]
-            names = list(run.model.state())
-            before = self._named(self._params[0], "state", names)
-            state = [(before, self._named(output, "state", names), bounds[k][2]) for k, output in enumerate(outputs)]
-            if local is not None and names:  # run.model holds the first share's state: list it as a share too
-                state.append((before, {k: v.copy() for k, v in run.model.state().items()}, local[2]))
-                for name, value in run.model.state().items():
-                    np.copyto(value, before[name])
-        run.apply_update(Update(grads, state=state))
+        if shares:
+            losses = self.pool.gather(range(len(shares)))
+            loss += sum(weight * losses[k] for k, (_, _, weight) in enumerate(shares))
+            state = self._add_shares(run, [weight for _, _, weight in shares], local)
+        run.apply_update(Update(run.model.grads(), state=state))
         if self.processes:  # the step wrote the shared parameters themselves when run.model is bound
             self._publish(run, self._params[0], params=self._binding is None)
         return float(loss)
+
+    def _add_shares(self, run: Any, weights: list[float], local: tuple | None) -> list[tuple]:
+        """Add the worker processes' gradients (each already scaled by its weight) into ``run.model``'s
+        (which hold the local share's, if any); return the shares' layer-state changes for the update."""
+        outputs = self._outputs[:len(weights)]
+        for name, grad in run.model.grads().items():
+            key = f"grad.{name}"
+            if local is None:  # nothing computed here: the first worker's share starts the sum
+                np.copyto(grad, outputs[0][key])
+            for output in outputs[0 if local is not None else 1:]:
+                grad += output[key]
+        names = list(run.model.state())
+        before = self._named(self._params[0], "state", names)
+        state = [(before, self._named(output, "state", names), weight) for output, weight in zip(outputs, weights)]
+        if local is not None and names:  # run.model holds the local share's state: list it as a share too
+            state.append((before, {k: v.copy() for k, v in run.model.state().items()}, local[2]))
+            for name, value in run.model.state().items():
+                np.copyto(value, before[name])
+        return state
 
     def __repr__(self) -> str:
         return (f"Sync(workers={self.workers}, blas_threads={self.blas_threads}, timeout={self.timeout}, "
