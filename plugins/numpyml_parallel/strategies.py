@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from numpyml_core.plugin_api import StalenessCompensation, Update, blas_threads, check_workers, share_ranges
+from numpyml_core.plugin_api import StalenessCompensation, blas_threads, check_workers, share_ranges
+from numpyml_core.plugin_api import Update
 
 from ._binding import Binding
 from ._pool import WorkerError, WorkerPool, WorkerStartError
