@@ -35,7 +35,8 @@ class LocalSGD:
     running them in worker processes is the transport's business (see the ``sync`` strategy).
 
     ``numpyml_before_update`` sees the outer gradient, once per round; the replicas' local steps
-    call no hook. A checkpoint written mid-epoch holds ``run.model`` without the round in progress.
+    call no hook. A checkpoint written mid-epoch holds ``run.model`` without the round in progress (and
+    not the replicas' optimizer state: with momentum, a resumed round starts it afresh).
     """
 
     def __init__(self, workers: int = 4, local_steps: int = 4) -> None:
