@@ -69,8 +69,9 @@ def numpyml_on_evaluate_end(run: Run, epoch: int, split: str, metrics: dict) -> 
 
 @hookspec
 def numpyml_before_update(run: Run, params: dict, grads: dict) -> None:
-    """The optimizer is about to apply ``grads`` (keyed like ``params``: ``"0.weight"``); a callback may modify
-    them in place (clipping, noise) but must not rebind arrays."""
+    """The optimizer is about to apply ``grads`` (keyed like ``params``: ``"0.weight"``), called by
+    ``run.apply_update`` for every strategy; a callback may modify them in place (clipping, noise) but must not
+    rebind arrays."""
 
 
 @hookspec

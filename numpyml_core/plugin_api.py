@@ -14,7 +14,7 @@ from typing import Any
 #: private module of numpyml_core -> the public names it defines (docs/plugins.md says what each is for)
 _MODULES: dict[str, tuple[str, ...]] = {
     "config": ("parse_experiment", "signature_of", "describe_params"),
-    "trainer": ("build_model",),
+    "trainer": ("build_model", "Update", "GradientWorker"),
     "plugins": ("set_plugin_manager",),
     "arrays": ("share_ranges", "as_float"),
     "staleness": ("StalenessCompensation",),

@@ -101,8 +101,8 @@ class Strategy(Protocol):
     """How a mini-batch becomes a parameter update (serial, multi-core, distributed); see docs/parallel.md.
 
     * ``setup(run)``: once at run start, after the model is built: start workers here.
-    * ``train_batch(run, x, y) -> loss``: computes the batch's gradient, calls ``run.hooks.numpyml_before_update``,
-      steps ``run.optimizer`` and returns the mean loss (asynchronous: an earlier batch's, or ``None``).
+    * ``train_batch(run, x, y) -> loss``: computes the batch's gradient, hands it to ``run.apply_update(Update(...))``
+      and returns the mean loss (asynchronous: an earlier batch's, or ``None``).
     * ``teardown(run)``: once at the end, also after an error: releases every worker and shared resource.
 
     A failure outside the experiment (a dead worker) raises :class:`numpyml_core.RunFailed` naming the worker

@@ -30,7 +30,6 @@ class StalenessCompensation:
         self.kind = kind
         self.dc_lambda = float(dc_lambda)
         self.dc_momentum = float(dc_momentum)
-        self._work: dict[str, np.ndarray] = {}
         self.mean_square: dict[str, np.ndarray] = {}
 
     def learning_rate_factor(self, tau: int) -> float:
@@ -44,32 +43,12 @@ class StalenessCompensation:
             return
         adaptive = self.kind == "dc_adaptive"
         for name, grad in grads.items():
-            work = self._buffer(name, grad)
             if adaptive:  # mean_square <- momentum * mean_square + (1 - momentum) * g * g, even when fresh
                 square = self.mean_square.get(name)
                 if square is None:
                     square = self.mean_square[name] = np.zeros_like(grad)
-                np.multiply(grad, grad, out=work)
                 square *= self.dc_momentum
-                work *= 1.0 - self.dc_momentum
-                square += work
-            if tau <= 1:
-                continue
-            np.subtract(params_now[name], params_stale[name], out=work)
-            work *= grad
-            work *= grad
-            if adaptive:  # lambda = dc_lambda / sqrt(mean_square + 1e-7)
-                scale = self._buffer(f"{name}#scale", square)
-                np.add(square, 1e-7, out=scale)
-                np.sqrt(scale, out=scale)
-                np.divide(self.dc_lambda, scale, out=scale)
-                work *= scale
-            else:
-                work *= self.dc_lambda
-            grad += work
-
-    def _buffer(self, key: str, like: np.ndarray) -> np.ndarray:
-        buffer = self._work.get(key)
-        if buffer is None or buffer.shape != like.shape:
-            buffer = self._work[key] = np.empty_like(like)
-        return buffer
+                square += (1.0 - self.dc_momentum) * (grad * grad)
+            if tau > 1:  # adaptive: lambda = dc_lambda / sqrt(mean_square + 1e-7)
+                scale = self.dc_lambda / np.sqrt(square + 1e-7) if adaptive else self.dc_lambda
+                grad += (params_now[name] - params_stale[name]) * grad * grad * scale

@@ -10,7 +10,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pluggy
@@ -18,7 +18,7 @@ import pluggy
 from .config import ComponentSpec, ExperimentSpec
 from .errors import ConfigError, UserError
 from .model import Model
-from .plugins import PluginManager, run_hook_manager
+from .plugins import PluginManager, get_plugin_manager, run_hook_manager
 
 
 class TrainingDiverged(UserError):
@@ -49,6 +49,19 @@ class Control:
     should_stop: bool = False
     stop_reason: str = ""
     interrupt_requested: bool = False
+
+
+@dataclass
+class Update:
+    """One optimizer step a strategy hands to :meth:`Run.apply_update` (docs/plugins.md, "Writing an update
+    strategy"): ``grads`` keyed like ``run.model.params()``; staleness ``tau`` (1: fresh) and ``params_read``, the
+    parameters the gradients were computed on; ``state``, ``(before, after, weight)`` of the layer state of each
+    share computed on a replica (a share computed on ``run.model`` has changed its state already)."""
+
+    grads: Mapping[str, np.ndarray]
+    tau: int = 1
+    params_read: Mapping[str, np.ndarray] | None = None
+    state: Sequence[tuple[Mapping[str, np.ndarray], Mapping[str, np.ndarray], float]] = ()
 
 
 @dataclass
@@ -92,6 +105,26 @@ class Run:
     def hooks(self) -> Any:
         """The training hooks, called on this run's callbacks only (``run.hooks.numpyml_before_update(...)``)."""
         return self.hook_manager.hook
+
+    def apply_update(self, update: Update, compensation: Any = None) -> None:
+        """The one way training changes the model: merge the layer state, then compensate the staleness
+        (``compensation``: a :class:`~numpyml_core.plugin_api.StalenessCompensation`), call the
+        ``numpyml_before_update`` hook and step the optimizer. The layer-state rule, for every state array:
+        ``state + sum(weight * (after - before))`` over ``update.state`` (each share adds its change)."""
+        for name, value in self.model.state().items() if update.state else ():
+            change = sum(w * (after[name].astype(np.float64) - before[name]) for before, after, w in update.state)
+            value[...] = (value + change).astype(value.dtype, copy=False)
+        params, grads, optimizer = self.model.params(), update.grads, self.optimizer
+        factor = 1.0 if compensation is None else compensation.learning_rate_factor(update.tau)
+        if compensation is not None:
+            compensation.compensate(grads, params, update.params_read or params, update.tau)
+        self.hooks.numpyml_before_update(run=self, params=params, grads=grads)
+        base = optimizer.learning_rate  # as the hook left it
+        optimizer.learning_rate = base * factor
+        try:
+            optimizer.step(params, grads)
+        finally:
+            optimizer.learning_rate = base
 
     def architecture(self) -> dict[str, Any]:
         """What the run's model file holds besides the weights (see :mod:`numpyml_core.serialization`)."""
@@ -139,6 +172,27 @@ def build_model(spec: ExperimentSpec, manager: PluginManager, input_shape: tuple
     except ValueError as exc:
         raise ConfigError(f"{spec.source}: [[model.layers]]: {exc}.") from None
     return model
+
+
+class GradientWorker:
+    """A replica of a run's network for a strategy's workers (a process, a Ray actor: the transport is the
+    strategy's), rebuilt from the experiment ``spec`` through the plugin manager; ``seed`` seeds its dropout.
+    After :meth:`gradients`: the gradients in ``model.grads()``, the layer state after it in ``model.state()``."""
+
+    def __init__(self, spec: ExperimentSpec, input_shape: tuple[int, ...], seed: Any):
+        manager = get_plugin_manager()
+        self.model = build_model(spec, manager, tuple(input_shape), np.random.default_rng(seed))
+        self.cost = _create(manager, spec.cost)
+
+    def gradients(self, x: np.ndarray, y: np.ndarray, params: Mapping[str, np.ndarray] | None = None,
+                  state: Mapping[str, np.ndarray] | None = None, scale: float = 1.0) -> float:
+        """Copy ``params`` and ``state`` (by qualified name; an array the model computes on already is not
+        copied) into the replica; return the mean loss of ``(x, y)``, leaving ``scale`` times its gradient."""
+        for given, own in ((params, self.model.params()), (state, self.model.state())):
+            for name, value in (given or {}).items():
+                if own[name] is not value:
+                    np.copyto(own[name], value)
+        return self.model.loss_and_gradients(x, y, self.cost, scale=scale)
 
 
 def seeds(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:

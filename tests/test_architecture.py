@@ -24,7 +24,8 @@ FORBIDDEN_IN_CORE = {"matplotlib", "PIL"}
 #: numpyml_core and the public plugin API. Every other numpyml_core module is private.
 PUBLIC_MODULES = ("numpyml_core", "numpyml_core.plugin_api")
 #: code that third-party plugin authors start from or copy: held to the same rule
-THIRD_PARTY_STYLE = [ROOT / "plugins" / "numpyml_kit" / "templates", ROOT / "examples" / "numpyml-swish"]
+THIRD_PARTY_STYLE = [ROOT / "plugins" / "numpyml_kit" / "templates", ROOT / "examples" / "numpyml-swish",
+                     ROOT / "examples" / "numpyml-localsgd"]
 
 
 def imports(path: Path, package: str, at_run_time: bool = False) -> list[tuple[int, str]]:

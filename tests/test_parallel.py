@@ -158,7 +158,7 @@ def test_worker_computing_on_shared_arrays_matches_a_copying_worker(site, tmp_pa
     own parameter arrays is noticed when binding (nothing is bound); one that writes its gradient
     into an array of its own is noticed by the first batch's NaN probe (gradients copied out)."""
     from numpyml_parallel._shared import SharedArrays, new_token
-    from numpyml_parallel._worker import GradientWorker
+    from numpyml_parallel._worker import SharedMemoryWorker
 
     text = blobs_experiment()
     if layers != "dense":
@@ -173,7 +173,7 @@ def test_worker_computing_on_shared_arrays_matches_a_copying_worker(site, tmp_pa
     outputs = [SharedArrays.create(token, f"g{k}", {f"grad.{n}": (v.shape, v.dtype) for n, v in params.items()})
                for k in range(2)]
     try:
-        bound, copying = (GradientWorker(run.spec, run.model.input_shape, [run.spec.seed, k]) for k in (1, 2))
+        bound, copying = (SharedMemoryWorker(run.spec, run.model.input_shape, [run.spec.seed, k]) for k in (1, 2))
         bound.bind(shared, outputs[0])
         assert bound.bound == (set() if layers == "keeps arrays" else set(params))
         assert bound.grads_bound == (layers != "keeps arrays")
@@ -182,10 +182,8 @@ def test_worker_computing_on_shared_arrays_matches_a_copying_worker(site, tmp_pa
         for step in range(3):
             for name, value in params.items():
                 np.copyto(shared[f"param.{name}"], value + rng.normal(0, 0.1, value.shape).astype(np.float32))
-            copying.load(shared)
-            bound.load(shared)
-            loss_copying = copying.gradients(x, y, outputs[1], scale=0.375)
-            loss_bound = bound.gradients(x, y, outputs[0], scale=0.375)
+            loss_copying = copying.compute(shared, x, y, outputs[1], scale=0.375)
+            loss_bound = bound.compute(shared, x, y, outputs[0], scale=0.375)
             assert loss_bound == pytest.approx(loss_copying, rel=1e-6)
             for name in params:
                 key = f"grad.{name}"

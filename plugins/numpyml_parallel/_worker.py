@@ -1,17 +1,16 @@
 """The worker side: rebuild the network from the experiment, compute gradients on request.
 
-:class:`GradientWorker` knows nothing about processes or transport: it builds the model from the
-run's :class:`~numpyml_core.config.ExperimentSpec` through the plugin manager (so every layer and
-cost must be an installed plugin, which is also what a distributed worker on another machine
-needs) and turns (parameters, batch) into (loss, gradients). :func:`worker_main` is the loop of a
-local worker process around it.
+:class:`SharedMemoryWorker` is the public :class:`numpyml_core.plugin_api.GradientWorker` (the one
+the Ray actors use too: it rebuilds the network from the experiment through the plugin manager and
+turns parameters, layer state and a batch into the loss and gradients) on the shared-memory
+transport. :func:`worker_main` is the loop of a local worker process around it.
 
 The fast path uses no pickling and no pipe: the parent writes a command into the worker's row of
 a shared control block (``command``, ``rows`` = start/stop, ``scale``) and releases the worker's
 ``go`` semaphore; the worker computes ``scale`` times the gradient of the mean loss of rows
 ``start:stop`` of the batch segment, its layers reading the parameters from the parameter segment
 and writing the gradients (``grad.<name>``) into its output segment themselves (see
-:meth:`GradientWorker.bind`; copied where a layer does not allow it), copies the layer state
+:meth:`SharedMemoryWorker.bind`; copied where a layer does not allow it), copies the layer state
 (``state.<name>``) there too, stores the loss, sets its ``flag`` to DONE and releases the shared
 ``done`` semaphore. (Semaphores wake a process
 in about 10 us here, a pipe round trip with ``connection.wait`` takes about 60 us.)
@@ -35,27 +34,25 @@ from typing import Any
 
 import numpy as np
 
+from numpyml_core.plugin_api import GradientWorker
+
 from ._binding import Binding
 
 
-class GradientWorker:
-    """Rebuild the network of ``spec`` and compute gradients of batches for given parameters.
+class SharedMemoryWorker(GradientWorker):
+    """The gradient worker (:class:`numpyml_core.plugin_api.GradientWorker`, as the Ray actors use it) on the
+    shared-memory transport: :meth:`compute` reads parameters and layer state from a parameter segment
+    (``param.<name>``, ``state.<name>``) and writes the gradients and the state after the batch to an output
+    segment (``grad.<name>``, ``state.<name>``).
 
-    ``input_shape`` is the per-sample input shape the training process built the model with;
-    ``seed`` seeds this worker's generator (used only by layers that draw randomness while
-    training, such as dropout: initial values are always overwritten by the parameters sent).
+    ``input_shape`` is the per-sample input shape the training process built the model with; ``seed``
+    seeds this worker's generator (used only by layers that draw randomness while training, such as
+    dropout: initial values are always overwritten by the parameters sent).
     """
 
-    def __init__(self, spec: Any, input_shape: tuple[int, ...], seed: Any):
-        from numpyml_core import get_plugin_manager
-        from numpyml_core.plugin_api import build_model
-
-        manager = get_plugin_manager()
-        self.model = build_model(spec, manager, tuple(input_shape), np.random.default_rng(seed))
-        cost = spec.cost
-        self.cost = manager.create(cost.kind, cost.type, **dict(cost.params))
-        self.binding: Binding | None = None
-        self._probe = False
+    binding: Binding | None = None
+    _probe = False
+    _source: Any = None
 
     def layout(self) -> dict[str, tuple[tuple[int, ...], str]]:
         """Shapes and dtypes of the parameters (``param.<name>``) and state (``state.<name>``)."""
@@ -66,12 +63,12 @@ class GradientWorker:
     def bind(self, params: Any, out: Any) -> None:
         """Compute on the shared arrays themselves (:class:`._binding.Binding`): each layer's
         ``params[name]`` becomes the array ``params["param.<qualified name>"]`` and its
-        ``grads[name]`` the array ``out["grad.<qualified name>"]``, so :meth:`load` copies no
+        ``grads[name]`` the array ``out["grad.<qualified name>"]``, so :meth:`compute` copies no
         parameter and backward writes the gradients straight into ``out``.
 
         The binding checks that the layers read their parameters from ``params`` (or binds
         nothing). That backward writes into the arrays in ``grads`` is checked on the first
-        :meth:`gradients` call: the bound gradient arrays are filled with NaN first, and if one
+        :meth:`compute` call: the bound gradient arrays are filled with NaN first, and if one
         still holds NaN afterwards, the layers get their own gradient arrays back (copied out from
         then on) and the batch is computed again. A gradient that backward rebinds is copied out.
         """
@@ -90,22 +87,18 @@ class GradientWorker:
         """Whether backward writes the gradients straight into the output segment."""
         return self.binding is not None and self.binding.active and self.binding.grads is not None
 
-    def load(self, source: Any) -> None:
-        """Copy parameters and state from ``source`` (a mapping with ``param.``/``state.`` keys),
-        but for the parameters :meth:`bind` made ``source``'s own arrays."""
-        if self.binding is None or not self.binding.active:
-            for name, value in self.model.params().items():
-                np.copyto(value, source[f"param.{name}"])
-        for name, value in self.model.state().items():
-            np.copyto(value, source[f"state.{name}"])
-
-    def gradients(self, x: np.ndarray, y: np.ndarray, out: Any, scale: float = 1.0) -> float:
-        """Mean loss of ``(x, y)``; ``scale`` times the gradient ends up in ``out["grad.<name>"]``
-        and the state after the forward pass in ``out["state.<name>"]``."""
+    def compute(self, source: Any, x: np.ndarray, y: np.ndarray, out: Any, scale: float = 1.0) -> float:
+        """Mean loss of ``(x, y)`` on the parameters and state in ``source`` (a parameter segment);
+        ``scale`` times the gradient ends up in ``out["grad.<name>"]`` and the state after the
+        forward pass in ``out["state.<name>"]``."""
+        if self._source is not source:  # the views by qualified name, made once per segment
+            self._source, self._views = source, ({name: source[f"param.{name}"] for name in self.model.params()},
+                                                 {name: source[f"state.{name}"] for name in self.model.state()})
+        params, state = self._views
         if self._probe:
-            loss = self._probe_pass(x, y, scale)
+            loss = self._probe_pass(x, y, params, state, scale)
         else:
-            loss = self.model.loss_and_gradients(x, y, self.cost, scale=scale)
+            loss = self.gradients(x, y, params, state, scale)
         for name, grad in self.model.grads().items():
             target = out[f"grad.{name}"]
             if grad is not target:
@@ -114,21 +107,18 @@ class GradientWorker:
             np.copyto(out[f"state.{name}"], value)
         return loss
 
-    def _probe_pass(self, x: np.ndarray, y: np.ndarray, scale: float) -> float:
+    def _probe_pass(self, x: np.ndarray, y: np.ndarray, params: dict, state: dict, scale: float) -> float:
         """The first pass after :meth:`bind`, with the bound gradient arrays full of NaN (see there)."""
         self._probe = False
-        state = {name: value.copy() for name, value in self.model.state().items()}
         bound = self.binding.grads
         for grad in bound.values():
             grad.fill(np.nan)
-        loss = self.model.loss_and_gradients(x, y, self.cost, scale=scale)
+        loss = self.gradients(x, y, params, state, scale)
         grads = self.model.grads()
         if not any(grads[key] is grad and np.isnan(grad).any() for key, grad in bound.items()):
             return loss
         self.binding.release_grads()  # a layer wrote its gradient elsewhere: use the layers' own arrays
-        for name, value in self.model.state().items():
-            np.copyto(value, state[name])
-        return self.model.loss_and_gradients(x, y, self.cost, scale=scale)
+        return self.gradients(x, y, params, state, scale)  # the state is copied in again
 
 
 # control block codes (one row per worker in the control segment)
@@ -155,7 +145,7 @@ def worker_main(index: int, conn: Any, go: Any, done: Any, control_handle: Any, 
         seq, spin = control["seq"], float(control["spin"][0])
         seen = int(seq[index])
         clock = time.perf_counter
-        worker = GradientWorker(spec, input_shape, seed)
+        worker = SharedMemoryWorker(spec, input_shape, seed)
         params = SharedArrays.attach(params_handle)
         segments.append(params)
         output = SharedArrays.attach(output_handle)
@@ -186,8 +176,7 @@ def worker_main(index: int, conn: Any, go: Any, done: Any, control_handle: Any, 
             if data is None:
                 raise RuntimeError("asked for a gradient before any batch was shared")
             start, stop = int(rows[index, 0]), int(rows[index, 1])
-            worker.load(params)
-            loss = worker.gradients(data["x"][start:stop], data["y"][start:stop], output, float(scale[index]))
+            loss = worker.compute(params, data["x"][start:stop], data["y"][start:stop], output, float(scale[index]))
             result[index] = loss
             flag[index] = DONE
             done.release()

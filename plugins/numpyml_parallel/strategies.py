@@ -8,6 +8,7 @@ from typing import Any, Literal
 import numpy as np
 
 from numpyml_core.plugin_api import StalenessCompensation, blas_threads, check_workers, share_ranges
+from numpyml_core.plugin_api import Update
 
 from ._binding import Binding
 from ._pool import WorkerError, WorkerPool, WorkerStartError
@@ -24,7 +25,7 @@ def _check_common(workers: int, blas_threads: int, timeout: float) -> None:
 
 class _LocalWorkers:
     """What ``sync`` and ``async`` share: shared-memory segments, the worker pool, publishing
-    parameters, batch buffers, merging layer state (running statistics) and teardown.
+    parameters, batch buffers and teardown.
 
     Segments (all named ``numpyml_<token>_<role>``): parameter segments (``param.<name>`` and
     ``state.<name>``: what workers read), one output segment per worker (``grad.<name>`` and
@@ -176,25 +177,9 @@ class _LocalWorkers:
         return data
 
     @staticmethod
-    def _merge_state(run: Any, parts: list[tuple[SharedArrays, SharedArrays, float]],
-                     local: tuple[SharedArrays, float] | None = None) -> None:
-        """Layer state (running statistics) after workers trained: the state before the batch plus
-        the weighted sum of each worker's change, ``before + sum(weight * (after - before))``.
-        ``local = (segment holding the state before, weight)`` when the training process computed
-        a share itself (``run.model``'s state is then its ``after``); otherwise ``run.model`` still
-        holds the state before."""
-        state = run.model.state()
-        if not state:
-            return
-        for name, value in state.items():
-            key = f"state.{name}"
-            change = sum(weight * (after[key].astype(np.float64) - before[key]) for after, before, weight in parts)
-            if local is not None:
-                before, weight = local
-                change = change + weight * (value.astype(np.float64) - before[key])
-                value[...] = (before[key] + change).astype(value.dtype, copy=False)
-            else:
-                value[...] = (value + change).astype(value.dtype, copy=False)
+    def _named(segment: SharedArrays, prefix: str, names: Any) -> dict[str, np.ndarray]:
+        """The arrays ``<prefix>.<name>`` of a segment, by qualified name (``name`` in ``names``)."""
+        return {name: segment[f"{prefix}.{name}"] for name in names}
 
 
 class Sync(_LocalWorkers):
@@ -203,10 +188,10 @@ class Sync(_LocalWorkers):
     Each mini-batch is split into ``workers`` nearly equal, contiguous shares (fewer when the batch
     has fewer samples). Share ``k`` of ``n_k`` samples gives the gradient of its mean loss; the
     training process sums the shares' gradients weighted by ``n_k / n``, which is the gradient of
-    the whole batch's mean loss, calls the ``numpyml_before_update`` hook and applies one optimizer
-    step to ``run.model``. Every worker reads the new parameters before the next batch, so with the
-    same seed the run follows ``serial`` up to float rounding. The batch loss is
-    ``sum(n_k / n * loss_k)``.
+    the whole batch's mean loss, and hands it to the trainer as one update (``run.apply_update``: the
+    ``numpyml_before_update`` hook, one optimizer step on ``run.model``). Every worker reads the new
+    parameters before the next batch, so with the same seed the run follows ``serial`` up to float
+    rounding. The batch loss is ``sum(n_k / n * loss_k)``.
 
     Parameters:
 
@@ -233,8 +218,10 @@ class Sync(_LocalWorkers):
     the training process sums) when they read ``params`` and ``grads`` at every call, as the layer
     protocol asks; that is checked at setup and on the first batch, and arrays are copied
     otherwise. A worker that raises or dies fails the run at once with its error; Ctrl-C, the end
-    of the run and every error stop the workers and remove the shared memory (``teardown``). Layer state (batch-norm running statistics) is merged as the weighted
-    sum of the shares' changes; each share normalizes with its own batch statistics.
+    of the run and every error stop the workers and remove the shared memory (``teardown``). Layer
+    state (batch-norm running statistics) changes by the weighted sum of the shares' changes (the
+    trainer's rule, ``numpyml_core.plugin_api.Update``); each share normalizes with its own batch
+    statistics.
     """
 
     label = "sync"
@@ -254,39 +241,45 @@ class Sync(_LocalWorkers):
     def train_batch(self, run: Any, x: np.ndarray, y: np.ndarray) -> float:
         if not self._ready:
             raise RuntimeError("sync.train_batch() before setup()")
-        pool = self.pool
         n = len(x)
-        bounds = [(start, stop, (stop - start) / n) for start, stop in share_ranges(n, self.workers)]
-        local = bounds.pop(0) if self.local_share else None
-        if bounds:  # the shares of the worker processes: worker k computes bounds[k]
-            self._batch_buffer(0, list(range(self.processes)), x, y, first=bounds[0][0])
-            for k, (start, stop, weight) in enumerate(bounds):
-                pool.gradient(k, start, stop, weight)
-        params = run.model.params()
-        grads = run.model.grads()
-        loss = 0.0
-        if local is not None:
+        shares = [(start, stop, (stop - start) / n) for start, stop in share_ranges(n, self.workers)]
+        local = shares.pop(0) if self.local_share else None  # computed here, on run.model
+        if shares:  # worker process k computes shares[k]
+            self._batch_buffer(0, list(range(self.processes)), x, y, first=shares[0][0])
+            for k, (start, stop, weight) in enumerate(shares):
+                self.pool.gradient(k, start, stop, weight)
+        loss, state = 0.0, []
+        if local is not None:  # meanwhile: the gradient of the local share, scaled by its weight
             start, stop, weight = local
             with blas_threads(self.blas_threads):
                 loss = weight * run.model.loss_and_gradients(x[start:stop], y[start:stop], run.cost, scale=weight)
-        if bounds:
-            losses = pool.gather(range(len(bounds)))
-            loss += float(sum(bounds[k][2] * losses[k] for k in range(len(bounds))))
-            outputs = self._outputs[:len(bounds)]
-            for name, grad in grads.items():
-                key = f"grad.{name}"
-                if local is None:  # nothing computed here: the first worker's share starts the sum
-                    np.copyto(grad, outputs[0][key])
-                for output in outputs[0 if local is not None else 1:]:
-                    grad += output[key]
-            shared = self._params[0]
-            self._merge_state(run, [(outputs[k], shared, bounds[k][2]) for k in range(len(bounds))],
-                              local=(shared, local[2]) if local is not None else None)
-        run.hooks.numpyml_before_update(run=run, params=params, grads=grads)
-        run.optimizer.step(params, grads)
+        if shares:
+            losses = self.pool.gather(range(len(shares)))
+            loss += sum(weight * losses[k] for k, (_, _, weight) in enumerate(shares))
+            state = self._add_shares(run, [weight for _, _, weight in shares], local)
+        run.apply_update(Update(run.model.grads(), state=state))
         if self.processes:  # the step wrote the shared parameters themselves when run.model is bound
             self._publish(run, self._params[0], params=self._binding is None)
         return float(loss)
+
+    def _add_shares(self, run: Any, weights: list[float], local: tuple | None) -> list[tuple]:
+        """Add the worker processes' gradients (each already scaled by its weight) into ``run.model``'s
+        (which hold the local share's, if any); return the shares' layer-state changes for the update."""
+        outputs = self._outputs[:len(weights)]
+        for name, grad in run.model.grads().items():
+            key = f"grad.{name}"
+            if local is None:  # nothing computed here: the first worker's share starts the sum
+                np.copyto(grad, outputs[0][key])
+            for output in outputs[0 if local is not None else 1:]:
+                grad += output[key]
+        names = list(run.model.state())
+        before = self._named(self._params[0], "state", names)
+        state = [(before, self._named(output, "state", names), weight) for output, weight in zip(outputs, weights)]
+        if local is not None and names:  # run.model holds the local share's state: list it as a share too
+            state.append((before, {k: v.copy() for k, v in run.model.state().items()}, local[2]))
+            for name, value in run.model.state().items():
+                np.copyto(value, before[name])
+        return state
 
     def __repr__(self) -> str:
         return (f"Sync(workers={self.workers}, blas_threads={self.blas_threads}, timeout={self.timeout}, "
@@ -298,7 +291,8 @@ class Async(_LocalWorkers):
 
     The training process owns the parameters (``run.model``). ``train_batch`` hands the batch to a
     free worker together with a copy of the current parameters, and applies every gradient as it
-    arrives: staleness compensation, the ``numpyml_before_update`` hook, one optimizer step. When
+    arrives, as one update (``run.apply_update``: staleness compensation, the ``numpyml_before_update``
+    hook, one optimizer step, the layer-state merge). When
     every worker process is busy, the training process computes the batch itself on the current
     parameters and applies its gradient at once (``local_share``, the default; otherwise it waits
     for a worker to finish). It returns the loss of a batch completed earlier (in completion
@@ -334,8 +328,9 @@ class Async(_LocalWorkers):
     per worker (and for the training process while it computes), ``timeout`` in seconds,
     ``spin_ms`` (keep it at 0 with ``local_share = false`` on a machine with no more cores than
     workers).
-    Layer state (running statistics) is updated by adding each worker's change when its gradient
-    is applied. A checkpoint written mid-epoch (``every_batches``) holds the parameters without
+    Layer state (running statistics) changes by the worker's change (after minus before its batch)
+    when its gradient is applied, the rule of every strategy (``numpyml_core.plugin_api.Update``).
+    A checkpoint written mid-epoch (``every_batches``) holds the parameters without
     the batches still in flight (at most ``workers``), so resuming such a run repeats no batch but
     loses those updates; epoch-end checkpoints are complete.
     """
@@ -379,7 +374,7 @@ class Async(_LocalWorkers):
             with blas_threads(self.blas_threads):
                 loss = run.model.loss_and_gradients(x, y, run.cost)
             # fresh: computed on the current parameters, applied before anything else (tau = 1)
-            self._update(run, run.model.grads(), run.model.params(), 1, float(loss))
+            self._update(run, Update(run.model.grads()), float(loss))
         return self._losses.popleft() if self._losses else None
 
     def end_epoch(self, run: Any) -> list[float]:
@@ -397,33 +392,18 @@ class Async(_LocalWorkers):
             replies = self.pool.receive_any(sorted(self._busy), poll=True) if self._busy else []
 
     def _apply(self, run: Any, k: int, loss: float) -> None:
-        """Apply worker ``k``'s gradient (computed on the parameters it was handed)."""
-        read_version = self._busy.pop(k)
-        output, stale = self._outputs[k], self._params[k]
-        params = run.model.params()
-        self._merge_state(run, [(output, stale, 1.0)])
+        """Apply worker ``k``'s gradient (computed on the parameters and state it was handed)."""
+        tau = self.version - self._busy.pop(k) + 1
+        output, read = self._outputs[k], self._params[k]
         self._free.append(k)
-        self._update(run, {name: output[f"grad.{name}"] for name in params},
-                     {name: stale[f"param.{name}"] for name in params}, self.version - read_version + 1, loss)
+        params, state = list(run.model.params()), list(run.model.state())
+        self._update(run, Update(self._named(output, "grad", params), tau, self._named(read, "param", params),
+                                 [(self._named(read, "state", state), self._named(output, "state", state), 1.0)]),
+                     loss)
 
-    def _update(self, run: Any, grads: dict, stale: dict, tau: int, loss: float) -> None:
-        """One update with a gradient of staleness ``tau`` computed on the parameters ``stale``:
-        compensation, the ``numpyml_before_update`` hook, the optimizer step."""
-        self.staleness_counts[tau] = self.staleness_counts.get(tau, 0) + 1
-        params = run.model.params()
-        self.compensation.compensate(grads, params, stale, tau)
-        run.hooks.numpyml_before_update(run=run, params=params, grads=grads)
-        optimizer = run.optimizer
-        factor = self.compensation.learning_rate_factor(tau)
-        if factor != 1.0:
-            base = optimizer.learning_rate
-            optimizer.learning_rate = base * factor
-            try:
-                optimizer.step(params, grads)
-            finally:
-                optimizer.learning_rate = base
-        else:
-            optimizer.step(params, grads)
+    def _update(self, run: Any, update: Update, loss: float) -> None:
+        self.staleness_counts[update.tau] = self.staleness_counts.get(update.tau, 0) + 1
+        run.apply_update(update, self.compensation)
         self.version += 1
         self._losses.append(loss)
 

@@ -1,8 +1,9 @@
 """``ray_sync`` and ``ray_async``: numpyml's update strategies with Ray actors as workers.
 
 The driver (the ``numpyml run`` process) owns the parameters and the optimizer in both strategies,
-as the local ``sync``/``async`` strategies do: hooks (``numpyml_before_update``), schedules and
-checkpoints then work exactly as with ``serial``. Each worker is a Ray actor holding a model replica
+as the local ``sync``/``async`` strategies do, and hands each update to the trainer
+(``run.apply_update``): hooks (``numpyml_before_update``), schedules and checkpoints then work exactly
+as with ``serial``. Each worker is a Ray actor holding a model replica
 built from the experiment and the training split, shipped once per run through the object store;
 a step sends one object-store reference to the parameters (shared by every worker) and the batch's
 indices. Augmented batches (``[[training.transforms]]``) exist only in the driver and are sent as
@@ -19,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from numpyml_core import ConfigError, RunFailed
-from numpyml_core.plugin_api import StalenessCompensation, check_workers, share_ranges
+from numpyml_core.plugin_api import StalenessCompensation, Update, check_workers, share_ranges
 
 INSTALL_HINT = "pip install 'numpyml[ray]' (or: uv pip install 'numpyml[ray]')"
 
@@ -104,11 +105,11 @@ class _RayWorkers:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise RunFailed(f"cannot start or join Ray (address {self.address or 'local'}): {exc}") from None
             self._started_ray = True
-        from .worker import GradientWorker
+        from .worker import RayGradientWorker
 
         train = run.splits["train"]
         data = ray.put(train)  # once per run; numpy buffers travel out of band, zero-copy on a node
-        remote = ray.remote(GradientWorker)
+        remote = ray.remote(RayGradientWorker)
         threads = str(self.blas_threads)
         env = {"OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
                "RAY_USAGE_STATS_ENABLED": "0"}
@@ -181,8 +182,9 @@ class RaySync(_RayWorkers):
 
     Each mini-batch is split into ``workers`` shares; each actor computes the mean gradient of its
     share on the same parameters; the driver averages them weighted by share size (the serial
-    mini-batch gradient, up to float rounding), calls ``numpyml_before_update`` and applies one
-    optimizer step. Layer state (batch-norm statistics) is averaged the same way.
+    mini-batch gradient, up to float rounding) and hands them to the trainer as one update
+    (``run.apply_update``: ``numpyml_before_update``, one optimizer step). Layer state (batch-norm
+    statistics) changes by the shares' changes weighted the same way (``numpyml_core.plugin_api.Update``).
 
     ``address``: unset starts a local Ray instance for the run; ``"auto"`` or ``"host:port"`` joins
     an existing cluster (``ray start --head``); with a local instance ``workers`` is at most 4 per
@@ -199,22 +201,17 @@ class RaySync(_RayWorkers):
         super().__init__(address, workers, cpus_per_worker, blas_threads, timeout, connect_timeout)
 
     def train_batch(self, run: Any, x: np.ndarray, y: np.ndarray) -> float:
-        n = len(y)
         weights = self._weights(run)
-        refs = [actor.gradient.remote(weights, *self._args(run, x, y, slice(lo, hi)))
-                for actor, (lo, hi) in zip(self.actors, share_ranges(n, self.workers))]
-        results = self._get(refs, "computing gradients")
-        grads = run.model.grads()
-        state = run.model.state()
+        refs = [actor.compute.remote(weights, *self._args(run, x, y, slice(lo, hi)))
+                for actor, (lo, hi) in zip(self.actors, share_ranges(len(y), self.workers))]
+        results = self._get(refs, "computing gradients")  # (loss, grads, state after, size) per share
         total = float(sum(size for *_, size in results))
+        grads = run.model.grads()
         for name, target in grads.items():
             target[...] = sum(part[1][name] * (part[3] / total) for part in results)
-        for name, target in state.items():
-            target[...] = sum(part[2][name] * (part[3] / total) for part in results)
-        params = run.model.params()
-        run.hooks.numpyml_before_update(run=run, params=params, grads=grads)
-        run.optimizer.step(params, grads)
-        return float(sum(part[0] * part[3] for part in results) / total)
+        before = run.model.state()  # what every share started from
+        run.apply_update(Update(grads, state=[(before, after, size / total) for _, _, after, size in results]))
+        return float(sum(loss * size for loss, *_, size in results) / total)
 
 
 class RayAsync(_RayWorkers):
@@ -225,7 +222,9 @@ class RayAsync(_RayWorkers):
     collects it. Its staleness ``tau`` (updates applied since its parameters were read, plus one)
     is compensated by ``staleness``: "none", "divide" (learning rate / tau), "dc" or "dc_adaptive"
     (delay-compensated ASGD, Zheng et al., ICML 2017) — the same rules and counting as the local
-    ``async`` strategy (see docs/parallel.md). ``end_epoch`` waits for every batch in flight.
+    ``async`` strategy (see docs/parallel.md), applied by the trainer (``run.apply_update``), which also
+    adds the worker's change of layer state (after minus before its batch), as ``async`` does.
+    ``end_epoch`` waits for every batch in flight.
     """
 
     label = "ray_async"
@@ -241,7 +240,7 @@ class RayAsync(_RayWorkers):
     def _setup(self, run: Any) -> None:
         self.version = 0  # updates applied
         self.idle = deque(range(self.workers))
-        self.in_flight: dict[Any, tuple[int, int, dict[str, np.ndarray] | None]] = {}
+        self.in_flight: dict[Any, tuple[int, int, dict[str, np.ndarray] | None, dict[str, np.ndarray]]] = {}
         self.taus: list[int] = []
 
     def train_batch(self, run: Any, x: np.ndarray, y: np.ndarray) -> float | None:
@@ -251,8 +250,9 @@ class RayAsync(_RayWorkers):
         worker = self.idle.popleft()
         stale = ({k: v.copy() for k, v in run.model.params().items()}
                  if self.compensation.kind in ("dc", "dc_adaptive") else None)
-        ref = self.actors[worker].gradient.remote(self._weights(run), *self._args(run, x, y))
-        self.in_flight[ref] = (worker, self.version, stale)
+        before = {k: v.copy() for k, v in run.model.state().items()}  # the layer state the worker starts from
+        ref = self.actors[worker].compute.remote(self._weights(run), *self._args(run, x, y))
+        self.in_flight[ref] = (worker, self.version, stale, before)
         return loss
 
     def end_epoch(self, run: Any) -> list[float]:
@@ -268,26 +268,15 @@ class RayAsync(_RayWorkers):
             raise RunFailed(f"Ray workers did not answer within {self.timeout:g} s (raise [training.strategy] "
                             "timeout for very slow batches).")
         ref = ready[0]
-        worker, version, stale = self.in_flight.pop(ref)
+        worker, version, stale, before = self.in_flight.pop(ref)
         loss, grads_in, state_in, _ = self._get([ref], f"computing gradients (worker {worker})")[0]
         self.idle.append(worker)
         tau = self.version - version + 1
         self.taus.append(tau)
-        grads = run.model.grads()
+        grads = run.model.grads()  # writable copies: compensation and the hook change them in place
         for name, target in grads.items():
             target[...] = grads_in[name]
-        for name, target in run.model.state().items():
-            target[...] = state_in[name]
-        params = run.model.params()
-        if stale is not None:
-            self.compensation.compensate(grads, params, stale, tau)
-        run.hooks.numpyml_before_update(run=run, params=params, grads=grads)
-        base = run.optimizer.learning_rate
-        run.optimizer.learning_rate = base * self.compensation.learning_rate_factor(tau)
-        try:
-            run.optimizer.step(params, grads)
-        finally:
-            run.optimizer.learning_rate = base
+        run.apply_update(Update(grads, tau, stale, [(before, state_in, 1.0)]), self.compensation)
         self.version += 1
         return float(loss)
 

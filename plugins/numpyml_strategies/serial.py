@@ -6,9 +6,11 @@ from typing import Any
 
 import numpy as np
 
+from numpyml_core.plugin_api import Update
+
 
 class Serial:
-    """Compute the mini-batch gradient in this process and apply one optimizer step."""
+    """Compute the mini-batch gradient on ``run.model`` and hand it to the trainer (``run.apply_update``)."""
 
     def __init__(self) -> None:
         pass
@@ -18,10 +20,7 @@ class Serial:
 
     def train_batch(self, run: Any, x: np.ndarray, y: np.ndarray) -> float:
         loss = run.model.loss_and_gradients(x, y, run.cost)
-        params = run.model.params()
-        grads = run.model.grads()
-        run.hooks.numpyml_before_update(run=run, params=params, grads=grads)
-        run.optimizer.step(params, grads)
+        run.apply_update(Update(run.model.grads()))
         return loss
 
     def teardown(self, run: Any) -> None:
