@@ -22,7 +22,8 @@ from .errors import ConfigError, UserError
 from .model import Model
 from .plugins import PluginManager, get_plugin_manager
 from .runfolder import RunFolder, claim_default, claim_new, lock_existing, resume_point
-from .trainer import Run, TrainingInterrupted, check, prepare, register_callbacks, train, unregister_callbacks
+from .trainer import (Run, TrainingInterrupted, prepare, register_callbacks, train, unregister_callbacks,
+                      validate_experiment)
 from .trainer import evaluate as evaluate_split
 
 __all__ = ["Experiment", "RunResult", "TrainingInterrupted", "evaluate", "load_model", "parse_overrides", "resume",
@@ -76,7 +77,7 @@ class Experiment:
 
     def validate(self) -> Model:
         """Check all that needs no data (shapes, output size, the callbacks' own checks); the untrained network."""
-        model = check(self.spec, self.manager)
+        model = validate_experiment(self.spec, self.manager)
         _make_callbacks(self, [])  # what their constructors refuse (a metrics file named config.toml)
         return model
 

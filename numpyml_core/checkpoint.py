@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
-from .serialization import (check_finite, describe, is_int, load_tensors, parse_metadata_json, read_metadata,
+from .serialization import (refuse_non_finite, describe, is_int, load_tensors, parse_metadata_json, read_metadata,
                             save_tensors, schema_check)
 
 FORMAT = "numpyml-checkpoint"
@@ -73,9 +73,9 @@ def capture(run: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 def save_checkpoint(path: str | Path, run: Any) -> None:
     """Write the run's state to ``path`` atomically, refusing non-finite parameters (the last good one stays)."""
     from . import __version__
-    from .trainer import check_parameters
+    from .trainer import raise_if_diverged
 
-    check_parameters(run, f"after epoch {run.epoch + (run.batch > 0)}, batch {run.batch or run.batches_per_epoch}",
+    raise_if_diverged(run, f"after epoch {run.epoch + (run.batch > 0)}, batch {run.batch or run.batches_per_epoch}",
                      " The last good checkpoint was kept.")
     tensors, state = capture(run)
     save_tensors(path, tensors, {"format": FORMAT, "format_version": FORMAT_VERSION, "numpyml_version": __version__,
@@ -152,7 +152,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, 
                         f"by this numpyml (it reads version {FORMAT_VERSION}).")
     state = validate_state(parse_metadata_json(meta, "state", path, "the run's state"), path)
     tensors = load_tensors(path)
-    check_finite({k: v for k, v in tensors.items() if k.startswith(("model/", "optimizer/"))}, path,
+    refuse_non_finite({k: v for k, v in tensors.items() if k.startswith(("model/", "optimizer/"))}, path,
                  "parameters or optimizer state")
     return tensors, state
 

@@ -96,7 +96,7 @@ def signature_of(factory: Any) -> list[inspect.Parameter]:
             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
-def check_params(component: Any, params: dict[str, Any], where: str) -> None:
+def validate_params(component: Any, params: dict[str, Any], where: str) -> None:
     """Validate (and coerce in place) ``params`` against the component's factory signature."""
     parameters = {p.name: p for p in signature_of(component.factory)}
     if not any(p.kind is p.VAR_KEYWORD for p in inspect.signature(component.factory).parameters.values()):
@@ -210,7 +210,7 @@ def _component(kind: str, table: Any, where: str, registry: Any, reserved: tuple
         component = registry.get(kind, type_name)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    check_params(component, table, where)
+    validate_params(component, table, where)
     for p in signature_of(component.factory):  # every default, so the resolved config is complete
         if p.name not in table and p.default is not _MISSING:
             table[p.name] = list(p.default) if isinstance(p.default, tuple) else p.default
@@ -231,13 +231,13 @@ def safe_name(text: str) -> str:
 
 def parse_experiment(data: dict[str, Any], source: str, registry: Any) -> ExperimentSpec:
     """Validate a parsed TOML document. Every error names ``source`` and the key."""
-    check_depth(data, source)  # before anything below walks the values recursively
+    reject_deep_nesting(data, source)  # before anything below walks the values recursively
     for key in data:
         if key not in _TOP_KEYS:
             raise ConfigError(f"{source}: unknown top-level key {shorten(key)}{did_you_mean(key, _TOP_KEYS)}; "
                               f"expected some of: {', '.join(sorted(_TOP_KEYS))}.")
     # before any component is looked up: "numpyml-swish is not installed" beats "unknown layer 'swish'"
-    requires = check_requirements(data.get("plugins", {}), source)
+    requires = require_distributions(data.get("plugins", {}), source)
     for required in ("dataset", "model", "cost", "optimizer"):
         if required not in data:
             raise ConfigError(f"{source}: missing section [{required}].")
@@ -297,7 +297,7 @@ def parse_experiment(data: dict[str, Any], source: str, registry: Any) -> Experi
     )
 
 
-def check_requirements(plugins: Any, source: str) -> list[str]:
+def require_distributions(plugins: Any, source: str) -> list[str]:
     """Check an experiment's ``[plugins]`` table: every distribution in ``require`` installed in a matching version.
     Raises :class:`ConfigError` naming the missing or too-old one; returns the requirement strings."""
     from importlib import metadata
@@ -354,7 +354,7 @@ def _too_deep(source: Any, where: str = "") -> ConfigError:
     )
 
 
-def check_depth(data: Any, source: Any) -> None:
+def reject_deep_nesting(data: Any, source: Any) -> None:
     """Raise :class:`ConfigError` naming ``source`` and the key if arrays and tables in ``data`` nest more
     than :data:`MAX_DEPTH` levels deep; iterative, so it runs before anything walks ``data`` recursively."""
     path = nested_beyond(data, MAX_DEPTH)
@@ -380,7 +380,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {exc}.") from None
     except RecursionError:  # tomllib parses nested arrays and inline tables recursively
         raise _too_deep(path) from None
-    check_depth(data, path)
+    reject_deep_nesting(data, path)
     return data
 
 
@@ -439,7 +439,7 @@ def parse_with_overrides(data: dict[str, Any], source: str, registry: Any,
                          overrides: dict[str, Any] | None = None) -> ExperimentSpec:
     """:func:`parse_experiment` of ``data`` with ``overrides`` (see :func:`apply_overrides`) set.
     ``data`` is not changed. An error that an override causes names that override."""
-    check_depth(data, source)  # before the copy walks it recursively
+    reject_deep_nesting(data, source)  # before the copy walks it recursively
     items = list((overrides or {}).items())
     applied = apply_overrides(data, items, source)  # a bad key path: an error naming its override
     try:

@@ -14,24 +14,23 @@ from typing import Any
 #: private module of numpyml_core -> the public names it defines (docs/plugins.md says what each is for)
 _MODULES: dict[str, tuple[str, ...]] = {
     "config": ("parse_experiment", "signature_of", "describe_params"),
-    "trainer": ("build_model", "Update", "GradientWorker"),
+    "trainer": ("build_model", "validate_experiment", "Update", "GradientWorker"),
     "plugins": ("set_plugin_manager",),
     "arrays": ("share_ranges", "as_float"),
     "staleness": ("StalenessCompensation",),
-    "workers": ("check_workers",),
+    "workers": ("validate_worker_count",),
     "blas": ("blas_threads", "blas_thread_limit", "blas_thread_count", "can_limit_blas_threads", "SHORT_WAIT"),
     "data": ("ArraySplit", "data_dir_from_env"),
     "io": ("atomic_write_text", "atomic_write_bytes"),
     "serialization": ("save_tensors", "load_tensors", "read_metadata", "read_architecture", "loading_placeholder"),
-    "runfolder": ("check_plain_file_name",),
+    "runfolder": ("validate_file_name",),
     "commands": ("user_errors", "plugin_manager", "components_of_kind"),
     "errors": ("did_you_mean", "shorten"),
 }
 #: public name -> (private module, name there; ``None``: the module itself)
 _NAMES: dict[str, tuple[str, str | None]] = {
     **{name: (module, name) for module, names in _MODULES.items() for name in names},
-    "validate_experiment": ("trainer", "check"),
-    "STALENESS_RULES": ("staleness", "RULES"),
+        "STALENESS_RULES": ("staleness", "RULES"),
     "read_model": ("serialization", "load_model"),
     "hookspecs": ("hookspecs", None),
 }

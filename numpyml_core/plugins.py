@@ -316,9 +316,9 @@ class PluginManager:
 
     def create(self, kind: str, name: str, **params: Any) -> Any:
         component = self.registry.get(kind, name)
-        from .config import check_params  # local import: config imports this module
+        from .config import validate_params  # local import: config imports this module
 
-        check_params(component, params, where=f"{kind} '{name}'")
+        validate_params(component, params, where=f"{kind} '{name}'")
         try:
             return component.factory(**params)
         except (ValueError, TypeError) as exc:

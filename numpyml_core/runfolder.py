@@ -18,7 +18,7 @@ from typing import Any, Literal
 from .errors import RunFolderInUse, UserError
 from .io import atomic_write_text
 
-def check_plain_file_name(value: str, what: str) -> None:
+def validate_file_name(value: str, what: str) -> None:
     """Raise ``ValueError`` (naming ``what``) unless ``value`` is a plain file name a callback may write in a
     run folder: not empty, no ``/``, ``\\``, ``.``, ``..`` or NUL, not one of :data:`RESERVED_NAMES` (any case)."""
     if not value or "/" in value or "\\" in value or "\0" in value or value in (".", ".."):

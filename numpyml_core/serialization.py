@@ -162,7 +162,7 @@ def read_architecture(path: str | Path) -> dict[str, Any]:
     return validate_architecture(parse_metadata_json(meta, "architecture", path, "the network's architecture"), path)
 
 
-def check_finite(tensors: dict[str, np.ndarray], path: str | Path, what: str = "parameters") -> None:
+def refuse_non_finite(tensors: dict[str, np.ndarray], path: str | Path, what: str = "parameters") -> None:
     """A :class:`UserError` naming ``path`` and the first tensor holding NaN or infinite values."""
     for name, array in tensors.items():
         bad = int(array.size - np.count_nonzero(np.isfinite(array))) if np.issubdtype(array.dtype, np.inexact) else 0
@@ -228,7 +228,7 @@ def load_model(path: str | Path, manager: Any = None) -> tuple[Any, dict[str, An
     try:
         model.build(tuple(arch["input_shape"]), np.random.default_rng(0), after_layer=after_layer)
         tensors = load_tensors(path)
-        check_finite(tensors, path)
+        refuse_non_finite(tensors, path)
         model.load_tensors(tensors)
     except ParameterTooLarge as exc:
         index = len(built)

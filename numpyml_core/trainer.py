@@ -195,16 +195,16 @@ class GradientWorker:
         return self.model.loss_and_gradients(x, y, self.cost, scale=scale)
 
 
-def seeds(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
+def random_generators(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
     """Independent generators for initialization (and dropout), shuffling and augmentation."""
     init, shuffle, augment = np.random.SeedSequence(seed).spawn(3)
     return np.random.default_rng(init), np.random.default_rng(shuffle), np.random.default_rng(augment)
 
 
 def _build(spec: ExperimentSpec, manager: PluginManager) -> tuple[Any, tuple[np.random.Generator, ...], Model]:
-    """The dataset, the generators of :func:`seeds` and the network, checked against the dataset's classes."""
+    """The dataset, the :func:`random_generators` and the network, checked against the dataset's classes."""
     dataset = _create(manager, spec.dataset)
-    rngs = seeds(spec.seed)
+    rngs = random_generators(spec.seed)
     model = build_model(spec, manager, dataset.input_shape, rngs[0])
     classes = getattr(dataset, "num_classes", None)
     if classes is not None and model.output_shape != (classes,):
@@ -214,7 +214,7 @@ def _build(spec: ExperimentSpec, manager: PluginManager) -> tuple[Any, tuple[np.
     return dataset, rngs, model
 
 
-def check(spec: ExperimentSpec, manager: PluginManager) -> Model:
+def validate_experiment(spec: ExperimentSpec, manager: PluginManager) -> Model:
     """Validate everything that can be checked without data: components, shapes, output size, and
     ``validation`` against the training size the dataset declares (its optional ``split_sizes``)."""
     dataset, _, model = _build(spec, manager)
@@ -294,7 +294,7 @@ def _diverged(run: Run, what: str,
                             f"one{advice}")
 
 
-def check_parameters(run: Run, where: str, note: str = "") -> None:
+def raise_if_diverged(run: Run, where: str, note: str = "") -> None:
     """Raise :class:`TrainingDiverged` if a parameter is not finite; ``where`` (when) and ``note`` go in the message."""
     for name, value in run.model.params().items():
         if not np.all(np.isfinite(value)):
@@ -370,7 +370,7 @@ def train(run: Run) -> dict[str, Any]:
                     if not math.isfinite(loss):
                         raise _diverged(run, f"the loss became {loss} at epoch {epoch}, batch {batches}")
                     losses.append(loss)
-            check_parameters(run, f"at the end of epoch {epoch}")
+            raise_if_diverged(run, f"at the end of epoch {epoch}")
             metrics: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan}
             for name in run.eval_splits:
                 result = evaluate(run.model, run.cost, run.splits[name], spec.training.eval_batch_size,

@@ -15,7 +15,7 @@ FACTOR = 4
 ENV = "NUMPYML_MAX_WORKERS"
 
 
-def check_workers(workers: object) -> None:
+def validate_worker_count(workers: object) -> None:
     """Raise ``ValueError`` unless ``workers`` is a positive integer within the limit."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {shorten(workers)}")

@@ -9,7 +9,7 @@ import pytest
 from numpyml_core import PluginManager
 from numpyml_core.config import dumps_toml, load_experiment, parse_experiment
 from numpyml_core.errors import ConfigError
-from numpyml_core.trainer import check
+from numpyml_core.trainer import validate_experiment
 
 VALID = """
 name = "t"
@@ -56,7 +56,7 @@ def test_valid_file_resolves_defaults(manager):
     assert spec.layers[1].params["use_bias"] is True  # default filled in
     assert spec.optimizer.params["learning_rate"] == 0.1
     assert spec.strategy.type == "serial"
-    model = check(spec, manager)
+    model = validate_experiment(spec, manager)
     assert model.output_shape == (10,)
 
 
@@ -78,20 +78,20 @@ def test_mistakes_are_explained(manager, change, message):
     assert old in VALID
     with pytest.raises(ConfigError, match=message):
         spec = parse(VALID.replace(old, new), manager)
-        check(spec, manager)
+        validate_experiment(spec, manager)
 
 
 def test_output_size_must_match_classes(manager):
     spec = parse(VALID.replace("units = 10", "units = 7"), manager)
     with pytest.raises(ConfigError, match=r"outputs shape \(7,\).*10 classes.*units = 10"):
-        check(spec, manager)
+        validate_experiment(spec, manager)
 
 
 def test_dense_on_images_without_flatten_is_explained(manager):
     text = VALID.replace('[[model.layers]]\ntype = "flatten"\n', "", 1)
     spec = parse(text, manager)
     with pytest.raises(ConfigError, match=r"layer #1 \(dense\).*flatten"):
-        check(spec, manager)
+        validate_experiment(spec, manager)
 
 
 def test_invalid_toml_reports_line_and_column(tmp_path, manager):

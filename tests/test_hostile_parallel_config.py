@@ -173,7 +173,7 @@ def test_deeply_nested_toml_is_a_clear_error(site, tmp_path, case, text):
 
 def test_depth_check_is_iterative():
     from numpyml_core import ConfigError
-    from numpyml_core.config import check_depth
+    from numpyml_core.config import reject_deep_nesting
 
     node: dict = {}
     root = node
@@ -181,8 +181,8 @@ def test_depth_check_is_iterative():
         node["a"] = {}
         node = node["a"]
     with pytest.raises(ConfigError, match="nested too deep"):
-        check_depth(root, "x.toml")
-    check_depth({"a": [{"b": [1, 2, {"c": 3}]}]}, "x.toml")
+        reject_deep_nesting(root, "x.toml")
+    reject_deep_nesting({"a": [{"b": [1, 2, {"c": 3}]}]}, "x.toml")
 
 
 # -- item 21: a layer whose forward breaks the shape its build promised ------------------------
@@ -250,7 +250,7 @@ def test_the_shape_probe_passes_builtin_networks_and_changes_nothing(site, tmp_p
 
     from numpyml_core.config import load_experiment
     from numpyml_core.plugins import get_plugin_manager
-    from numpyml_core.trainer import build_model, seeds
+    from numpyml_core.trainer import build_model, random_generators
 
     path = experiment(tmp_path, EXPERIMENT.replace(
         '[[model.layers]]\ntype = "dense"\nunits = 10',
@@ -258,7 +258,7 @@ def test_the_shape_probe_passes_builtin_networks_and_changes_nothing(site, tmp_p
         '[[model.layers]]\ntype = "dense"\nunits = 10'))
     manager = get_plugin_manager()
     spec = load_experiment(path, manager.registry)
-    model = build_model(spec, manager, (6, 6, 1), seeds(0)[0])  # probes once
+    model = build_model(spec, manager, (6, 6, 1), random_generators(0)[0])  # probes once
     state = {k: v.copy() for k, v in model.state().items()}
     params = {k: v.copy() for k, v in model.params().items()}
     model.check_forward_shapes()

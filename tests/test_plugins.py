@@ -247,7 +247,7 @@ def test_broken_distribution_through_a_real_process(make_dist):
 
 
 # -- [plugins] require -----------------------------------------------------------------------------
-from numpyml_core.config import check_requirements  # noqa: E402
+from numpyml_core.config import require_distributions  # noqa: E402
 
 REQUIRING = """
 [plugins]
@@ -306,13 +306,13 @@ def test_requirement_is_checked_before_components_are_looked_up(tmp_path):
 ])
 def test_bad_plugins_tables(table, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        check_requirements(table, "x.toml")
+        require_distributions(table, "x.toml")
 
 
 def test_numpyml_itself_can_be_required():
-    assert check_requirements({"require": ["numpyml>=0.1,<1"]}, "x.toml") == ["numpyml>=0.1,<1"]
+    assert require_distributions({"require": ["numpyml>=0.1,<1"]}, "x.toml") == ["numpyml>=0.1,<1"]
     with pytest.raises(ConfigError, match="numpyml 0.1.0 is installed"):
-        check_requirements({"require": ["numpyml>=0.2"]}, "x.toml")
+        require_distributions({"require": ["numpyml>=0.2"]}, "x.toml")
 
 
 import re  # noqa: E402

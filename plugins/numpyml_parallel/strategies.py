@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from numpyml_core.plugin_api import StalenessCompensation, blas_threads, check_workers, share_ranges
+from numpyml_core.plugin_api import StalenessCompensation, blas_threads, validate_worker_count, share_ranges
 from numpyml_core.plugin_api import Update
 
 from ._binding import Binding
@@ -16,7 +16,7 @@ from ._shared import SharedArrays, new_token, reclaim_dead_segments
 
 
 def _check_common(workers: int, blas_threads: int, timeout: float) -> None:
-    check_workers(workers)
+    validate_worker_count(workers)
     if isinstance(blas_threads, bool) or not isinstance(blas_threads, int) or blas_threads < 1:
         raise ValueError(f"blas_threads must be a positive integer, got {blas_threads!r}")
     if not timeout > 0:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from numpyml_core import ConfigError, RunFailed
-from numpyml_core.plugin_api import StalenessCompensation, Update, check_workers, share_ranges
+from numpyml_core.plugin_api import StalenessCompensation, Update, validate_worker_count, share_ranges
 
 INSTALL_HINT = "pip install 'numpyml[ray]' (or: uv pip install 'numpyml[ray]')"
 
@@ -74,7 +74,7 @@ class _RayWorkers:
         if isinstance(workers, bool) or workers < 1:
             raise ValueError(f"workers must be a positive integer, got {workers!r}")
         if not address:  # a Ray started here runs every actor on this machine: the local strategies' bound
-            check_workers(workers)
+            validate_worker_count(workers)
         if not cpus_per_worker > 0:
             raise ValueError(f"cpus_per_worker must be positive, got {cpus_per_worker}")
         if blas_threads < 1:

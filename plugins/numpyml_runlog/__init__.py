@@ -14,14 +14,14 @@ import io
 from typing import Any
 
 from numpyml_core import RunFolder, hookimpl
-from numpyml_core.plugin_api import check_plain_file_name
+from numpyml_core.plugin_api import validate_file_name
 
 
 class MetricsCSV:
     """Write one row per epoch to ``<run folder>/<filename>``."""
 
     def __init__(self, filename: str = RunFolder.METRICS) -> None:
-        check_plain_file_name(filename, "filename")  # never a run's own file, never outside the folder
+        validate_file_name(filename, "filename")  # never a run's own file, never outside the folder
         self.filename = filename
 
     @staticmethod
