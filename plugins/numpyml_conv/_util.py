@@ -16,7 +16,8 @@ import numpy as np
 
 from numpyml_core import create_from_spec as component_from_spec  # noqa: F401 - re-exported
 from numpyml_core.plugin_api import as_float  # noqa: F401 - re-exported
-from numpyml_core.plugin_api import blas_threads
+
+from .parts import one_blas_thread
 
 
 # -- arguments -----------------------------------------------------------------------------------
@@ -214,5 +215,5 @@ def matmul_single_thread(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.nd
     threads: measured here, one thread is 1.3x faster on an idle machine and 20-300x faster when
     another process holds a core. With another BLAS this is a plain product.
     """
-    with blas_threads(1):
+    with one_blas_thread():
         return np.matmul(a, b, out=out)
