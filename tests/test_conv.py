@@ -133,6 +133,45 @@ def test_conv2d_forward_matches_loop_reference(seed, cols_layout):
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("parts", [1, 3])
+@pytest.mark.parametrize("seed", range(15))
+def test_conv2d_matches_the_reference_implementation(seed, cols_layout, parts):
+    """The fast layer (any plan) gives the values of numpyml_conv.reference: forward, dx, grads."""
+    from numpyml_conv.reference import conv2d_backward, conv2d_forward
+
+    params, shape = random_config(seed)
+    plan = {**cols_layout, "parts": parts, "min_parallel_macs": 0, "chunk_bytes": 1 if parts == 3 else 2**22}
+    layer = conv2d(plan, **params)
+    layer.build(shape, np.random.default_rng(seed))
+    rng = np.random.default_rng(200 + seed)
+    x = rng.standard_normal((4, *shape))
+    y = layer.forward(x.astype(np.float32), True)
+    dz = rng.standard_normal(y.shape)
+    dx = layer.backward(dz.astype(np.float32))
+    weight = layer.params["weight"].astype(np.float64)
+    bias = layer.params.get("bias")
+    expected_y = conv2d_forward(x, weight, None if bias is None else bias.astype(np.float64), layer.strides,
+                                layer.pads)
+    expected_dx, expected_dweight, expected_dbias = conv2d_backward(x, weight, dz, layer.strides, layer.pads)
+    np.testing.assert_allclose(y, expected_y, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(layer.grads["weight"], expected_dweight, rtol=1e-4, atol=1e-4)
+    if params["bias"] == "tied":
+        np.testing.assert_allclose(layer.grads["bias"], expected_dbias, rtol=1e-4, atol=1e-4)
+    elif params["bias"] == "untied":
+        np.testing.assert_allclose(layer.grads["bias"], dz.sum(axis=0), rtol=1e-4, atol=1e-4)
+
+
+def test_the_reference_matches_direct_loops():
+    from numpyml_conv.reference import conv2d_forward
+
+    rng = np.random.default_rng(0)
+    x, weight, bias = rng.standard_normal((2, 7, 6, 3)), rng.standard_normal((3, 2, 3, 4)), rng.standard_normal(4)
+    for strides, pads in [((1, 1), (0, 0, 0, 0)), ((2, 1), (1, 2, 0, 1)), ((2, 3), (2, 2, 1, 1))]:
+        np.testing.assert_allclose(conv2d_forward(x, weight, bias, strides, pads),
+                                   reference_conv(x, weight, bias, strides, pads), rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_conv2d_matches_pytorch(seed, cols_layout):
     torch = pytest.importorskip("torch")
