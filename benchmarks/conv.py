@@ -191,8 +191,11 @@ def child(args: argparse.Namespace) -> None:
 
 
 def measure(net: str, variant: str, args: argparse.Namespace) -> dict | None:
-    framework, flags, env = VARIANTS[variant]
-    command = [sys.executable, __file__, "--child", net, "--framework", framework, "--batches", str(args.batches),
+    framework, flags, env = VARIANTS.get(variant, ("numpyml", [], {}))
+    python = args.baseline if variant.startswith("baseline") else sys.executable
+    if variant == "baseline, NumPy first":
+        flags = ["--numpy-first"]
+    command = [python, __file__, "--child", net, "--framework", framework, "--batches", str(args.batches),
                "--repeats", str(args.repeats), *flags]
     done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
     if done.returncode != 0:
@@ -210,6 +213,9 @@ def main() -> None:
     parser.add_argument("--nets", nargs="+", choices=sorted(NETS), default=["mnist", "cifar"])
     parser.add_argument("--timeout-variant", action="store_true",
                         help="also time numpyml with OPENBLAS_THREAD_TIMEOUT=28 in the environment")
+    parser.add_argument("--baseline", metavar="PYTHON",
+                        help="also time numpyml as installed for this interpreter (e.g. another checkout's "
+                             ".venv/bin/python), imported first and after NumPy: the rows 'baseline'")
     parser.add_argument("--child", choices=sorted(NETS), help=argparse.SUPPRESS)  # internal: one measurement
     parser.add_argument("--framework", choices=["numpyml", "torch"], default="numpyml", help=argparse.SUPPRESS)
     parser.add_argument("--numpy-first", action="store_true", help=argparse.SUPPRESS)  # read at the top
@@ -218,6 +224,8 @@ def main() -> None:
         child(args)
         return
     variants = [name for name in VARIANTS if args.timeout_variant or "TIMEOUT" not in name]
+    if args.baseline:
+        variants[2:2] = ["baseline", "baseline, NumPy first"]
     load = os.getloadavg()[0]
     print(f"batch {BATCH}, {args.batches} batches per epoch, best of {args.repeats} epochs per process, "
           f"best of {args.rounds} processes per variant (variants alternate); load average {load:.2f} at start")
