@@ -38,11 +38,11 @@ def one_blas_thread() -> Iterator[None]:
     so none is left busy-waiting (``OPENBLAS_THREAD_TIMEOUT``, 2^28 cycles by default) beside the
     convolution layers' thread parts; products of an MLP's size are as fast or faster on one
     thread, and do not collapse when another process holds a core."""
-    if os.environ.get("NUMPYML_DENSE_BLAS_THREADS") == "all":  # to measure the other choice
+    libraries = () if _ALL_THREADS else _blas_libraries()
+    before = [library.num_threads for library in libraries]
+    if all(threads == 1 for threads in before):  # already one (a sync share, a worker): nothing to set
         yield
         return
-    libraries = _blas_libraries()
-    before = [library.num_threads for library in libraries]
     for library in libraries:
         library.set_num_threads(1)
     try:
@@ -50,3 +50,8 @@ def one_blas_thread() -> Iterator[None]:
     finally:
         for library, threads in zip(libraries, before):
             library.set_num_threads(threads)
+
+
+#: ``NUMPYML_DENSE_BLAS_THREADS=all``: dense and batch_norm products use the BLAS's own threads (to
+#: measure the other choice, docs/layers.md)
+_ALL_THREADS = os.environ.get("NUMPYML_DENSE_BLAS_THREADS") == "all"

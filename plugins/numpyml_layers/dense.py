@@ -90,21 +90,20 @@ class Dense:
         require_forward(self._x, self)
         dz = self.activation.backward(dy) if self.activation is not None else dy
         x = self._x
-        weight_grad = self.grads["weight"]
-        with one_blas_thread():
-            if weight_grad.dtype == np.result_type(x, dz) and weight_grad.shape == (x.shape[1], dz.shape[1]):
-                np.matmul(x.T, dz, out=weight_grad)
-            else:
-                self.grads["weight"] = x.T @ dz
         if self.use_bias:
             bias_grad = self.grads["bias"]
             if bias_grad.dtype == dz.dtype:
                 np.sum(dz, axis=0, out=bias_grad)
             else:
                 self.grads["bias"] = dz.sum(axis=0)
-        if not self.input_gradient:  # first trainable layer: the model needs no dx
-            return None
+        weight_grad = self.grads["weight"]
         with one_blas_thread():
+            if weight_grad.dtype == np.result_type(x, dz) and weight_grad.shape == (x.shape[1], dz.shape[1]):
+                np.matmul(x.T, dz, out=weight_grad)
+            else:
+                self.grads["weight"] = x.T @ dz
+            if not self.input_gradient:  # first trainable layer: the model needs no dx
+                return None
             return dz @ match_dtype(self.params["weight"], dz.dtype).T
 
     def __repr__(self) -> str:
