@@ -11,7 +11,6 @@ import pytest
 from gradcheck import check_layer_gradients
 from numpyml_core import ConfigError, create
 
-from numpyml_conv.conv import ConvPlan
 
 
 def reference_conv(x, weight, bias, strides, pads):
