@@ -12,7 +12,6 @@ from gradcheck import check_layer_gradients
 from numpyml_core import ConfigError, create
 
 
-
 def reference_conv(x, weight, bias, strides, pads):
     """Direct loops: y[n, i, j, f] = sum_{a, b, c} xpad[n, i*sh + a, j*sw + b, c] * w[a, b, c, f] + bias."""
     top, bottom, left, right = pads
