@@ -60,6 +60,7 @@ class ConvPlan:
 
     @classmethod
     def for_layer(cls, layer: "Conv2D") -> "ConvPlan":
+        """The plan for a layer whose shapes (``input_shape``, ``out_hw``, ``pads``) are set."""
         height, width, channels = layer.input_shape
         out_h, out_w = layer.out_hw
         transposed = cls.fits_transposed(layer) and (
