@@ -1,18 +1,14 @@
 """Helpers shared by ``benchmarks/mlp.py`` and ``benchmarks/conv.py``: random image data sets, the
-plugin that registers one with the trainer, and the timed epoch of the PyTorch reference loop.
-
-Imports ``numpyml_core`` before NumPy, as the scripts do: it sets ``OPENBLAS_THREAD_TIMEOUT``, which
-only takes effect before NumPy loads OpenBLAS (see ``numpyml_core/blas.py``).
-"""
+plugin that registers one with the trainer, and the timed epoch of the PyTorch reference loop."""
 
 from __future__ import annotations
 
 import time
 from typing import Any, Callable
 
-from numpyml_core import hookimpl  # first, as `numpyml` does: before NumPy loads OpenBLAS (see blas.py)
+import numpy as np
 
-import numpy as np  # noqa: E402
+from numpyml_core import hookimpl
 from numpyml_core.data import ArraySplit
 
 

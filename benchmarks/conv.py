@@ -1,30 +1,46 @@
-"""Seconds per training epoch of two CNNs, numpyml vs PyTorch CPU, with the achieved GFLOP/s.
+"""Milliseconds per training batch of two CNNs, numpyml vs PyTorch CPU, each timed in its own process.
 
-    uv run python benchmarks/conv.py [--batches 40] [--repeats 3] [--nets mnist cifar]
+    uv run --no-sync python benchmarks/conv.py [--batches 40] [--repeats 3] [--rounds 3] [--nets mnist cifar]
 
 (a) MNIST: conv5x5(32) relu maxpool2 -> conv5x5(64) relu maxpool2 -> dense 128 relu -> dense 10,
-    on 28x28x1 images, 60,000 per epoch;
+    on 28x28x1 images;
 (b) CIFAR: conv3x3(32, same) relu -> conv3x3(32, same) relu maxpool2 -> conv3x3(64, same) relu ->
-    conv3x3(64, same) relu maxpool2 -> dense 256 relu -> dense 10, on 32x32x3 images, 50,000 per
-    epoch; batch 64, SGD with momentum, softmax cross-entropy.
+    conv3x3(64, same) relu maxpool2 -> dense 256 relu -> dense 10, on 32x32x3 images;
+batch 64, SGD with momentum, softmax cross-entropy, ``--batches`` batches of random images per epoch.
 
 numpyml trains through the real trainer (experiment spec -> prepare -> train, serial strategy, no
-evaluation) on ``--batches`` batches of random images per epoch; PyTorch (when installed) trains the
-same network with a plain loop on the same data in the same process. The two alternate epoch by
-epoch (so a spell of load from other processes hits both); the first epoch of each is a warm-up,
-the best of the others is extrapolated to a full epoch. GFLOP/s counts
-the multiply-adds of convolutions and dense layers (x2) in forward, weight gradient and input
-gradient (none for the first layer). Targets: numpyml/PyTorch <= 1.3 on (a), <= 1.5 on (b).
+evaluation); PyTorch (when installed: ``uv pip install torch==2.13.0``) trains the same network with a
+plain loop on the same data. **Every measurement is a fresh process** that times one framework only
+(a warm-up epoch, then ``--repeats`` epochs, the best kept): threads left behind by one framework
+(OpenBLAS's spinning workers, thread pools) cannot slow the other down, which timing both in one
+process did (PyTorch's MNIST batch took 23 ms after numpyml's in one process against 7.9 ms alone).
+The variants run one after the other in each of ``--rounds`` rounds (so a busy spell of the host
+hits one round of every variant rather than all rounds of one), and each shows its best round:
+
+* ``numpyml``: ``numpyml_core`` imported first (as the ``numpyml`` command does);
+* ``numpyml, NumPy first``: ``import numpy`` before ``numpyml_core`` (as most scripts and notebooks do);
+* ``numpyml, OPENBLAS_THREAD_TIMEOUT=28`` (``--timeout-variant``): the variable set in the environment;
+* ``PyTorch``: its default threads (one per core).
+
+GFLOP/s counts the multiply-adds of convolutions and dense layers (x2) in forward, weight gradient
+and input gradient (none for the first layer). Targets (issue 20): numpyml / PyTorch <= 1.5 on both
+nets; NumPy first / numpyml first <= 1.1.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 
-import numpyml_core as nm  # first, as `numpyml` does: before NumPy (see blas.py)
+if "--numpy-first" in sys.argv:  # the variant "NumPy imported first": before anything else
+    import numpy  # noqa: F401
 
-import numpy as np  # noqa: E402
+import numpyml_core as nm
+
+import numpy as np
 from numpyml_core.data import ArraySplit
 from numpyml_core.plugins import get_plugin_manager
 from numpyml_core.trainer import prepare, train
@@ -144,50 +160,100 @@ def torch_epoch(net: str, split: ArraySplit):
     return torch_epoch_timer(model, loss_fn, optimizer, x, y, BATCH)
 
 
+VARIANTS = {
+    "numpyml": ("numpyml", [], {}),
+    "numpyml, NumPy first": ("numpyml", ["--numpy-first"], {}),
+    "numpyml, OPENBLAS_THREAD_TIMEOUT=28": ("numpyml", [], {"OPENBLAS_THREAD_TIMEOUT": "28"}),
+    "PyTorch": ("torch", [], {}),
+}
+
+
+def child(args: argparse.Namespace) -> None:
+    """One measurement in this process: prints a JSON line with the best and every epoch's
+    milliseconds per batch (after one warm-up epoch), and numpyml's count of FLOP per sample."""
+    if args.framework == "numpyml":
+        manager = get_plugin_manager()
+        register_dataset(manager, "bench_conv_synthetic", _Synthetic)
+        run, epoch = numpyml_epoch(args.child, args.batches)
+        flops = training_flops(run.model)
+        info = f"numpy {np.__version__}"
+    else:
+        import torch
+
+        from _common import synthetic_split
+
+        epoch = torch_epoch(args.child, synthetic_split(NETS[args.child]["input_shape"], args.batches * BATCH))
+        flops = None  # the same network: the parent uses numpyml's count
+        info = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    epoch()  # warm-up
+    times = [1000 * epoch() / args.batches for _ in range(args.repeats)]
+    print(json.dumps({"ms": min(times), "all": times, "flops": flops, "info": info}))
+
+
+def measure(net: str, variant: str, args: argparse.Namespace) -> dict | None:
+    framework, flags, env = VARIANTS.get(variant, ("numpyml", [], {}))
+    python = args.baseline if variant.startswith("baseline") else sys.executable
+    if variant == "baseline, NumPy first":
+        flags = ["--numpy-first"]
+    command = [python, __file__, "--child", net, "--framework", framework, "--batches", str(args.batches),
+               "--repeats", str(args.repeats), *flags]
+    done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
+    if done.returncode != 0:
+        if framework == "torch" and "No module named 'torch'" in done.stderr:
+            return None
+        sys.exit(f"{variant} on {net} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batches", type=int, default=40, help="batches per timed epoch (extrapolated)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed epochs after one warm-up (best is kept)")
+    parser.add_argument("--batches", type=int, default=40, help="batches per timed epoch")
+    parser.add_argument("--repeats", type=int, default=3, help="timed epochs per process after one warm-up")
+    parser.add_argument("--rounds", type=int, default=3, help="processes per variant, the variants taking turns")
     parser.add_argument("--nets", nargs="+", choices=sorted(NETS), default=["mnist", "cifar"])
+    parser.add_argument("--timeout-variant", action="store_true",
+                        help="also time numpyml with OPENBLAS_THREAD_TIMEOUT=28 in the environment")
+    parser.add_argument("--baseline", metavar="PYTHON",
+                        help="also time numpyml as installed for this interpreter (e.g. another checkout's "
+                             ".venv/bin/python), imported first and after NumPy: the rows 'baseline'")
+    parser.add_argument("--child", choices=sorted(NETS), help=argparse.SUPPRESS)  # internal: one measurement
+    parser.add_argument("--framework", choices=["numpyml", "torch"], default="numpyml", help=argparse.SUPPRESS)
+    parser.add_argument("--numpy-first", action="store_true", help=argparse.SUPPRESS)  # read at the top
     args = parser.parse_args()
-
-    manager = get_plugin_manager()
-    register_dataset(manager, "bench_conv_synthetic", _Synthetic)
-    try:
-        import torch
-        torch_info = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
-    except ImportError:
-        torch_info = "PyTorch not installed: no reference"
-    import os
-
-    from numpyml_conv.parts import parallel_threads
-
-    print(f"batch {BATCH}, {args.batches} batches per timed epoch, best of {args.repeats}; "
-          f"numpy {np.__version__}, layers split over {parallel_threads()} threads "
-          f"(OPENBLAS_THREAD_TIMEOUT={os.environ.get('OPENBLAS_THREAD_TIMEOUT')}); {torch_info}")
-    print(f"{'net':<22} {'numpyml s/epoch':>16} {'torch s/epoch':>14} {'ratio':>6} "
-          f"{'numpyml GFLOP/s':>16} {'torch GFLOP/s':>14}")
+    if args.child:
+        child(args)
+        return
+    variants = [name for name in VARIANTS if args.timeout_variant or "TIMEOUT" not in name]
+    if args.baseline:
+        variants[2:2] = ["baseline", "baseline, NumPy first"]
+    load = os.getloadavg()[0]
+    print(f"batch {BATCH}, {args.batches} batches per epoch, best of {args.repeats} epochs per process, "
+          f"best of {args.rounds} processes per variant (variants alternate); load average {load:.2f} at start")
     for net in args.nets:
-        run, ours_epoch = numpyml_epoch(net, args.batches)
-        theirs_epoch = torch_epoch(net, run.splits["train"])
-        ours, theirs = [], []
-        for repeat in range(args.repeats + 1):  # alternate, so a busy spell hits both; first = warm-up
-            ours.append(ours_epoch())
-            if theirs_epoch is not None:
-                theirs.append(theirs_epoch())
-        seconds = min(ours[1:])
-        samples = args.batches * BATCH
-        flops = training_flops(run.model)
-        scale = NETS[net]["epoch_size"] / samples
-        ours_rate = flops * samples / seconds / 1e9
-        if theirs:
-            best = min(theirs[1:])
-            torch_text = f"{best * scale:14.2f}"
-            ratio = f"{seconds / best:6.2f}"
-            torch_rate = f"{flops * samples / best / 1e9:14.1f}"
-        else:
-            torch_text, ratio, torch_rate = f"{'n/a':>14}", f"{'n/a':>6}", f"{'n/a':>14}"
-        print(f"{NETS[net]['title']:<22} {seconds * scale:16.2f} {torch_text} {ratio} {ours_rate:16.1f} {torch_rate}")
+        results: dict[str, list[dict]] = {name: [] for name in variants}
+        for _ in range(args.rounds):
+            for name in variants:
+                result = measure(net, name, args)
+                if result is not None:
+                    results[name].append(result)
+        print(f"\n{NETS[net]['title']}")
+        print(f"  {'variant':<36} {'ms/batch':>9} {'GFLOP/s':>8} {'vs PyTorch':>10}   rounds (ms/batch)")
+        flops = next(r["flops"] for rs in results.values() for r in rs if r["flops"])
+        torch_ms = min((r["ms"] for r in results.get("PyTorch", [])), default=None)
+        for name in variants:
+            if not results[name]:
+                print(f"  {name:<36} {'n/a (not installed)':>20}")
+                continue
+            best = min(r["ms"] for r in results[name])
+            rate = flops * BATCH / best / 1e6
+            ratio = f"{best / torch_ms:9.2f}x" if torch_ms else f"{'n/a':>10}"
+            rounds = " ".join(f"{r['ms']:.1f}" for r in results[name])
+            print(f"  {name:<36} {best:9.1f} {rate:8.1f} {ratio}   {rounds}")
+        ours = results["numpyml"]
+        if ours and results["numpyml, NumPy first"]:
+            first = min(r["ms"] for r in results["numpyml, NumPy first"]) / min(r["ms"] for r in ours)
+            print(f"  NumPy first / numpyml first: {first:.2f}")
+        print("  " + "; ".join(sorted({r["info"] for rs in results.values() for r in rs})))
         sys.stdout.flush()
 
 

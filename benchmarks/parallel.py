@@ -19,7 +19,8 @@ Everything runs through the real trainer. ``samples/s`` counts training samples 
 training time (evaluation excluded; the workers' start, about a second, is not in it either: it
 happens once per run, in ``setup``, shown as ``setup s``). ``serial`` uses NumPy's default BLAS
 threads (all cores); ``serial 1 BLAS`` is the same run in a fresh process with one BLAS thread;
-every worker uses one. ``speed-up`` is relative to ``serial``. Accuracy is on the held-out 10,000
+every worker uses one. **Every run is a fresh process** (``--row``), so threads and worker processes
+left behind by one row cannot slow down the next. ``speed-up`` is relative to ``serial``. Accuracy is on the held-out 10,000
 after the fixed number of epochs, same seed for every strategy. Every row runs ``--repeats``
 times (3), the rows taking turns, and shows its best rate (with that run's accuracy and setup
 time), then every run's rate: on a shared host a busy spell then slows one run of each row rather
@@ -37,9 +38,9 @@ import sys
 import time
 from typing import Any, Callable
 
-import numpyml_core as nm  # first, as `numpyml` does: before NumPy (see blas.py)
+import numpyml_core as nm
 
-import numpy as np  # noqa: E402
+import numpy as np
 from numpyml_core.plugins import get_plugin_manager
 from numpyml_core.trainer import evaluate, prepare, train
 
@@ -106,13 +107,20 @@ def measure(data: dict, data_dir: str, train_samples: int | None) -> tuple[float
     return samples / seconds, accuracy, setup_seconds
 
 
-def serial_one_thread(net: str, args: argparse.Namespace) -> tuple[float, float, float]:
-    """The serial row again in a fresh process with one BLAS thread (set before NumPy loads)."""
-    env = {**os.environ, **{name: "1" for name in BLAS_THREAD_VARIABLES}}
-    command = [sys.executable, __file__, "--row", net, "--epochs", str(args.epochs), "--cnn-epochs",
-               str(args.cnn_epochs), "--cnn-train", str(args.cnn_train), "--batch-size", str(args.batch_size)]
-    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
-    return tuple(json.loads(output.strip().splitlines()[-1]))
+def measure_in_process(net: str, strategy: dict | None, args: argparse.Namespace) -> tuple[float, float, float]:
+    """:func:`measure` of one row in a fresh process; ``strategy`` ``None``: serial with one BLAS
+    thread (the thread variables set before NumPy loads)."""
+    env = dict(os.environ)
+    if strategy is None:
+        env.update({name: "1" for name in BLAS_THREAD_VARIABLES})
+        strategy = {"type": "serial"}
+    command = [sys.executable, __file__, "--row", net, "--strategy", json.dumps(strategy), "--epochs",
+               str(args.epochs), "--cnn-epochs", str(args.cnn_epochs), "--cnn-train", str(args.cnn_train),
+               "--batch-size", str(args.batch_size)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"the row {strategy} on {net} failed:\n{done.stderr}")
+    return tuple(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def _bench_run(data_dir: str, batch_size: int) -> Any:
@@ -162,7 +170,7 @@ def share_bound(data_dir: str, batch_size: int) -> None:
     one BLAS thread (one process on one core), it bounds sync's speed-up from above."""
     import multiprocessing
 
-    from numpyml_core.blas import blas_threads
+    from threadpoolctl import threadpool_limits
     from numpyml_parallel._pool import _worker_environment
 
     run = _bench_run(data_dir, batch_size)
@@ -170,7 +178,7 @@ def share_bound(data_dir: str, batch_size: int) -> None:
     half = batch_size // 2
 
     step = _best_us(lambda: run.strategy.train_batch(run, x, y))
-    with blas_threads(1):
+    with threadpool_limits(1, user_api="blas"):
         step_one = _best_us(lambda: run.strategy.train_batch(run, x, y))
         share = _best_us(lambda: run.model.loss_and_gradients(x[:half], y[:half], run.cost))
     params, grads = run.model.params(), run.model.grads()
@@ -190,7 +198,7 @@ def share_bound(data_dir: str, batch_size: int) -> None:
         other.start()
     try:
         ready.wait(timeout=120)
-        with blas_threads(1):
+        with threadpool_limits(1, user_api="blas"):
             both = _best_us(lambda: run.model.loss_and_gradients(x[:half], y[:half], run.cost))
     finally:
         stop.set()
@@ -238,11 +246,7 @@ def table(title: str, net: str, args: argparse.Namespace, data_dir: str) -> None
         for name, strategy in rows:
             if strategy is not None and strategy.get("address") == "two-node cluster":
                 strategy = {**strategy, "address": cluster_address()}
-            if strategy is None:
-                results[name].append(serial_one_thread(net, args))
-            else:
-                results[name].append(measure(experiment(layers, optimizer, strategy, epochs, batch_size), data_dir,
-                                             train_samples))
+            results[name].append(measure_in_process(net, strategy, args))
     width = max(14, *(len(name) for name, _ in rows))
     print(f"{'strategy':<{width}} {'samples/s':>10} {'speed-up':>9} {'accuracy':>9} {'setup s':>8}"
           + ("   all runs (samples/s)" if args.repeats > 1 else ""))
@@ -271,7 +275,8 @@ def main() -> None:
                         help="runs per row, the rows taking turns; each row shows its best (default 3)")
     parser.add_argument("--bound-only", action="store_true",
                         help="print only the best sync 2 can do on the MLP (no training runs)")
-    parser.add_argument("--row", choices=sorted(NETS), help=argparse.SUPPRESS)  # internal: one serial row
+    parser.add_argument("--row", choices=sorted(NETS), help=argparse.SUPPRESS)  # internal: one run of one row
+    parser.add_argument("--strategy", default='{"type": "serial"}', help=argparse.SUPPRESS)
     parser.add_argument("--no-ray", dest="ray", action="store_false",
                         help="leave out the Ray strategies (they are measured when Ray is installed)")
     parser.add_argument("--no-cluster", dest="cluster", action="store_false",
@@ -316,7 +321,7 @@ def run_tables(args: argparse.Namespace) -> None:
         sys.exit("benchmarks/parallel.py needs real MNIST: set NUMPYML_DATA_DIR to a folder holding mnist/")
     if args.row:
         layers, optimizer, epochs, train_samples = NETS[args.row](args)
-        print(json.dumps(measure(experiment(layers, optimizer, {"type": "serial"}, epochs, args.batch_size),
+        print(json.dumps(measure(experiment(layers, optimizer, json.loads(args.strategy), epochs, args.batch_size),
                                  data_dir, train_samples)))
         return
     if args.bound_only:

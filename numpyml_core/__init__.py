@@ -6,7 +6,6 @@ The Python API (docs/api.md): ``nm.Experiment.load(path, overrides=...)``, ``nm.
 Importing this package imports neither a plugin nor NumPy: the API's names load their modules when used.
 """
 
-from . import blas  # noqa: F401 - first, before anything imports NumPy: sets OPENBLAS_THREAD_TIMEOUT (see blas.py)
 from .bundled import bundled_experiments, experiment_path
 from .errors import ConfigError, MissingExtra, PluginError, PluginWarning, RunFailed, RunFolderInUse, UserError
 from .plugins import (

@@ -19,7 +19,6 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "arrays": ("share_ranges", "as_float"),
     "staleness": ("StalenessCompensation",),
     "workers": ("validate_worker_count",),
-    "blas": ("blas_threads", "blas_thread_limit", "blas_thread_count", "can_limit_blas_threads", "SHORT_WAIT"),
     "data": ("ArraySplit", "data_dir_from_env"),
     "io": ("atomic_write_text", "atomic_write_bytes"),
     "serialization": ("save_tensors", "load_tensors", "read_metadata", "read_architecture", "loading_placeholder"),

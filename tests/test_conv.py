@@ -11,8 +11,6 @@ import pytest
 from gradcheck import check_layer_gradients
 from numpyml_core import ConfigError, create
 
-import numpyml_conv.conv as conv_module
-
 
 def reference_conv(x, weight, bias, strides, pads):
     """Direct loops: y[n, i, j, f] = sum_{a, b, c} xpad[n, i*sh + a, j*sw + b, c] * w[a, b, c, f] + bias."""
@@ -106,17 +104,23 @@ def test_conv2d_rejects_bad_input_shapes():
 
 
 # -- forward -------------------------------------------------------------------------------------
+def conv2d(plan: dict | None = None, **params):
+    """A conv2d layer whose build() keeps the ``plan`` fields (ConvPlan) whatever its shapes say."""
+    layer = create("layer", "conv2d", **params)
+    layer.plan_overrides = dict(plan or {})
+    return layer
+
+
 @pytest.fixture(params=["rows", "transposed"])
-def cols_layout(request, monkeypatch):
-    """Run a test with either column-matrix layout (normally chosen by the channel count)."""
-    monkeypatch.setattr(conv_module, "FEW_CHANNELS", 1 if request.param == "rows" else 1000)
-    return request.param
+def cols_layout(request):
+    """The plan fields of either column-matrix layout (normally chosen by the channel count)."""
+    return {"transposed_cols": request.param == "transposed"}
 
 
 @pytest.mark.parametrize("seed", range(15))
 def test_conv2d_forward_matches_loop_reference(seed, cols_layout):
     params, shape = random_config(seed)
-    layer = create("layer", "conv2d", **params)
+    layer = conv2d(cols_layout, **params)
     layer.build(shape, np.random.default_rng(seed))
     x = np.random.default_rng(100 + seed).standard_normal((2, *shape)).astype(np.float32)
     y = layer.forward(x, False)
@@ -127,12 +131,51 @@ def test_conv2d_forward_matches_loop_reference(seed, cols_layout):
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("parts", [1, 3])
+@pytest.mark.parametrize("seed", range(15))
+def test_conv2d_matches_the_reference_implementation(seed, cols_layout, parts):
+    """The fast layer (any plan) gives the values of numpyml_conv.reference: forward, dx, grads."""
+    from numpyml_conv.reference import conv2d_backward, conv2d_forward
+
+    params, shape = random_config(seed)
+    plan = {**cols_layout, "parts": parts, "min_parallel_macs": 0, "chunk_bytes": 1 if parts == 3 else 2**22}
+    layer = conv2d(plan, **params)
+    layer.build(shape, np.random.default_rng(seed))
+    rng = np.random.default_rng(200 + seed)
+    x = rng.standard_normal((4, *shape))
+    y = layer.forward(x.astype(np.float32), True)
+    dz = rng.standard_normal(y.shape)
+    dx = layer.backward(dz.astype(np.float32))
+    weight = layer.params["weight"].astype(np.float64)
+    bias = layer.params.get("bias")
+    expected_y = conv2d_forward(x, weight, None if bias is None else bias.astype(np.float64), layer.strides,
+                                layer.pads)
+    expected_dx, expected_dweight, expected_dbias = conv2d_backward(x, weight, dz, layer.strides, layer.pads)
+    np.testing.assert_allclose(y, expected_y, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(layer.grads["weight"], expected_dweight, rtol=1e-4, atol=1e-4)
+    if params["bias"] == "tied":
+        np.testing.assert_allclose(layer.grads["bias"], expected_dbias, rtol=1e-4, atol=1e-4)
+    elif params["bias"] == "untied":
+        np.testing.assert_allclose(layer.grads["bias"], dz.sum(axis=0), rtol=1e-4, atol=1e-4)
+
+
+def test_the_reference_matches_direct_loops():
+    from numpyml_conv.reference import conv2d_forward
+
+    rng = np.random.default_rng(0)
+    x, weight, bias = rng.standard_normal((2, 7, 6, 3)), rng.standard_normal((3, 2, 3, 4)), rng.standard_normal(4)
+    for strides, pads in [((1, 1), (0, 0, 0, 0)), ((2, 1), (1, 2, 0, 1)), ((2, 3), (2, 2, 1, 1))]:
+        np.testing.assert_allclose(conv2d_forward(x, weight, bias, strides, pads),
+                                   reference_conv(x, weight, bias, strides, pads), rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_conv2d_matches_pytorch(seed, cols_layout):
     torch = pytest.importorskip("torch")
     params, shape = random_config(seed)
     params["bias"] = "tied"
-    layer = create("layer", "conv2d", **params)
+    layer = conv2d(cols_layout, **params)
     layer.build(shape, np.random.default_rng(seed))
     x = np.random.default_rng(seed).standard_normal((3, *shape))
     top, bottom, left, right = layer.pads
@@ -153,10 +196,10 @@ def test_conv2d_matches_pytorch(seed, cols_layout):
 
 
 @pytest.mark.parametrize("padding", ["same", "valid"])
-def test_conv2d_in_chunks_matches_one_pass(monkeypatch, cols_layout, padding):
+def test_conv2d_in_chunks_matches_one_pass(cols_layout, padding):
     """Forward, weight gradient and input gradient are computed a chunk of samples at a time:
     chunks of 1-2 samples (with a short last chunk) give what one pass gives."""
-    layer = create("layer", "conv2d", filters=3, kernel_size=3, padding=padding, activation="relu")
+    layer = conv2d(cols_layout, filters=3, kernel_size=3, padding=padding, activation="relu")
     layer.build((6, 5, 2), np.random.default_rng(0))
     rng = np.random.default_rng(1)
     x = rng.standard_normal((7, 6, 5, 2)).astype(np.float32)
@@ -164,8 +207,8 @@ def test_conv2d_in_chunks_matches_one_pass(monkeypatch, cols_layout, padding):
     dy = rng.standard_normal(whole.shape).astype(np.float32)
     whole_dx = layer.backward(dy)
     whole_grads = {k: v.copy() for k, v in layer.grads.items()}
-    monkeypatch.setattr(conv_module, "COLS_CHUNK_BYTES", 600)  # chunks of one or two samples
-    assert 1 <= layer._cols_chunk(7, np.dtype(np.float32)) <= 2
+    layer.plan.chunk_bytes = 600  # chunks of one or two samples
+    assert 1 <= layer._columns_chunk(np.dtype(np.float32)) <= 2
     np.testing.assert_allclose(layer.forward(x, False), whole, rtol=1e-6)
     np.testing.assert_allclose(layer.forward(x, True), whole, rtol=1e-6)
     # float32 sums in another order: an absolute error of a few ulps of the largest value
@@ -176,39 +219,23 @@ def test_conv2d_in_chunks_matches_one_pass(monkeypatch, cols_layout, padding):
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_conv2d_gradients_in_small_chunks(monkeypatch, seed, cols_layout):
-    monkeypatch.setattr(conv_module, "COLS_CHUNK_BYTES", 1)  # one sample per chunk
+def test_conv2d_gradients_in_small_chunks(seed, cols_layout):
     params, shape = random_config(seed)
-    layer = create("layer", "conv2d", **params)
+    layer = conv2d({**cols_layout, "chunk_bytes": 1}, **params)  # one sample per chunk
     check_layer_gradients(layer, shape, batch=3, seed=seed)
 
 
-@pytest.fixture(params=[1, 3])
-def forced_parts(request, monkeypatch):
-    """The layer splits its batch into this many thread parts, whatever the machine's cores."""
-    from numpyml_conv.parts import parallel_parts
-
-    monkeypatch.setattr(conv_module, "parallel_parts",
-                        lambda function, n, parts=None: parallel_parts(function, n, parts=request.param))
-    return request.param
-
-
 @pytest.mark.parametrize("seed", range(5))
-def test_conv2d_thread_parts_match_one_part(monkeypatch, seed, cols_layout):
+def test_conv2d_thread_parts_match_one_part(seed, cols_layout):
     """Forward, both input-gradient algorithms, weight and bias gradients split into thread parts
     of the batch (with chunks of one or two samples inside each) give what one part gives."""
-    from numpyml_conv.parts import parallel_parts
-
     params, shape = random_config(seed)
-    layer = create("layer", "conv2d", **params)
-    layer.build(shape, np.random.default_rng(seed))
-    rng = np.random.default_rng(seed + 1)
-    x = rng.standard_normal((7, *shape)).astype(np.float32)
+    x = np.random.default_rng(seed + 1).standard_normal((7, *shape)).astype(np.float32)
     results = {}
     for parts in (1, 2, 3, 7):
-        monkeypatch.setattr(conv_module, "parallel_parts",
-                            lambda function, n, _=None, parts=parts: parallel_parts(function, n, parts=parts))
-        monkeypatch.setattr(conv_module, "COLS_CHUNK_BYTES", 1 if parts == 3 else 4 * 2**20)
+        plan = {**cols_layout, "parts": parts, "min_parallel_macs": 0, "chunk_bytes": 1 if parts == 3 else 2**22}
+        layer = conv2d(plan, **params)
+        layer.build(shape, np.random.default_rng(seed))
         y = layer.forward(x, True)
         dy = np.random.default_rng(seed + 2).standard_normal(y.shape).astype(np.float32)
         dx = layer.backward(dy)
@@ -221,29 +248,33 @@ def test_conv2d_thread_parts_match_one_part(monkeypatch, seed, cols_layout):
             np.testing.assert_allclose(grads[name], grads1[name], rtol=1e-4, atol=1e-5, err_msg=f"{name}, {parts}")
 
 
+@pytest.mark.parametrize("parts", [1, 3])
 @pytest.mark.parametrize("seed", range(6))
-def test_conv2d_gradients_in_thread_parts(monkeypatch, forced_parts, seed, cols_layout):
-    monkeypatch.setattr(conv_module, "COLS_CHUNK_BYTES", 1)  # one sample per chunk
+def test_conv2d_gradients_in_thread_parts(parts, seed, cols_layout):
     params, shape = random_config(seed)
-    check_layer_gradients(create("layer", "conv2d", **params), shape, batch=4, seed=seed)
+    plan = {**cols_layout, "parts": parts, "min_parallel_macs": 0, "chunk_bytes": 1}  # one sample per chunk
+    check_layer_gradients(conv2d(plan, **params), shape, batch=4, seed=seed)
 
 
 # -- gradients -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("seed", range(16))
 def test_conv2d_gradients_randomized(seed, cols_layout):
     params, shape = random_config(seed)
-    layer = create("layer", "conv2d", **params)
+    layer = conv2d(cols_layout, **params)
     grads = check_layer_gradients(layer, shape, batch=2, seed=seed)
     assert set(grads) == {"x", *layer.params}
 
 
 @pytest.mark.parametrize("transposed", [True, False])
 @pytest.mark.parametrize("padding", ["same", "valid", [2, 1, 0, 2]])
-def test_both_input_gradient_algorithms(monkeypatch, transposed, padding, cols_layout):
+def test_both_input_gradient_algorithms(transposed, padding, cols_layout):
     """dx as a transposed convolution (stride 1) and by col2im agree with finite differences."""
-    monkeypatch.setattr(conv_module.Conv2D, "_transposed_ok",
-                        lambda self: transposed and conv_module.Conv2D._fits_transposed(self))
-    layer = create("layer", "conv2d", filters=3, kernel_size=[3, 2], padding=padding, bias="untied")
+    plan = {**cols_layout, "input_gradient": "transposed" if transposed else "col2im"}
+    layer = conv2d(plan, filters=3, kernel_size=[3, 2], padding=padding, bias="untied")
+    if transposed and padding == [2, 1, 0, 2]:  # 2 columns of padding on the right: not less than the kernel's 2
+        with pytest.raises(ValueError, match="stride 1 and padding < kernel"):
+            layer.build((5, 4, 2), np.random.default_rng(0))
+        return
     check_layer_gradients(layer, (5, 4, 2), batch=2, seed=3)
 
 
@@ -294,40 +325,26 @@ def test_scratch_buffers_grow_and_are_shared_between_shapes():
     assert not scratch.get("padded", (3, 2), np.float32, zero_new=True).any()  # new shape: fresh zeros
 
 
-def test_conv_holds_one_column_buffer_for_training_and_evaluation(monkeypatch):
-    monkeypatch.setattr(conv_module, "PARALLEL_MIN_MACS", 0)  # this small layer in thread parts too
-    layer = create("layer", "conv2d", filters=4, kernel_size=3, padding="same")
+def test_conv_holds_one_column_buffer_per_part_for_training_and_evaluation():
+    layer = conv2d({"parts": 2, "min_parallel_macs": 0}, filters=4, kernel_size=3, padding="same")
     layer.build((8, 8, 3), np.random.default_rng(0))
     x = np.random.default_rng(1).standard_normal((5, 8, 8, 3)).astype(np.float32)
     train_out = layer.forward(x, training=True)
     layer.backward(np.ones_like(train_out))
     eval_out = layer.forward(x[:2], training=False)
     np.testing.assert_allclose(eval_out, train_out[:2], rtol=1e-5, atol=1e-6)
-    arrays = layer._scratch._arrays
-    # one column buffer per thread's part of the batch, together the size of the training batch
-    from numpyml_core.plugin_api import share_ranges
-    from numpyml_conv.parts import parallel_threads
-
-    cols = [name for name in arrays if name.startswith("cols")]
-    assert sorted(cols) == [f"cols{k}" for k in range(len(share_ranges(5, parallel_threads())))]
-    assert sum(arrays[name].size for name in cols) == 5 * 8 * 8 * 3 * 3 * 3
+    # one column buffer per thread part of the batch, together the size of the training batch
+    cols = [workspace._arrays["cols"] for workspace in layer._workspaces]
+    assert len(cols) == 2
+    assert sum(array.size for array in cols) == 5 * 8 * 8 * 3 * 3 * 3
 
 
-def test_small_products_stay_in_one_part(monkeypatch):
-    """Below PARALLEL_MIN_MACS multiply-adds the layer does not hand parts to threads."""
-    from numpyml_conv.parts import parallel_parts
-
-    calls = []
-    monkeypatch.setattr(conv_module, "parallel_parts",
-                        lambda function, n, parts=None: calls.append(parts) or parallel_parts(function, n, parts))
-    layer = create("layer", "conv2d", filters=4, kernel_size=3)
+@pytest.mark.parametrize("above, parts_used", [(1, 1), (0, 2)])
+def test_small_products_stay_in_one_part(above, parts_used):
+    """Below plan.min_parallel_macs multiply-adds the layer does not hand parts to threads."""
+    macs = 3 * 6 * 6 * 3 * 3 * 2 * 4
+    layer = conv2d({"parts": 2, "min_parallel_macs": macs + above}, filters=4, kernel_size=3)
     layer.build((8, 8, 2), np.random.default_rng(0))
     x = np.ones((3, 8, 8, 2), np.float32)
-    macs = 3 * 6 * 6 * 3 * 3 * 2 * 4
-    monkeypatch.setattr(conv_module, "PARALLEL_MIN_MACS", macs + 1)
     layer.backward(np.ones_like(layer.forward(x, True)))
-    assert calls == [1, 1, 1]  # forward, parameter gradients, input gradient
-    calls.clear()
-    monkeypatch.setattr(conv_module, "PARALLEL_MIN_MACS", macs)
-    layer.backward(np.ones_like(layer.forward(x, True)))
-    assert calls == [None, None, None]  # as many parts as parallel_threads() allows
+    assert len(layer._workspaces) == parts_used  # forward, weight gradient, input gradient

@@ -117,22 +117,15 @@ def test_pool_gradients_randomized(mode, seed):
     check_layer_gradients(layer, shape, batch=2, x=distinct_values((2, *shape), seed))
 
 
-@pytest.fixture
-def pool_parts(monkeypatch):
-    """Make pool2d split every batch into ``parts`` thread parts, however small."""
-    import numpyml_conv.pooling as pooling_module
-    from numpyml_conv.parts import parallel_parts
-
-    def force(parts):
-        monkeypatch.setattr(pooling_module, "parallel_parts",
-                            lambda function, n, _=None: parallel_parts(function, n, parts=parts))
-
-    return force
+def in_parts(layer, parts):
+    """``layer`` (pool2d) splits every batch into ``parts`` thread parts, however small."""
+    layer.parts, layer.min_parallel_outputs = parts, 0
+    return layer
 
 
 @pytest.mark.parametrize("mode", ["max", "mean"])
 @pytest.mark.parametrize("seed", range(6))
-def test_pool_thread_parts_match_one_part(pool_parts, mode, seed):
+def test_pool_thread_parts_match_one_part(mode, seed):
     """Forward and backward split into thread parts of the batch give exactly what one part gives
     (also with ties, overlapping windows and padding)."""
     pool, strides, shape = random_config(seed)
@@ -143,7 +136,7 @@ def test_pool_thread_parts_match_one_part(pool_parts, mode, seed):
     x = rng.integers(0, 3, size=(7, *shape)).astype(np.float32)  # many ties
     results = {}
     for parts in (1, 2, 3, 7):
-        pool_parts(parts)
+        in_parts(layer, parts)
         y = layer.forward(x, True)
         dy = np.random.default_rng(seed + 1).standard_normal(y.shape).astype(np.float32)
         results[parts] = (y, layer.backward(dy))
@@ -154,11 +147,10 @@ def test_pool_thread_parts_match_one_part(pool_parts, mode, seed):
 
 @pytest.mark.parametrize("mode", ["max", "mean"])
 @pytest.mark.parametrize("seed", range(4))
-def test_pool_gradients_in_thread_parts(pool_parts, mode, seed):
-    pool_parts(3)
+def test_pool_gradients_in_thread_parts(mode, seed):
     pool, strides, shape = random_config(seed)
-    layer = create("layer", "pool2d", pool_size=pool, strides=strides, mode=mode,
-                   padding="same" if seed % 2 else "valid")
+    layer = in_parts(create("layer", "pool2d", pool_size=pool, strides=strides, mode=mode,
+                            padding="same" if seed % 2 else "valid"), 3)
     check_layer_gradients(layer, shape, batch=4, x=distinct_values((4, *shape), seed))
 
 

@@ -16,7 +16,6 @@ import numpy as np
 
 from numpyml_core import create_from_spec as component_from_spec  # noqa: F401 - re-exported
 from numpyml_core.plugin_api import as_float  # noqa: F401 - re-exported
-from numpyml_core.plugin_api import blas_threads
 
 
 # -- arguments -----------------------------------------------------------------------------------
@@ -203,16 +202,3 @@ def col2im_taps(taps: np.ndarray, window: tuple[int, int], out_hw: tuple[int, in
             else:
                 target += blocks[i, j]
     return out
-
-
-# -- BLAS threads ------------------------------------------------------------------------------
-def matmul_single_thread(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``np.matmul(a, b, out=out)`` on one BLAS thread.
-
-    For a small result over a very long inner dimension (a first layer's weight gradient: a
-    25x32 result summed over 36,864 rows) OpenBLAS splits only the tiny result between its
-    threads: measured here, one thread is 1.3x faster on an idle machine and 20-300x faster when
-    another process holds a core. With another BLAS this is a plain product.
-    """
-    with blas_threads(1):
-        return np.matmul(a, b, out=out)

@@ -1,13 +1,15 @@
-"""The 2-D convolution layer (im2col + one BLAS matrix product)."""
+"""The 2-D convolution layer (im2col + one BLAS matrix product), organised around a plan made in build()."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from numpyml_core.plugin_api import share_ranges
-from .parts import parallel_parts
 
 from ._util import (
     Scratch,
@@ -20,35 +22,60 @@ from ._util import (
     im2col,
     im2col_transposed,
     match_dtype,
-    matmul_single_thread,
     output_size,
     pair,
     require_forward,
     resolve_padding,
 )
-
-#: below this many input channels the column matrix is built transposed (see im2col_transposed)
-FEW_CHANNELS = 8
-
-#: weight gradients with at most this many entries are computed on one BLAS thread
-SINGLE_THREAD_WEIGHT = 4096
-
-#: column matrices are built and multiplied a chunk of samples at a time, each at most this many
-#: bytes: the chunk is still in the CPU cache when BLAS reads it (measured here, im2col + product of
-#: a 64x32x32x32 batch: 15.3 ms in one pass, 11.1 ms in 4.7 MB chunks), and memory stays small
-#: whatever the batch size (the weight gradient rebuilds each chunk's columns instead of keeping
-#: the whole matrix from the forward pass)
-COLS_CHUNK_BYTES = 4 * 2**20
-
-#: products of fewer multiply-adds than this run in one part: below it, handing parts to threads
-#: costs more than the second core saves (see _in_parts)
-PARALLEL_MIN_MACS = 16_000_000
+from .parts import parallel_parts
 
 
-def _chunks(begin: int, end: int, chunk: int) -> list[tuple[int, int]]:
-    """``[begin, end)`` in as few pieces of at most ``chunk`` samples as possible, of nearly equal
-    size (16 samples in chunks of 14 are 8 + 8, not 14 + 2)."""
-    return [(begin + start, begin + stop) for start, stop in share_ranges(end - begin, -(-(end - begin) // chunk))]
+@dataclass
+class ConvPlan:
+    """How a :class:`Conv2D` computes, chosen by ``build()`` from its shapes (measurements in
+    ``docs/layers.md``). Tests set the fields to reach every path on small layers.
+
+    * ``transposed_cols``: build the column matrix as ``(kh*kw*in, rows)``, one tap and channel at a
+      time (3-4x faster to write than the row layout when ``in < 8``: a first layer on grey or RGB
+      images); the products use its transpose.
+    * ``chunk_bytes``: columns are built and multiplied a chunk of samples at a time, each chunk's
+      matrix at most this big, so it is still in the cache when BLAS reads it and memory stays
+      bounded whatever the batch size.
+    * ``input_gradient``: ``"transposed"`` (a transposed convolution; stride 1 and padding <
+      kernel only) or ``"col2im"``.
+    * ``min_parallel_macs``: a product with fewer multiply-adds runs in one part (handing parts to
+      threads costs more than the second core saves there).
+    * ``parts``: how many thread parts above that; ``None``: one per core
+      (:func:`.parts.parallel_threads`).
+    """
+
+    transposed_cols: bool = False
+    chunk_bytes: int = 4 * 2**20
+    input_gradient: Literal["transposed", "col2im"] = "col2im"
+    min_parallel_macs: int = 16_000_000
+    parts: int | None = None
+
+    #: below this many input channels the column matrix is built transposed
+    FEW_CHANNELS = 8
+
+    @classmethod
+    def for_layer(cls, layer: "Conv2D") -> "ConvPlan":
+        """The plan for a layer whose shapes (``input_shape``, ``out_hw``, ``pads``) are set."""
+        height, width, channels = layer.input_shape
+        out_h, out_w = layer.out_hw
+        transposed = cls.fits_transposed(layer) and (
+            # its column matrix has H*W rows of kh*kw*filters (one copy); col2im's product writes
+            # out_h*out_w rows of kh*kw*in, then reads and adds them back (about three passes)
+            height * width * layer.filters <= 3 * out_h * out_w * channels)
+        return cls(transposed_cols=channels < cls.FEW_CHANNELS,
+                   input_gradient="transposed" if transposed else "col2im")
+
+    @staticmethod
+    def fits_transposed(layer: "Conv2D") -> bool:
+        """Whether dx can be computed as a transposed convolution: stride 1, padding < kernel."""
+        kh, kw = layer.kernel_size
+        top, bottom, left, right = layer.pads
+        return layer.strides == (1, 1) and max(top, bottom) < kh and max(left, right) < kw
 
 
 class Conv2D:
@@ -73,14 +100,16 @@ class Conv2D:
     ``out = floor((size + padding - kernel) / stride) + 1``; ``params``: ``weight``
     ``(kh, kw, in, filters)`` and ``bias`` as above.
 
-    Algorithm (details and measurements in ``docs/layers.md``): the zero-padded input is copied
-    window by window from a strided view into a reused column matrix ``(N*out_h*out_w, kh*kw*in)``
-    (kept transposed when ``in < 8``, where that copy is faster), and one BLAS product with the
-    weight ``(kh*kw*in, filters)`` gives the output. Cached for ``backward``: the column matrix,
-    which also gives ``grads["weight"] = cols.T @ dz`` (one product). The input gradient is either
-    a transposed convolution (stride 1: im2col of the padded ``dz`` times the flipped weight, one
-    product) or ``dz @ weight.T`` computed tap-major and added back with one strided addition per
-    kernel tap (col2im), whichever moves fewer bytes; no ``np.add.at``, no per-sample loop.
+    Algorithm (the specification is :mod:`.reference`; details and measurements in
+    ``docs/layers.md``): im2col + one BLAS product. The batch is split into thread parts (one per
+    core, :func:`.parts.parallel_parts`, every product on one BLAS thread) and each part into chunks
+    of samples; per chunk the zero-padded input is copied window by window from a strided view into
+    a reused column matrix ``(n*out_h*out_w, kh*kw*in)`` and multiplied by the weight
+    ``(kh*kw*in, filters)``. Cached for ``backward``: the input only. ``backward`` rebuilds each
+    chunk's columns for ``grads["weight"] = cols.T @ dz`` and computes the input gradient either as a
+    transposed convolution (im2col of the padded ``dz`` times the flipped weight) or as
+    ``dz @ weight.T`` added back tap by tap (col2im). :class:`ConvPlan` holds every choice (column
+    layout, chunk size, input-gradient algorithm, thread parts), made once by ``build()``.
     """
 
     def __init__(
@@ -118,9 +147,13 @@ class Conv2D:
         self.input_shape: tuple[int, int, int] | None = None
         self.pads = (0, 0, 0, 0)
         self.out_hw = (0, 0)
-        self._scratch = Scratch()
+        #: how the layer computes, decided by build() from the shapes (tests may set its fields)
+        self.plan = ConvPlan()
+        #: plan fields that build() keeps whatever the shapes say (tests reach every path with them)
+        self.plan_overrides: dict[str, Any] = {}
+        self._scratch = Scratch()  # buffers of the whole layer: the rearranged weights, dx's padded image
+        self._workspaces: list[Scratch] = []  # one per thread part: its padded input, columns, weight sum
         self._x: np.ndarray | None = None  # the input of the last training forward, for backward
-        self.transposed_cols = False
 
     # -- build ------------------------------------------------------------------------------------
     def build(self, input_shape: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...]:
@@ -134,8 +167,9 @@ class Conv2D:
             )
         self.input_shape = (height, width, channels)
         self.out_hw = (out_h, out_w)
-        #: the column matrix is kept transposed, (kh*kw*in, rows), when there are few channels
-        self.transposed_cols = channels < FEW_CHANNELS
+        self.plan = dataclasses.replace(ConvPlan.for_layer(self), **self.plan_overrides)
+        if self.plan.input_gradient == "transposed" and not ConvPlan.fits_transposed(self):
+            raise ValueError("conv2d: the transposed-convolution input gradient needs stride 1 and padding < kernel")
         shape = (kh, kw, channels, self.filters)
         self.params = {"weight": np.asarray(self.weight_initializer(shape, rng, np.float32), dtype=np.float32)}
         if self.bias != "none":
@@ -148,188 +182,190 @@ class Conv2D:
         return output_shape
 
     # -- forward ----------------------------------------------------------------------------------
-    def _chunk(self, n: int, bytes_per_sample: int) -> int:
-        """Samples per chunk: as many as fit in :data:`COLS_CHUNK_BYTES` (at least one)."""
-        return max(1, min(n, COLS_CHUNK_BYTES // max(1, bytes_per_sample)))
-
-    def _padded(self, x: np.ndarray, chunk: int, pads: tuple[int, int, int, int] | None = None,
-                name: str = "padded") -> np.ndarray:
-        """``x`` (at most ``chunk`` samples) with a zero border of ``pads`` (top, bottom, left,
-        right; the layer's padding by default), in a reused buffer ``name`` of ``chunk`` samples
-        whose border is never written (``x`` itself when there is no padding)."""
-        top, bottom, left, right = self.pads if pads is None else pads
-        if not (top or bottom or left or right):
-            return x
-        n, h, w, c = x.shape
-        shape = (chunk, h + top + bottom, w + left + right, c)
-        padded = self._scratch.get(name, shape, x.dtype, zero_new=True)[:n]  # the border stays zero
-        padded[:, top:top + h, left:left + w, :] = x
-        return padded
-
-    def _columns(self, x: np.ndarray, chunk: int, part: int) -> np.ndarray:
-        """The column matrix of the samples ``x``: ``(n*out_h*out_w, kh*kw*in)``, or its transpose
-        with few input channels (``self.transposed_cols``), in the reused buffers of ``part``."""
-        kh, kw = self.kernel_size
-        rows = x.shape[0] * self.out_hw[0] * self.out_hw[1]
-        taps = kh * kw * x.shape[3]
-        padded = self._padded(x, chunk, name=f"padded{part}")
-        if self.transposed_cols:
-            cols = self._scratch.get(f"cols{part}", (taps, rows), x.dtype)
-            return im2col_transposed(padded, self.kernel_size, self.out_hw, self.strides, cols)
-        cols = self._scratch.get(f"cols{part}", (rows, taps), x.dtype)
-        return im2col(padded, self.kernel_size, self.out_hw, self.strides, cols)
-
-    def _cols_chunk(self, n: int, dtype: np.dtype) -> int:
-        kh, kw = self.kernel_size
-        return self._chunk(n, self.out_hw[0] * self.out_hw[1] * kh * kw * self.input_shape[2] * dtype.itemsize)
-
-    def _in_parts(self, function: Any, n: int) -> list[Any]:
-        """:func:`.parts.parallel_parts` over ``n`` samples when the layer's product for
-        them has at least :data:`PARALLEL_MIN_MACS` multiply-adds, one part otherwise."""
-        kh, kw = self.kernel_size
-        macs = n * self.out_hw[0] * self.out_hw[1] * kh * kw * self.input_shape[2] * self.filters
-        return parallel_parts(function, n, None if macs >= PARALLEL_MIN_MACS else 1)
-
-    def _linear(self, x: np.ndarray) -> np.ndarray:
-        """``conv(x, weight) + bias`` as ``(N, out_h, out_w, filters)``: each thread's part of the
-        batch chunk by chunk (see :func:`.parts.parallel_parts`)."""
-        n = x.shape[0]
-        out_h, out_w = self.out_hw
-        weight = match_dtype(self.params["weight"], x.dtype).reshape(-1, self.filters)
-        bias = None if self.bias == "none" else match_dtype(self.params["bias"], x.dtype)
-        z = np.empty((n, out_h, out_w, self.filters), dtype=x.dtype)
-        rows = out_h * out_w
-        flat = z.reshape(n * rows, self.filters)
-        chunk = self._cols_chunk(n, x.dtype)
-
-        def part(k: int, begin: int, end: int) -> None:
-            for start, stop in _chunks(begin, end, chunk):
-                cols = self._columns(x[start:stop], chunk, k)
-                np.matmul(cols.T if self.transposed_cols else cols, weight, out=flat[start * rows:stop * rows])
-            if bias is not None:
-                z[begin:end] += bias
-
-        self._in_parts(part, n)
-        return z
-
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         x = as_float(x)
         check_image_input(x, self.input_shape, "conv2d")
         self._x = x if training else None
-        z = self._linear(x)
+        n = x.shape[0]
+        z = np.empty((n, *self.out_hw, self.filters), dtype=x.dtype)
+        weight = match_dtype(self.params["weight"], x.dtype).reshape(-1, self.filters)
+        bias = None if self.bias == "none" else match_dtype(self.params["bias"], x.dtype)
+        self._in_parts(functools.partial(self._forward_part, x, weight, bias, z), n)
         if self.activation is not None:
             return self.activation.forward(z, training)
         return z
 
+    def _forward_part(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, z: np.ndarray,
+                      part: int, begin: int, end: int) -> None:
+        """``z[begin:end] = conv(x[begin:end], weight) + bias``, chunk by chunk."""
+        rows = z.reshape(-1, self.filters)
+        per_sample = self.out_hw[0] * self.out_hw[1]
+        for start, stop in self._chunks(begin, end, self._columns_chunk(x.dtype)):
+            cols = self._columns(x[start:stop], part)
+            np.matmul(cols, weight, out=rows[start * per_sample:stop * per_sample])
+        if bias is not None:
+            z[begin:end] += bias
+
     # -- backward ---------------------------------------------------------------------------------
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         require_forward(self._x, self)
+        x, self._x = self._x, None
         dz = self.activation.backward(dy) if self.activation is not None else dy
-        x = self._x
-        n = x.shape[0]
-        dz2 = np.ascontiguousarray(dz, dtype=x.dtype).reshape(-1, self.filters)
-        weight_grad = self.grads["weight"]
-        if weight_grad.dtype != x.dtype:
-            weight_grad = self.grads["weight"] = np.empty(self.params["weight"].shape, x.dtype)
-        weight_grad = weight_grad.reshape(-1, self.filters)
-        # a small weight over many rows: one BLAS thread (see matmul_single_thread)
-        product = matmul_single_thread if weight_grad.size <= SINGLE_THREAD_WEIGHT else np.matmul
-        chunk = self._cols_chunk(n, x.dtype)
-        rows = self.out_hw[0] * self.out_hw[1]
-        with_bias = self.bias != "none"
-
-        def part(k: int, begin: int, end: int) -> np.ndarray | None:
-            """This part's bias gradient (``None`` without bias) and its weight gradient, the sum
-            over its chunks of ``cols^T dz`` from rebuilt columns, in ``weight_grad`` for part 0."""
-            total = weight_grad if k == 0 else self._scratch.get(f"weight_sum{k}", weight_grad.shape, x.dtype)
-            for start, stop in _chunks(begin, end, chunk):
-                cols = self._columns(x[start:stop], chunk, k)
-                out = total if start == begin else self._scratch.get(f"weight_part{k}", weight_grad.shape, x.dtype)
-                product(cols if self.transposed_cols else cols.T, dz2[start * rows:stop * rows], out=out)
-                if out is not total:
-                    total += out
-            if not with_bias:
-                return None
-            dz_part = dz2[begin * rows:end * rows]
-            return dz_part.sum(axis=0) if self.bias == "tied" else dz_part.reshape(end - begin, -1).sum(axis=0)
-
-        bias_parts = self._in_parts(part, n)
-        for k in range(1, len(bias_parts)):
-            weight_grad += self._scratch.get(f"weight_sum{k}", weight_grad.shape, x.dtype)
-        if with_bias:
-            bias_grad = bias_parts[0]
-            for other in bias_parts[1:]:
-                bias_grad += other
-            bias_grad = bias_grad.reshape(self.params["bias"].shape)
-            if self.grads["bias"].dtype == bias_grad.dtype:
-                self.grads["bias"][...] = bias_grad
-            else:
-                self.grads["bias"] = bias_grad
-        self._x = None
+        dz = np.ascontiguousarray(dz, dtype=x.dtype)
+        self._weight_gradient(x, dz)
+        if self.bias != "none":
+            self._set_grad("bias", dz.sum(axis=0) if self.bias == "untied"
+                          else dz.reshape(-1, self.filters).sum(axis=0))
         if not self.input_gradient:
             return None
-        return self._input_gradient(dz2.reshape(n, *self.out_hw, self.filters))
+        if self.plan.input_gradient == "transposed":
+            return self._input_gradient_transposed(dz)
+        return self._input_gradient_col2im(dz)
 
-    def _fits_transposed(self) -> bool:
-        """Whether dx can be computed as a transposed convolution: stride 1, padding < kernel."""
+    def _set_grad(self, name: str, value: np.ndarray) -> None:
+        """Write ``value`` into ``grads[name]`` (a new array when the dtype changed)."""
+        if self.grads[name].dtype == value.dtype:
+            self.grads[name][...] = value
+        else:
+            self.grads[name] = value
+
+    def _weight_gradient(self, x: np.ndarray, dz: np.ndarray) -> None:
+        """``grads["weight"] = cols.T @ dz`` summed over the parts (each its own sum, added here)."""
+        if self.grads["weight"].dtype != x.dtype:
+            self.grads["weight"] = np.empty(self.params["weight"].shape, x.dtype)
+        total = self.grads["weight"].reshape(-1, self.filters)
+        sums = self._in_parts(functools.partial(self._weight_gradient_part, x, dz, total), x.shape[0])
+        for part_sum in sums[1:]:
+            total += part_sum
+
+    def _weight_gradient_part(self, x: np.ndarray, dz: np.ndarray, total: np.ndarray,
+                              part: int, begin: int, end: int) -> np.ndarray:
+        """This part's ``sum over its chunks of cols.T @ dz``, the columns rebuilt from ``x``; in
+        ``total`` itself for part 0, in the part's own buffer for the others."""
+        workspace = self._workspace(part)
+        part_sum = total if part == 0 else workspace.get("weight_sum", total.shape, x.dtype)
+        rows = dz.reshape(-1, self.filters)
+        per_sample = self.out_hw[0] * self.out_hw[1]
+        for start, stop in self._chunks(begin, end, self._columns_chunk(x.dtype)):
+            cols = self._columns(x[start:stop], part)
+            out = part_sum if start == begin else workspace.get("weight_chunk", total.shape, x.dtype)
+            np.matmul(cols.T, rows[start * per_sample:stop * per_sample], out=out)
+            if out is not part_sum:
+                part_sum += out
+        return part_sum
+
+    def _input_gradient_transposed(self, dz: np.ndarray) -> np.ndarray:
+        """dx as the full correlation of ``dz`` with the kernel flipped in space, in and out
+        swapped (stride 1, padding < kernel): im2col of the padded ``dz``, one product per chunk."""
+        kh, kw = self.kernel_size
+        height, width, channels = self.input_shape
+        weight = match_dtype(self.params["weight"], dz.dtype)
+        flipped = self._scratch.get("flipped", (kh, kw, self.filters, channels), dz.dtype)
+        np.copyto(flipped, weight[::-1, ::-1].transpose(0, 1, 3, 2))
+        dx = np.empty((dz.shape[0], height, width, channels), dz.dtype)
+        self._in_parts(functools.partial(self._transposed_part, dz, flipped.reshape(-1, channels), dx), dz.shape[0])
+        return dx
+
+    def _transposed_part(self, dz: np.ndarray, flipped: np.ndarray, dx: np.ndarray, part: int, begin: int,
+                         end: int) -> None:
         kh, kw = self.kernel_size
         top, bottom, left, right = self.pads
-        return self.strides == (1, 1) and max(top, bottom) < kh and max(left, right) < kw
-
-    def _transposed_ok(self) -> bool:
-        """Use the transposed convolution for dx when possible and cheaper: its column matrix has
-        ``H*W`` rows of ``kh*kw*filters`` (one copy), col2im's ``out_h*out_w`` rows of ``kh*kw*in``
-        (written by the product, then read and added back: about three passes)."""
-        if not self._fits_transposed():
-            return False
         height, width, channels = self.input_shape
-        out_h, out_w = self.out_hw
-        return height * width * self.filters <= 3 * out_h * out_w * channels
+        pads = (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right)
+        workspace = self._workspace(part)
+        rows = dx.reshape(-1, channels)
+        per_sample = height * width
+        chunk = self._chunk(height * width * kh * kw * self.filters * dz.itemsize)
+        for start, stop in self._chunks(begin, end, chunk):
+            padded = self._padded(dz[start:stop], chunk, pads, workspace, "dz_padded")
+            cols = workspace.get("dz_cols", ((stop - start) * per_sample, kh * kw * self.filters), dz.dtype)
+            im2col(padded, self.kernel_size, (height, width), (1, 1), cols)
+            np.matmul(cols, flipped, out=rows[start * per_sample:stop * per_sample])
 
-    def _input_gradient(self, dz: np.ndarray) -> np.ndarray:
+    def _input_gradient_col2im(self, dz: np.ndarray) -> np.ndarray:
+        """dx as ``dz @ weight.T``, computed tap-major (one stacked product per part) and added
+        back onto the input positions with one strided addition per kernel tap."""
         n = dz.shape[0]
         height, width, channels = self.input_shape
-        kh, kw = self.kernel_size
         top, bottom, left, right = self.pads
+        taps = self.kernel_size[0] * self.kernel_size[1]
         weight = match_dtype(self.params["weight"], dz.dtype)
-        if self._transposed_ok():
-            # dx = full correlation of dz with the kernel flipped in space, in/out swapped, chunk by
-            # chunk of samples (the columns stay in the cache, as in the forward pass)
-            pt, pb, pl, pr = kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right
-            flipped = self._scratch.get("flipped", (kh, kw, self.filters, channels), dz.dtype)
-            np.copyto(flipped, weight[::-1, ::-1].transpose(0, 1, 3, 2))
-            flipped = flipped.reshape(-1, channels)
-            chunk = self._chunk(n, height * width * kh * kw * self.filters * dz.itemsize)
-            dx = np.empty((n * height * width, channels), dz.dtype)
-            rows = height * width
-
-            def transposed(k: int, begin: int, end: int) -> None:
-                for start, stop in _chunks(begin, end, chunk):
-                    padded = self._padded(dz[start:stop], chunk, (pt, pb, pl, pr), f"dz_padded{k}")
-                    cols = self._scratch.get(f"dz_cols{k}", ((stop - start) * rows, kh * kw * self.filters),
-                                             dz.dtype)
-                    im2col(padded, self.kernel_size, (height, width), (1, 1), cols)
-                    np.matmul(cols, flipped, out=dx[start * rows:stop * rows])
-
-            self._in_parts(transposed, n)
-            return dx.reshape(n, height, width, channels)
-        # col2im: dz @ weight.T, computed tap-major (one stacked product), scattered back per tap
-        taps = kh * kw
         weight_t = self._scratch.get("weight_t", (taps, self.filters, channels), dz.dtype)
         np.copyto(weight_t, weight.reshape(taps, channels, self.filters).transpose(0, 2, 1))
-        rows = self.out_hw[0] * self.out_hw[1]
-        padded = (np.empty((n, height, width, channels), dz.dtype) if not any(self.pads) else
-                  self._scratch.get("dx_padded", (n, height + top + bottom, width + left + right, channels), dz.dtype))
-
-        def scattered(k: int, begin: int, end: int) -> None:
-            dcols = self._scratch.get(f"dcols{k}", (taps, (end - begin) * rows, channels), dz.dtype)
-            np.matmul(dz[begin:end].reshape(1, -1, self.filters), weight_t, out=dcols)
-            col2im_taps(dcols, self.kernel_size, self.out_hw, self.strides, padded[begin:end])
-
-        self._in_parts(scattered, n)
+        if any(self.pads):
+            padded = self._scratch.get("dx_padded", (n, height + top + bottom, width + left + right, channels),
+                                       dz.dtype)
+        else:
+            padded = np.empty((n, height, width, channels), dz.dtype)
+        self._in_parts(functools.partial(self._col2im_part, dz, weight_t, padded), n)
         if not any(self.pads):
             return padded
         return padded[:, top:top + height, left:left + width, :].copy()
+
+    def _col2im_part(self, dz: np.ndarray, weight_t: np.ndarray, padded: np.ndarray, part: int, begin: int,
+                     end: int) -> None:
+        taps, _, channels = weight_t.shape
+        rows = (end - begin) * self.out_hw[0] * self.out_hw[1]
+        dcols = self._workspace(part).get("dcols", (taps, rows, channels), dz.dtype)
+        np.matmul(dz[begin:end].reshape(1, -1, self.filters), weight_t, out=dcols)
+        col2im_taps(dcols, self.kernel_size, self.out_hw, self.strides, padded[begin:end])
+
+    # -- the plan's helpers -----------------------------------------------------------------------
+    def _in_parts(self, function: Any, n: int) -> list[Any]:
+        """:func:`.parts.parallel_parts` over ``n`` samples: in one part when the layer's product
+        for them has fewer than ``plan.min_parallel_macs`` multiply-adds, else in ``plan.parts``
+        parts (``None``: one per core)."""
+        kh, kw = self.kernel_size
+        macs = n * self.out_hw[0] * self.out_hw[1] * kh * kw * self.input_shape[2] * self.filters
+        return parallel_parts(function, n, self.plan.parts if macs >= self.plan.min_parallel_macs else 1)
+
+    def _workspace(self, part: int) -> Scratch:
+        """The reused buffers of thread part ``part``."""
+        while len(self._workspaces) <= part:
+            self._workspaces.append(Scratch())
+        return self._workspaces[part]
+
+    def _chunk(self, bytes_per_sample: int) -> int:
+        """Samples per chunk: as many as fit in ``plan.chunk_bytes`` (at least one)."""
+        return max(1, self.plan.chunk_bytes // max(1, bytes_per_sample))
+
+    def _columns_chunk(self, dtype: np.dtype) -> int:
+        kh, kw = self.kernel_size
+        return self._chunk(self.out_hw[0] * self.out_hw[1] * kh * kw * self.input_shape[2] * dtype.itemsize)
+
+    @staticmethod
+    def _chunks(begin: int, end: int, chunk: int) -> list[tuple[int, int]]:
+        """``[begin, end)`` in as few pieces of at most ``chunk`` samples as possible, of nearly equal
+        size (16 samples in chunks of 14 are 8 + 8, not 14 + 2)."""
+        return [(begin + start, begin + stop) for start, stop in share_ranges(end - begin, -(-(end - begin) // chunk))]
+
+    def _padded(self, x: np.ndarray, chunk: int, pads: tuple[int, int, int, int], workspace: Scratch,
+                name: str) -> np.ndarray:
+        """``x`` (at most ``chunk`` samples) with a zero border of ``pads`` (top, bottom, left,
+        right), in the reused buffer ``name`` of ``chunk`` samples whose border is never written
+        (``x`` itself when there is no padding)."""
+        top, bottom, left, right = pads
+        if not (top or bottom or left or right):
+            return x
+        n, h, w, c = x.shape
+        shape = (chunk, h + top + bottom, w + left + right, c)
+        padded = workspace.get(name, shape, x.dtype, zero_new=True)[:n]  # the border stays zero
+        padded[:, top:top + h, left:left + w, :] = x
+        return padded
+
+    def _columns(self, x: np.ndarray, part: int) -> np.ndarray:
+        """The column matrix ``(n*out_h*out_w, kh*kw*in)`` of the samples ``x`` in the buffers of
+        ``part``: a transposed view of a ``(kh*kw*in, rows)`` array when ``plan.transposed_cols``."""
+        kh, kw = self.kernel_size
+        rows = x.shape[0] * self.out_hw[0] * self.out_hw[1]
+        taps = kh * kw * x.shape[3]
+        workspace = self._workspace(part)
+        padded = self._padded(x, self._columns_chunk(x.dtype), self.pads, workspace, "padded")
+        if self.plan.transposed_cols:
+            cols = workspace.get("cols", (taps, rows), x.dtype)
+            return im2col_transposed(padded, self.kernel_size, self.out_hw, self.strides, cols).T
+        cols = workspace.get("cols", (rows, taps), x.dtype)
+        return im2col(padded, self.kernel_size, self.out_hw, self.strides, cols)
 
     def __repr__(self) -> str:
         return (f"Conv2D(filters={self.filters}, kernel_size={list(self.kernel_size)}, strides={list(self.strides)}, "

@@ -1,48 +1,80 @@
-"""Layers that split their own work across the cores: :func:`parallel_parts`.
+"""Layers that split their own work across the cores: :func:`parallel_parts`, and the BLAS threads.
 
 :func:`parallel_parts` runs a function over contiguous parts of a batch on a small pool of threads,
-one part per core, every product on one BLAS thread (:func:`numpyml_core.blas.blas_threads`). NumPy
-releases the GIL in its copies, ufuncs and products, so the parts run side by side. Used by the
-convolution and pooling layers: each part builds and multiplies the column matrices of its own samples
-(measured here, a 64x32x32x32 3x3 convolution: 10 ms on two parts against 13 ms with OpenBLAS's own
-two threads, whose split of a product with 32 columns sometimes gains nothing over one thread).
-:func:`parallel_threads` is 1 inside a ``blas_threads(1)`` block (the ``sync`` strategy's share in
-the training process), in worker processes started with one BLAS thread, and when the BLAS threads
-cannot be limited (the parts would oversubscribe the cores) or OpenBLAS's idle threads spin long
-(see :mod:`numpyml_core.blas`).
+one part per core, every product on one BLAS thread (also when there is only one part: OpenBLAS's
+own threads are never woken, so none is left busy-waiting, ``OPENBLAS_THREAD_TIMEOUT`` = 2^28 cycles
+by default, while the parts compute, and what the user imported first does not matter). NumPy releases the GIL in its copies, ufuncs
+and products, so the parts run side by side. Used by the convolution and pooling layers: each part
+builds and multiplies the column matrices of its own samples (measured here, a 64x32x32x32 3x3
+convolution: 10 ms on two parts against 13 ms with OpenBLAS's own two threads, whose split of a
+product with 32 columns sometimes gains nothing over one thread).
+
+The BLAS threads are read and limited through `threadpoolctl <https://github.com/joblib/threadpoolctl>`_
+(the scikit-learn team's library for this; OpenBLAS, MKL, BLIS), one controller per process, made
+when first needed (after NumPy has loaded its BLAS), so nothing depends on what was imported first.
+:func:`parallel_threads` is the number of cores this process may use, at most the BLAS's current
+thread count: 1 in worker processes started with ``OPENBLAS_NUM_THREADS=1``, inside the ``sync``
+strategy's one-thread block (it limits the BLAS with threadpoolctl too) and inside a part.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
-from numpyml_core.plugin_api import (SHORT_WAIT, blas_thread_count, blas_thread_limit, blas_threads,
-                                     can_limit_blas_threads, share_ranges)
+import numpy as np  # noqa: F401 - loaded before the controller looks for NumPy's BLAS
+from threadpoolctl import ThreadpoolController
 
-__all__ = ["parallel_parts", "parallel_threads"]
+from numpyml_core.plugin_api import share_ranges
+
+__all__ = ["blas_thread_count", "one_blas_thread", "parallel_parts", "parallel_threads"]
 
 T = TypeVar("T")
 
 
+@functools.cache
+def _blas_libraries() -> tuple[Any, ...]:
+    """threadpoolctl's controllers of the BLAS libraries loaded in this process (NumPy's)."""
+    return tuple(library for library in ThreadpoolController().lib_controllers if library.user_api == "blas")
+
+
+def blas_thread_count() -> int | None:
+    """How many threads BLAS products use now, ``None`` when no BLAS is known to threadpoolctl."""
+    libraries = _blas_libraries()
+    return max(library.num_threads for library in libraries) if libraries else None
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Within the block, BLAS products use one thread (process-wide: blocks in several threads must
+    not overlap unless one encloses the others; :func:`parallel_parts` encloses its parts)."""
+    libraries = _blas_libraries()
+    before = [library.num_threads for library in libraries]
+    for library in libraries:
+        library.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for library, threads in zip(libraries, before):
+            library.set_num_threads(threads)
+
+
 def parallel_threads() -> int:
     """How many parts :func:`parallel_parts` splits work into here: the cores this process may run
-    on, at most the BLAS's thread count (``OPENBLAS_NUM_THREADS`` ...) and the enclosing
-    :func:`blas_threads` limit; 1 when BLAS threads cannot be limited, or when OpenBLAS's idle
-    threads busy-wait long enough to take a core from the parts (see :mod:`numpyml_core.blas`)."""
-    if not can_limit_blas_threads() or not SHORT_WAIT:
+    on, at most the BLAS's current thread count; 1 when the BLAS is unknown (its own threads and
+    the parts would oversubscribe the cores)."""
+    threads = blas_thread_count()
+    if threads is None:
         return 1
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    threads = blas_thread_count()
-    if threads is not None:
-        cores = min(cores, threads)
-    limit = blas_thread_limit()
-    return max(1, cores if limit is None else min(cores, limit))
+    return max(1, min(cores, threads))
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -61,24 +93,19 @@ def _executor(threads: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def _one_blas_thread(function: Callable[..., T], *args: Any) -> T:
-    with blas_threads(1):
-        return function(*args)
-
-
 def parallel_parts(function: Callable[[int, int, int], T], n: int, parts: int | None = None) -> list[T]:
     """``[function(k, start, stop) for k, (start, stop) in enumerate(share_ranges(n, parts))]``, the parts
-    run concurrently (part 0 on the calling thread) with one BLAS thread each.
+    run concurrently (part 0 on the calling thread) with one BLAS thread each (also a single part).
 
     ``parts`` defaults to :func:`parallel_threads`. The functions must write to disjoint memory
-    (their own slices of a result, their own scratch buffers). Every part finishes before this
-    returns, also when one raises; the first exception (in part order) is raised again."""
+    (their own slices of a result, their own buffers). Every part finishes before this returns, also
+    when one raises; the first exception (in part order) is raised again."""
     bounds = share_ranges(n, parallel_threads() if parts is None else parts)
-    if len(bounds) == 1:
-        return [function(0, *bounds[0])]
-    with blas_threads(1):  # encloses the parts' own blocks: see the module docstring
+    with one_blas_thread():  # also for one part: no OpenBLAS thread is woken, so none is left spinning
+        if len(bounds) == 1:
+            return [function(0, *bounds[0])]
         pool = _executor(len(bounds) - 1)
-        futures = [pool.submit(_one_blas_thread, function, k, *bounds[k]) for k in range(1, len(bounds))]
+        futures = [pool.submit(function, k, *bounds[k]) for k in range(1, len(bounds))]
         results: list[Any] = []
         errors: list[BaseException] = []
         try:

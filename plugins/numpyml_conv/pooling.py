@@ -73,6 +73,10 @@ class Pool2D:
         self._output: np.ndarray | None = None
         self._batch_shape: tuple[int, ...] | None = None
         self._scratch = Scratch()
+        #: thread parts for at least ``min_parallel_outputs`` output values (``parts`` ``None``: one per
+        #: core, :func:`.parts.parallel_threads`); fewer stay in one part. Tests set both.
+        self.parts: int | None = None
+        self.min_parallel_outputs = PARALLEL_MIN_OUTPUTS
 
     def build(self, input_shape: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...]:
         height, width, channels = check_image_shape(tuple(input_shape), "pool2d")
@@ -108,8 +112,8 @@ class Pool2D:
     def _in_parts(self, function: Any, n: int, outputs: int) -> None:
         """``function(k, begin, end)`` over the batch's samples in thread parts
         (:func:`.parts.parallel_parts`) when there are at least
-        :data:`PARALLEL_MIN_OUTPUTS` output values, in one part otherwise."""
-        parallel_parts(function, n, None if outputs >= PARALLEL_MIN_OUTPUTS else 1)
+        ``self.min_parallel_outputs`` output values, in one part otherwise."""
+        parallel_parts(function, n, self.parts if outputs >= self.min_parallel_outputs else 1)
 
     # -- forward / backward ------------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ._util import as_float, check_image_input, check_image_shape, component_from_spec, match_dtype, require_forward
+from .parts import one_blas_thread
 
 
 class PatchWhitening:
@@ -136,7 +137,8 @@ class PatchWhitening:
         n, h, w, _ = x.shape
         k = self.kernel_size
         patches = self._patch_matrix(x)
-        y = patches @ match_dtype(weight, x.dtype).reshape(-1, filters)
+        with one_blas_thread():  # as every product of a training step (docs/layers.md)
+            y = patches @ match_dtype(weight, x.dtype).reshape(-1, filters)
         if self.bias:
             y += match_dtype(self.params["bias"], x.dtype)
         self._x_shape = x.shape  # all backward needs (the filters are constants)
@@ -148,7 +150,8 @@ class PatchWhitening:
         filters = dy.shape[-1]
         flat = dy.reshape(-1, filters)
         if self.bias:
-            grad = np.ones(flat.shape[0], dtype=dy.dtype) @ flat
+            with one_blas_thread():
+                grad = np.ones(flat.shape[0], dtype=dy.dtype) @ flat
             if self.grads["bias"].dtype == grad.dtype:
                 self.grads["bias"][...] = grad
             else:
@@ -159,7 +162,8 @@ class PatchWhitening:
         k = self.kernel_size
         n, h, w, c = shape
         oh, ow = h - k + 1, w - k + 1
-        dpatches = (flat @ weight.reshape(-1, filters).T).reshape(n, oh, ow, k, k, c)
+        with one_blas_thread():
+            dpatches = (flat @ weight.reshape(-1, filters).T).reshape(n, oh, ow, k, k, c)
         dx = np.zeros(shape, dtype=dy.dtype)
         for i in range(k):
             for j in range(k):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import functools
+import os
+from typing import Any, Iterator
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from numpyml_core import create_from_spec as component_from_spec  # noqa: F401 - re-exported
 from numpyml_core.plugin_api import as_float  # noqa: F401 - re-exported
@@ -18,3 +22,36 @@ def match_dtype(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
 def require_forward(cached: Any, layer: Any) -> None:
     if cached is None:
         raise RuntimeError(f"{type(layer).__name__}.backward() called before forward()")
+
+
+@functools.cache
+def _blas_libraries() -> tuple[Any, ...]:
+    """threadpoolctl's controllers of the BLAS libraries NumPy loaded (found once per process)."""
+    return tuple(library for library in ThreadpoolController().lib_controllers if library.user_api == "blas")
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Within the block, BLAS products use one thread (process-wide, restored after).
+
+    The dense layer's products run so (``docs/layers.md``): OpenBLAS's threads are never woken,
+    so none is left busy-waiting (``OPENBLAS_THREAD_TIMEOUT``, 2^28 cycles by default) beside the
+    convolution layers' thread parts; products of an MLP's size are as fast or faster on one
+    thread, and do not collapse when another process holds a core."""
+    libraries = () if _ALL_THREADS else _blas_libraries()
+    before = [library.num_threads for library in libraries]
+    if all(threads == 1 for threads in before):  # already one (a sync share, a worker): nothing to set
+        yield
+        return
+    for library in libraries:
+        library.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for library, threads in zip(libraries, before):
+            library.set_num_threads(threads)
+
+
+#: ``NUMPYML_DENSE_BLAS_THREADS=all``: dense and batch_norm products use the BLAS's own threads (to
+#: measure the other choice, docs/layers.md)
+_ALL_THREADS = os.environ.get("NUMPYML_DENSE_BLAS_THREADS") == "all"

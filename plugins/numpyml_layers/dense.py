@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._util import as_float, component_from_spec, match_dtype, require_forward
+from ._util import as_float, component_from_spec, match_dtype, one_blas_thread, require_forward
 
 
 class Dense:
@@ -77,7 +77,8 @@ class Dense:
         if x.ndim != 2:
             raise ValueError(f"dense expects a batch of flat inputs (N, features), got shape {x.shape}")
         weight = match_dtype(self.params["weight"], x.dtype)
-        z = x @ weight
+        with one_blas_thread():
+            z = x @ weight
         if self.use_bias:
             z += match_dtype(self.params["bias"], x.dtype)
         self._x = x
@@ -89,20 +90,21 @@ class Dense:
         require_forward(self._x, self)
         dz = self.activation.backward(dy) if self.activation is not None else dy
         x = self._x
-        weight_grad = self.grads["weight"]
-        if weight_grad.dtype == np.result_type(x, dz) and weight_grad.shape == (x.shape[1], dz.shape[1]):
-            np.matmul(x.T, dz, out=weight_grad)
-        else:
-            self.grads["weight"] = x.T @ dz
         if self.use_bias:
             bias_grad = self.grads["bias"]
             if bias_grad.dtype == dz.dtype:
                 np.sum(dz, axis=0, out=bias_grad)
             else:
                 self.grads["bias"] = dz.sum(axis=0)
-        if not self.input_gradient:  # first trainable layer: the model needs no dx
-            return None
-        return dz @ match_dtype(self.params["weight"], dz.dtype).T
+        weight_grad = self.grads["weight"]
+        with one_blas_thread():
+            if weight_grad.dtype == np.result_type(x, dz) and weight_grad.shape == (x.shape[1], dz.shape[1]):
+                np.matmul(x.T, dz, out=weight_grad)
+            else:
+                self.grads["weight"] = x.T @ dz
+            if not self.input_gradient:  # first trainable layer: the model needs no dx
+                return None
+            return dz @ match_dtype(self.params["weight"], dz.dtype).T
 
     def __repr__(self) -> str:
         return f"Dense(units={self.units}, activation={self.activation!r}, use_bias={self.use_bias})"

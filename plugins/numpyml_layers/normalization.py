@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._util import as_float, component_from_spec, match_dtype, require_forward
+from ._util import as_float, component_from_spec, match_dtype, one_blas_thread, require_forward
 
 
 class BatchNorm:
@@ -84,7 +84,8 @@ class BatchNorm:
         self._training = training
         if training:
             ones = np.ones(count, dtype=x.dtype)
-            mean = (ones @ flat) / count  # a BLAS product: fast and accurately accumulated
+            with one_blas_thread():  # as every product of a training step (docs/layers.md)
+                mean = (ones @ flat) / count  # a BLAS product: fast and accurately accumulated
             centered = x - mean
             centered_flat = centered.reshape(-1, channels)
             var = np.einsum("ij,ij->j", centered_flat, centered_flat) / count
@@ -117,7 +118,8 @@ class BatchNorm:
         xhat = self._xhat
         self._xhat = None
         gamma = match_dtype(self.params["gamma"], dy.dtype) if self.scale else dy.dtype.type(1)
-        dbeta = np.ones(count, dtype=dy.dtype) @ dy_flat
+        with one_blas_thread():
+            dbeta = np.ones(count, dtype=dy.dtype) @ dy_flat
         dgamma = np.einsum("ij,ij->j", xhat.reshape(-1, channels), dy_flat)
         if self.center:
             self._store("beta", dbeta)

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from typing import Any, Literal
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
-from numpyml_core.plugin_api import StalenessCompensation, blas_threads, validate_worker_count, share_ranges
-from numpyml_core.plugin_api import Update
+from numpyml_core.plugin_api import StalenessCompensation, Update, share_ranges, validate_worker_count
 
 from ._binding import Binding
 from ._pool import WorkerError, WorkerPool, WorkerStartError
 from ._shared import SharedArrays, new_token, reclaim_dead_segments
+
+
+@functools.cache
+def _threadpools() -> ThreadpoolController:
+    """threadpoolctl's view of this process's thread pools, made once (after NumPy loaded its BLAS:
+    a new controller per batch would look for the libraries again, about 0.4 ms)."""
+    return ThreadpoolController()
+
+
+def _blas_threads(n: int) -> Any:
+    """A context manager: BLAS products in the block use at most ``n`` threads (process-wide; the
+    convolution layers see the limit and compute in one part)."""
+    return _threadpools().limit(limits=n, user_api="blas")
 
 
 def _check_common(workers: int, blas_threads: int, timeout: float) -> None:
@@ -251,7 +265,7 @@ class Sync(_LocalWorkers):
         loss, state = 0.0, []
         if local is not None:  # meanwhile: the gradient of the local share, scaled by its weight
             start, stop, weight = local
-            with blas_threads(self.blas_threads):
+            with _blas_threads(self.blas_threads):
                 loss = weight * run.model.loss_and_gradients(x[start:stop], y[start:stop], run.cost, scale=weight)
         if shares:
             losses = self.pool.gather(range(len(shares)))
@@ -371,7 +385,7 @@ class Async(_LocalWorkers):
             self._busy[k] = self.version
             self.pool.gradient(k, 0, len(x), 1.0)
         else:  # local_share, every worker process busy: this batch is computed here, on run.model
-            with blas_threads(self.blas_threads):
+            with _blas_threads(self.blas_threads):
                 loss = run.model.loss_and_gradients(x, y, run.cost)
             # fresh: computed on the current parameters, applied before anything else (tau = 1)
             self._update(run, Update(run.model.grads()), float(loss))
