@@ -68,3 +68,19 @@ def torch_epoch_timer(model: Any, loss_fn: Any, optimizer: Any, x: Any, y: Any, 
         return time.perf_counter() - started
 
     return epoch
+
+
+def run_child(command: list[str], what: str, env: dict[str, str] | None = None) -> dict | None:
+    """Run one measurement in a process of its own and return the JSON it prints last; ``None`` when the
+    child needs PyTorch and it is not installed; any other failure ends the benchmark naming ``what``."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        if "--framework" in command and command[command.index("--framework") + 1] == "torch" \
+                and "No module named 'torch'" in done.stderr:
+            return None
+        sys.exit(f"{what} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

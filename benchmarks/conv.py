@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 if "--numpy-first" in sys.argv:  # the variant "NumPy imported first": before anything else
@@ -45,7 +44,7 @@ from numpyml_core.data import ArraySplit
 from numpyml_core.plugins import get_plugin_manager
 from numpyml_core.trainer import prepare, train
 
-from _common import SyntheticImages, register_dataset, torch_epoch_timer
+from _common import SyntheticImages, register_dataset, run_child, torch_epoch_timer
 
 BATCH = 64
 
@@ -197,12 +196,7 @@ def measure(net: str, variant: str, args: argparse.Namespace) -> dict | None:
         flags = ["--numpy-first"]
     command = [python, __file__, "--child", net, "--framework", framework, "--batches", str(args.batches),
                "--repeats", str(args.repeats), *flags]
-    done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
-    if done.returncode != 0:
-        if framework == "torch" and "No module named 'torch'" in done.stderr:
-            return None
-        sys.exit(f"{variant} on {net} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_child(command, f"{variant} on {net}", env={**os.environ, **env})
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -29,7 +28,7 @@ import numpyml_core as nm
 import numpy as np
 from numpyml_core.plugins import get_plugin_manager
 
-from _common import SyntheticImages, register_dataset, torch_epoch_timer
+from _common import SyntheticImages, register_dataset, run_child, torch_epoch_timer
 
 
 class _SyntheticMNIST(SyntheticImages):
@@ -114,12 +113,7 @@ def measure(batch_size: int, variant: str, args: argparse.Namespace) -> dict | N
     framework, flags = VARIANTS[variant]
     command = [sys.executable, __file__, "--child", str(batch_size), "--framework", framework,
                "--epochs", str(args.epochs), *flags]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        if framework == "torch" and "No module named 'torch'" in done.stderr:
-            return None
-        sys.exit(f"{variant} with batch {batch_size} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_child(command, f"{variant} with batch {batch_size}")
 
 
 def main() -> None:
