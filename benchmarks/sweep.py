@@ -9,7 +9,9 @@ The grid: 2 learning rates x 2 batch sizes (``optimizer.learning_rate=0.1,0.5``,
 the sweep) and is timed from start to end, data loading and process starts included: the time a
 user waits. ``--jobs 1`` runs the trials one after the other, each with as many BLAS threads as
 there are cores; ``--jobs 2`` runs two at once with cores/2 BLAS threads each. Prints both times and
-their ratio. ``--repeats`` (1) runs the pair again, alternating, and keeps each one's best time. Run
+their ratio; ``--ray`` also times ``--jobs 2 --ray local`` (Ray started for the sweep and stopped after
+it, included in the time; needs ``numpyml[ray]``). ``--repeats`` (1) runs them again, alternating, and keeps
+each one's best time. Run
 it alone on the machine (``flock``), or the figures say more about the neighbours than about numpyml.
 """
 
@@ -48,17 +50,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="more --set options for every trial (a smoke test: --set dataset.validation=50)")
+    parser.add_argument("--ray", action="store_true", help="also time --jobs 2 --ray local")
     args = parser.parse_args()
     extra = [word for item in args.set for word in ("--set", item)]
-    best = {1: float("inf"), 2: float("inf")}
+    best = {1: float("inf"), 2: float("inf"), "ray": float("inf")}
     for _ in range(args.repeats):
         for jobs in (1, 2):
             best[jobs] = min(best[jobs], timed_sweep(args.experiment, jobs, args.epochs, args.data_dir, extra))
+        if args.ray:
+            best["ray"] = min(best["ray"], timed_sweep(args.experiment, 2, args.epochs, args.data_dir,
+                                                       [*extra, "--ray", "local"]))
     print(f"4-trial grid (2 learning rates x 2 batch sizes, {args.epochs} epoch{'s' if args.epochs != 1 else ''} of "
           f"{Path(args.experiment).name}), {os.cpu_count()} cores:")
     print(f"  --jobs 1: {best[1]:.1f} s")
     print(f"  --jobs 2: {best[2]:.1f} s")
     print(f"  speed-up: {best[1] / best[2]:.2f}x")
+    if args.ray:
+        print(f"  --jobs 2 --ray local: {best['ray']:.1f} s ({best[1] / best['ray']:.2f}x --jobs 1; "
+              "Ray's start included)")
 
 
 if __name__ == "__main__":
