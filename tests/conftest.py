@@ -8,6 +8,7 @@ import os
 import sys
 import textwrap
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -60,6 +61,35 @@ def memory_cap():
         yield
 
 
+def write_dist(root: Path, name: str, version: str, entry_points: dict[str, str], modules: dict[str, str]) -> Path:
+    """A fake installed distribution in ``root``: a dist-info folder with ``numpyml`` entry points, and modules."""
+    info = root / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    lines = "\n".join(f"{ep} = {module}" for ep, module in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[numpyml]\n{lines}\n")
+    for module, source in modules.items():
+        (root / f"{module}.py").write_text(textwrap.dedent(source))
+        sys.modules.pop(module, None)
+    return root
+
+
+@contextlib.contextmanager
+def site_for_workers(root: Path) -> Iterator[Path]:
+    """``root`` on ``sys.path`` and on ``PYTHONPATH`` (worker processes and Ray see it) within the block."""
+    old_path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [str(root), old_path] if p)
+    sys.path.insert(0, str(root))
+    try:
+        yield root
+    finally:
+        sys.path.remove(str(root))
+        if old_path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old_path
+
+
 @pytest.fixture
 def make_dist(tmp_path, monkeypatch):
     """Write a fake installed distribution (a dist-info folder and modules) and put it on sys.path.
@@ -72,15 +102,7 @@ def make_dist(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(root))
 
     def make(name: str, version: str, entry_points: dict[str, str], modules: dict[str, str]) -> Path:
-        info = root / f"{name.replace('-', '_')}-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-        lines = "\n".join(f"{ep} = {module}" for ep, module in entry_points.items())
-        (info / "entry_points.txt").write_text(f"[numpyml]\n{lines}\n")
-        for module, source in modules.items():
-            (root / f"{module}.py").write_text(textwrap.dedent(source))
-            sys.modules.pop(module, None)
-        return root
+        return write_dist(root, name, version, entry_points, modules)
 
     yield make
     for module in list(sys.modules):

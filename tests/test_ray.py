@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpyml_core as nm
 from numpyml_core.serialization import load_tensors
 
 from blobs import EXPERIMENT, SOURCE
-from conftest import require_real_data
+from conftest import require_real_data, site_for_workers, write_dist
 
 pytestmark = pytest.mark.ray
 
@@ -40,21 +39,10 @@ def site(tmp_path_factory):
     """The fake blobs dataset as an installed distribution, visible to Ray's worker processes."""
     if ray is None:
         require_real_data("Ray is not installed: pip install 'numpyml[ray]'")
-    root = tmp_path_factory.mktemp("site")
-    info = root / "fakeplug_blobs-0.0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeplug-blobs\nVersion: 0.0.1\n")
-    (info / "entry_points.txt").write_text("[numpyml]\nblobs = fakeplug_blobs\n")
-    (root / "fakeplug_blobs.py").write_text(textwrap.dedent(SOURCE))
-    old_path = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [str(root), old_path] if p)
-    sys.path.insert(0, str(root))
-    yield root
-    sys.path.remove(str(root))
-    if old_path is None:
-        os.environ.pop("PYTHONPATH", None)
-    else:
-        os.environ["PYTHONPATH"] = old_path
+    root = write_dist(tmp_path_factory.mktemp("site"), "fakeplug-blobs", "0.0.1", {"blobs": "fakeplug_blobs"},
+                      {"fakeplug_blobs": SOURCE})
+    with site_for_workers(root):
+        yield root
 
 
 @pytest.fixture(scope="module")

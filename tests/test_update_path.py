@@ -11,19 +11,16 @@ whichever strategy computed it: ``serial``, ``sync`` (shares weighted ``n_k / n`
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 import numpyml_core as nm
-from numpyml_core import hookimpl
 from numpyml_core.plugin_api import Update
 
 from blobs import EXPERIMENT, SOURCE
-from conftest import require_real_data
+from conftest import require_real_data, site_for_workers, write_dist
 
 COUNTER = SOURCE + '''
 
@@ -57,22 +54,11 @@ def numpyml_register_components(register):
 def site(tmp_path_factory):
     """The blobs dataset and the counting layer as an installed distribution, visible to worker processes
     (spawned by ``sync``/``async``, or started by Ray)."""
-    root = tmp_path_factory.mktemp("site")
-    info = root / "fakeplug_counter-0.0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeplug-counter\nVersion: 0.0.1\n")
-    (info / "entry_points.txt").write_text("[numpyml]\ncounter = fakeplug_counter\n")
-    (root / "fakeplug_counter.py").write_text(textwrap.dedent(COUNTER))
-    old_path = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [str(root), old_path] if p)
-    sys.path.insert(0, str(root))
-    yield root
-    sys.path.remove(str(root))
+    root = write_dist(tmp_path_factory.mktemp("site"), "fakeplug-counter", "0.0.1", {"counter": "fakeplug_counter"},
+                      {"fakeplug_counter": COUNTER})
+    with site_for_workers(root):
+        yield root
     sys.modules.pop("fakeplug_counter", None)
-    if old_path is None:
-        os.environ.pop("PYTHONPATH", None)
-    else:
-        os.environ["PYTHONPATH"] = old_path
 
 
 def counted(tmp_path, strategy: str) -> tuple[float, int]:
