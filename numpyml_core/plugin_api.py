@@ -17,7 +17,6 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "trainer": ("build_model", "validate_experiment", "Update", "GradientWorker"),
     "plugins": ("set_plugin_manager",),
     "arrays": ("share_ranges", "as_float"),
-    "staleness": ("StalenessCompensation",),
     "workers": ("validate_worker_count",),
     "data": ("ArraySplit", "data_dir_from_env"),
     "io": ("atomic_write_text", "atomic_write_bytes"),
@@ -29,7 +28,6 @@ _MODULES: dict[str, tuple[str, ...]] = {
 #: public name -> (private module, name there; ``None``: the module itself)
 _NAMES: dict[str, tuple[str, str | None]] = {
     **{name: (module, name) for module, names in _MODULES.items() for name in names},
-        "STALENESS_RULES": ("staleness", "RULES"),
     "read_model": ("serialization", "load_model"),
     "hookspecs": ("hookspecs", None),
 }

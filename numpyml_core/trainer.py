@@ -108,7 +108,7 @@ class Run:
 
     def apply_update(self, update: Update, compensation: Any = None) -> None:
         """The one way training changes the model: merge the layer state, then compensate the staleness
-        (``compensation``: a :class:`~numpyml_core.plugin_api.StalenessCompensation`), call the
+        (``compensation``: a component of kind ``staleness``, docs/plugins.md), call the
         ``numpyml_before_update`` hook and step the optimizer. The layer-state rule, for every state array:
         ``state + sum(weight * (after - before))`` over ``update.state`` (each share adds its change)."""
         for name, value in self.model.state().items() if update.state else ():

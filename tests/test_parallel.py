@@ -21,9 +21,9 @@ from numpyml_core.plugins import get_plugin_manager
 from numpyml_core.trainer import prepare, train
 
 from blobs import EXPERIMENT, SOURCE
-from numpyml_core.plugin_api import StalenessCompensation
 from numpyml_parallel._pool import WorkerError
 from numpyml_parallel._shared import segment_names
+from numpyml_parallel.staleness import StalenessCompensation
 
 EXPLODE = '''
 import numpy as np
@@ -300,6 +300,12 @@ def test_divide_scales_the_learning_rate_by_the_staleness():
     assert StalenessCompensation("none").learning_rate_factor(3) == 1.0
     assert StalenessCompensation("dc").learning_rate_factor(3) == 1.0
 
+
+
+def test_the_rules_are_a_registered_component_for_other_plugins():
+    """ray_async (another plugin) reaches the same rules through the registry: kind 'staleness'."""
+    rule = nm.create("staleness", "compensation", rule="dc", dc_lambda=0.5)
+    assert isinstance(rule, StalenessCompensation) and rule.rule == "dc" and rule.dc_lambda == 0.5
 
 def test_delay_compensation_formula():
     rng = np.random.default_rng(0)

@@ -121,7 +121,7 @@ class FakeRun:
 
 
 def test_apply_update_merges_state_then_calls_the_hook_and_steps_with_the_compensated_rate():
-    from numpyml_core.plugin_api import StalenessCompensation
+    from numpyml_parallel.staleness import StalenessCompensation
     from numpyml_core.trainer import Run  # the method under test, applied to a stand-in run
 
     run = FakeRun()

@@ -70,6 +70,7 @@ __all__ = [
     "check_schedule",
     "check_callback",
     "check_strategy",
+    "check_staleness",
     "check_component",
     "probe_params",
     "run_tiny_experiment",
@@ -601,6 +602,30 @@ def check_strategy(make: Callable[[], Any]) -> dict[str, Any]:
     return {"summary": summary}
 
 
+def check_staleness(make: Callable[[], Any]) -> dict[str, Any]:
+    """The staleness-compensation contract of ``run.apply_update(update, compensation)``:
+    ``learning_rate_factor(tau)`` is a positive number (1 for a fresh gradient, ``tau == 1``), and
+    ``compensate(grads, params_now, params_stale, tau)`` leaves grads of the same shape and dtype, finite,
+    and unchanged when fresh."""
+    rule = make()
+    factors = {tau: rule.learning_rate_factor(tau) for tau in (1, 2, 5)}
+    for tau, factor in factors.items():
+        _require(isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0,
+                 f"learning_rate_factor({tau}) must be a positive number, got {factor!r}")
+    _require(factors[1] == 1.0, f"learning_rate_factor(1) (a fresh gradient) must be 1, got {factors[1]!r}")
+    rng = np.random.default_rng(0)
+    now, stale = (rng.standard_normal((3, 4)).astype(np.float32) for _ in range(2))
+    for tau, read in ((1, now), (3, stale)):
+        grads = {"0.weight": rng.standard_normal((3, 4)).astype(np.float32)}
+        before = grads["0.weight"].copy()
+        rule.compensate(grads, {"0.weight": now}, {"0.weight": read}, tau)
+        out = grads["0.weight"]
+        _require(isinstance(out, np.ndarray) and out.shape == (3, 4) and out.dtype == np.float32
+                 and np.all(np.isfinite(out)), f"compensate (tau {tau}) must leave finite float32 (3, 4) grads")
+        _require(tau > 1 or np.array_equal(out, before), "compensate changed a fresh gradient (tau 1)")
+    return {"learning_rate_factors": factors}
+
+
 # --------------------------------------------------------------------------------------------
 # a tiny experiment, end to end
 # --------------------------------------------------------------------------------------------
@@ -848,6 +873,7 @@ CHECKS: dict[str, Callable[..., dict[str, Any]]] = {
     "schedule": check_schedule,
     "callback": check_callback,
     "strategy": check_strategy,
+    "staleness": check_staleness,
 }
 
 

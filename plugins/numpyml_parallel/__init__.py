@@ -22,3 +22,5 @@ def numpyml_register_components(register):
     # lazy references ("module:Class", docs/plugins.md): a module is imported when its component is first used
     register("strategy", "sync", "numpyml_parallel.strategies:Sync")
     register("strategy", "async", "numpyml_parallel.strategies:Async")
+    # the staleness rules of async, also for ray_async (numpyml_core.create("staleness", "compensation", ...))
+    register("staleness", "compensation", "numpyml_parallel.staleness:StalenessCompensation")

@@ -9,11 +9,12 @@ from typing import Any, Literal
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from numpyml_core.plugin_api import StalenessCompensation, Update, share_ranges, validate_worker_count
+from numpyml_core.plugin_api import Update, share_ranges, validate_worker_count
 
 from ._binding import Binding
 from ._pool import WorkerError, WorkerPool, WorkerStartError
 from ._shared import SharedArrays, new_token, reclaim_dead_segments
+from .staleness import StalenessCompensation
 
 
 @functools.cache

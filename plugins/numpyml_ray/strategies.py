@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from numpyml_core import ConfigError, RunFailed
-from numpyml_core.plugin_api import StalenessCompensation, Update, validate_worker_count, share_ranges
+from numpyml_core import ConfigError, RunFailed, create
+from numpyml_core.plugin_api import Update, validate_worker_count, share_ranges
 
 INSTALL_HINT = "pip install 'numpyml[ray]' (or: uv pip install 'numpyml[ray]')"
 
@@ -234,7 +234,11 @@ class RayAsync(_RayWorkers):
                  staleness: Literal["none", "divide", "dc", "dc_adaptive"] = "divide",
                  dc_lambda: float = 0.04, dc_momentum: float = 0.95) -> None:
         super().__init__(address, workers, cpus_per_worker, blas_threads, timeout, connect_timeout)
-        self.compensation = StalenessCompensation(staleness, dc_lambda, dc_momentum)
+        try:  # the rules of the local async strategy, registered by the numpyml_parallel plugin
+            self.compensation = create("staleness", "compensation", rule=staleness, dc_lambda=dc_lambda,
+                                       dc_momentum=dc_momentum)
+        except ConfigError as exc:  # a bad dc_lambda or dc_momentum: this strategy's parameter
+            raise ValueError(str(exc).removeprefix("staleness 'compensation': ")) from None
         self.staleness = staleness
 
     def _setup(self, run: Any) -> None:
@@ -249,7 +253,7 @@ class RayAsync(_RayWorkers):
             loss = self._collect(run)
         worker = self.idle.popleft()
         stale = ({k: v.copy() for k, v in run.model.params().items()}
-                 if self.compensation.kind in ("dc", "dc_adaptive") else None)
+                 if self.compensation.rule in ("dc", "dc_adaptive") else None)
         before = {k: v.copy() for k, v in run.model.state().items()}  # the layer state the worker starts from
         ref = self.actors[worker].compute.remote(self._weights(run), *self._args(run, x, y))
         self.in_flight[ref] = (worker, self.version, stale, before)

@@ -1,11 +1,12 @@
-"""Gradient-staleness compensation for asynchronous updating (shared by ``async`` and ``ray_async``).
+"""Gradient-staleness compensation for asynchronous updating: component kind ``staleness``, name ``compensation``.
 
-How the staleness ``tau`` is counted, the rules and their papers: docs/parallel.md ("Rules").
+``async`` uses it directly; ``ray_async`` (another plugin) through ``numpyml_core.create("staleness",
+"compensation", rule=...)``. How the staleness ``tau`` is counted, the rules and their papers: docs/parallel.md.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Literal, Mapping
 
 import numpy as np
 
@@ -20,28 +21,29 @@ class StalenessCompensation:
     gradient (delay-compensated ASGD, with a constant or an adaptive ``lambda``).
     """
 
-    def __init__(self, kind: str = "divide", dc_lambda: float = 0.04, dc_momentum: float = 0.95):
-        if kind not in RULES:
-            raise ValueError(f"staleness must be one of {', '.join(repr(r) for r in RULES)}; got {kind!r}")
+    def __init__(self, rule: Literal["none", "divide", "dc", "dc_adaptive"] = "divide", dc_lambda: float = 0.04,
+                 dc_momentum: float = 0.95):
+        if rule not in RULES:
+            raise ValueError(f"staleness must be one of {', '.join(repr(r) for r in RULES)}; got {rule!r}")
         if not dc_lambda >= 0:
             raise ValueError(f"dc_lambda must be at least 0, got {dc_lambda}")
         if not 0 <= dc_momentum < 1:
             raise ValueError(f"dc_momentum must be in [0, 1), got {dc_momentum}")
-        self.kind = kind
+        self.rule = rule
         self.dc_lambda = float(dc_lambda)
         self.dc_momentum = float(dc_momentum)
         self.mean_square: dict[str, np.ndarray] = {}
 
     def learning_rate_factor(self, tau: int) -> float:
         """What the optimizer's learning rate is multiplied by for a gradient of staleness ``tau``."""
-        return 1.0 / tau if self.kind == "divide" and tau > 1 else 1.0
+        return 1.0 / tau if self.rule == "divide" and tau > 1 else 1.0
 
     def compensate(self, grads: Mapping[str, np.ndarray], params_now: Mapping[str, np.ndarray],
                    params_stale: Mapping[str, np.ndarray], tau: int) -> None:
         """Correct ``grads`` in place, ``g += lambda * g * g * (w_now - w_stale)`` (the ``dc`` rules only)."""
-        if self.kind not in ("dc", "dc_adaptive"):
+        if self.rule not in ("dc", "dc_adaptive"):
             return
-        adaptive = self.kind == "dc_adaptive"
+        adaptive = self.rule == "dc_adaptive"
         for name, grad in grads.items():
             if adaptive:  # mean_square <- momentum * mean_square + (1 - momentum) * g * g, even when fresh
                 square = self.mean_square.get(name)
