@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = ["KINDS", "Layer", "Activation", "Cost", "Initializer", "Optimizer", "Strategy", "Dataset", "Split",
            "Callback", "Transform", "Schedule", "StatefulLayer", "FirstTrainableLayer", "FusedCost",
-           "EpochEndStrategy", "BoundSchedule", "OnnxExportableLayer", "MultiplyAddsLayer"]
+           "EpochEndStrategy", "BoundSchedule"]
 
 #: Every component kind the core knows how to use; ``register`` accepts any other kind string too.
 KINDS = ("layer", "activation", "cost", "initializer", "optimizer", "strategy", "dataset", "callback", "transform",
@@ -202,19 +202,3 @@ class BoundSchedule(Schedule, Protocol):
     of the run (cosine, one-cycle)."""
 
     def bind(self, total_steps: int, steps_per_epoch: int) -> None: ...
-
-
-@runtime_checkable
-class OnnxExportableLayer(Layer, Protocol):
-    """``to_onnx(graph, x) -> y``: add the inference computation to an ONNX graph (``numpyml export``); ``x`` and
-    ``y`` name tensors batch first, NHWC, float32; raise ``ValueError`` to refuse (docs/plugins.md, docs/export.md)."""
-
-    def to_onnx(self, graph: Any, x: str) -> str: ...
-
-
-@runtime_checkable
-class MultiplyAddsLayer(Layer, Protocol):
-    """``multiply_adds(input_shape)``: multiply-adds per sample at inference (``numpyml summary``; without it a
-    layer with parameters shows ``?``). ``input_shape`` excludes the batch axis."""
-
-    def multiply_adds(self, input_shape: tuple[int, ...]) -> int: ...

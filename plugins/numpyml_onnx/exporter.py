@@ -19,7 +19,7 @@ Layers are converted by class (the built-ins, listed in :data:`CONVERTERS`), or 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -30,6 +30,15 @@ OPSET = 17
 #: The ONNX IR version of the exported models (IR 8 goes with opset 17; ONNX Runtime >= 1.15).
 IR_VERSION = 8
 INPUT, OUTPUT = "input", "probabilities"
+
+
+@runtime_checkable
+class OnnxExportableLayer(Protocol):
+    """The optional layer method this exporter uses: ``to_onnx(graph, x) -> y`` adds the inference computation to
+    an ONNX graph; ``x`` and ``y`` name tensors batch first, NHWC, float32; raise ``ValueError`` to refuse
+    (docs/plugins.md, docs/export.md)."""
+
+    def to_onnx(self, graph: Any, x: str) -> str: ...
 
 
 def require_onnx() -> Any:

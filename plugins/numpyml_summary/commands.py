@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Protocol, runtime_checkable
 
 import typer
 
@@ -13,6 +13,14 @@ from numpyml_core import UserError
 from numpyml_core.plugin_api import user_errors
 
 BYTES = 4  # float32
+
+
+@runtime_checkable
+class MultiplyAddsLayer(Protocol):
+    """The optional layer method this command uses: ``multiply_adds(input_shape)``, multiply-adds per sample at
+    inference (without it a layer with parameters shows ``?``). ``input_shape`` excludes the batch axis."""
+
+    def multiply_adds(self, input_shape: tuple[int, ...]) -> int: ...
 
 
 def _activation_name(config: dict[str, Any]) -> str | None:
