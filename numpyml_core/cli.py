@@ -5,17 +5,13 @@ A user mistake prints one paragraph to stderr and exits with status 2; an interr
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
-import sys
-import warnings
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import typer
 
-from .commands import CommandGroup, error, plugin_manager, user_errors
+from .commands import CommandGroup, error, messages_to_stderr, plugin_manager, user_errors
 
 app = typer.Typer(name="numpyml", help="Train and evaluate neural networks described in TOML files; every component "
                   "is a plugin.", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -40,32 +36,11 @@ def _main(
     del disable_plugin  # read by CommandGroup, which loads the plugins before their commands
 
 
-@contextlib.contextmanager
-def _messages_to_stderr() -> Iterator[None]:
-    """While a command runs, warnings and the ``numpyml`` logger's notices are one line each on stderr."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("numpyml")
-    saved = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", UserWarning)
-        warnings.showwarning = lambda message, *args, **kwargs: print(f"warning: {message}", file=sys.stderr)
-        try:
-            yield
-        finally:
-            logger.removeHandler(handler)
-            logger.setLevel(saved[0])
-            logger.propagate = saved[1]
-
-
 def _run_and_report(quiet: bool, call: Any) -> None:
     """Call ``call()`` (an API run), its warnings and notices on stderr; Ctrl-C exits 130 with the resume hint."""
     from .api import TrainingInterrupted
 
-    with user_errors(), _messages_to_stderr():
+    with user_errors(), messages_to_stderr():
         try:
             result = call()
         except TrainingInterrupted as exc:

@@ -7,6 +7,7 @@ Plugins add commands with the ``numpyml_register_commands(app)`` hook; their com
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import warnings
 from typing import Any, Iterator
@@ -14,10 +15,10 @@ from typing import Any, Iterator
 import typer
 from typer.core import TyperGroup
 
-from .errors import PluginError, PluginWarning, UserError, did_you_mean
+from .errors import PluginError, UserError, did_you_mean
 from .plugins import PluginManager, get_plugin_manager, set_plugin_manager
 
-__all__ = ["CommandGroup", "components_of_kind", "error", "plugin_manager", "user_errors"]
+__all__ = ["CommandGroup", "components_of_kind", "error", "messages_to_stderr", "plugin_manager", "user_errors"]
 
 #: this invocation's ``--disable-plugin`` names and the manager loaded for them
 state: dict[str, Any] = {"disable": [], "manager": None}
@@ -69,19 +70,25 @@ def components_of_kind(components: list[Any], kind: str, prefix: str = "") -> li
 
 
 @contextlib.contextmanager
-def _plugin_warnings_as_lines() -> Iterator[None]:
-    """While plugins load, a :class:`PluginWarning` is one ``warning: ...`` line on stderr, like a failed plugin's."""
-
-    def show(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-        if issubclass(category, PluginWarning):
-            print(f"warning: {message}", file=sys.stderr)
-        else:
-            shown(message, category, filename, lineno, file, line)
-
+def messages_to_stderr() -> Iterator[None]:
+    """While plugins load or a command runs, warnings (a :class:`PluginWarning` too) and the ``numpyml`` logger's
+    notices are one line each on stderr, like a failed plugin's ``warning: ...``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("numpyml")
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
     with warnings.catch_warnings():
-        shown = warnings.showwarning
-        warnings.showwarning = show
-        yield
+        warnings.simplefilter("always", UserWarning)
+        warnings.showwarning = lambda message, *args, **kwargs: print(f"warning: {message}", file=sys.stderr)
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(saved[0])
+            logger.propagate = saved[1]
 
 
 class CommandGroup(TyperGroup):
@@ -100,7 +107,7 @@ class CommandGroup(TyperGroup):
         state["manager"] = None
         self.plugin_of = {}
         try:
-            with _plugin_warnings_as_lines():
+            with messages_to_stderr():
                 manager = plugin_manager()
             apps: dict[str, typer.Typer] = {}
             manager.register_commands(lambda plugin: apps.setdefault(plugin, typer.Typer()))
