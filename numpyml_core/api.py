@@ -112,12 +112,7 @@ def _make_callbacks(experiment: Experiment, defaults: list[str]) -> list[Any]:
             callbacks.append(manager.create("callback", name))
         else:
             warnings.warn(f"the default callback '{name}' is not installed (plugin disabled?)", stacklevel=3)
-    for component in spec.callbacks:
-        try:
-            callbacks.append(manager.create("callback", component.type, **dict(component.params)))
-        except ConfigError as exc:
-            raise ConfigError(f"{component.where}: {exc}") from None
-    return callbacks
+    return callbacks + [component.create(manager) for component in spec.callbacks]
 
 
 def resolved_config(experiment: Experiment) -> str:

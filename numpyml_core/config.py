@@ -132,6 +132,14 @@ class ComponentSpec:
     def as_table(self) -> dict[str, Any]:
         return {"type": self.type, **self.params}
 
+    def create(self, manager: Any) -> Any:
+        """The component, built by ``manager`` (a PluginManager); a :class:`ConfigError` names :attr:`where`."""
+        try:
+            return manager.create(self.kind, self.type, **dict(self.params))
+        except ConfigError as exc:
+            message = str(exc)
+            raise ConfigError(message if message.startswith(self.where) else f"{self.where}: {message}") from None
+
 
 @dataclass
 class TrainingSpec:

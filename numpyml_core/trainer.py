@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pluggy
 
-from .config import ComponentSpec, ExperimentSpec
+from .config import ExperimentSpec
 from .errors import ConfigError, UserError
 from .model import Model
 from .plugins import PluginManager, get_plugin_manager, run_hook_manager
@@ -152,19 +152,11 @@ class Run:
         return names
 
 
-def _create(manager: PluginManager, spec: ComponentSpec) -> Any:
-    try:
-        return manager.create(spec.kind, spec.type, **dict(spec.params))
-    except ConfigError as exc:
-        message = str(exc)
-        raise ConfigError(message if message.startswith(spec.where) else f"{spec.where}: {message}") from None
-
-
 def build_model(spec: ExperimentSpec, manager: PluginManager, input_shape: tuple[int, ...],
                 rng: np.random.Generator) -> Model:
     """Create and build the experiment's layers, then push a tiny batch through them
     (:meth:`Model.check_forward_shapes`); shape problems become config errors."""
-    layers = [_create(manager, layer) for layer in spec.layers]
+    layers = [layer.create(manager) for layer in spec.layers]
     model = Model(layers, [layer.as_table() for layer in spec.layers])
     try:
         model.build(tuple(input_shape), rng)
@@ -182,7 +174,7 @@ class GradientWorker:
     def __init__(self, spec: ExperimentSpec, input_shape: tuple[int, ...], seed: Any):
         manager = get_plugin_manager()
         self.model = build_model(spec, manager, tuple(input_shape), np.random.default_rng(seed))
-        self.cost = _create(manager, spec.cost)
+        self.cost = spec.cost.create(manager)
 
     def gradients(self, x: np.ndarray, y: np.ndarray, params: Mapping[str, np.ndarray] | None = None,
                   state: Mapping[str, np.ndarray] | None = None, scale: float = 1.0) -> float:
@@ -203,7 +195,7 @@ def random_generators(seed: int) -> tuple[np.random.Generator, np.random.Generat
 
 def _build(spec: ExperimentSpec, manager: PluginManager) -> tuple[Any, tuple[np.random.Generator, ...], Model]:
     """The dataset, the :func:`random_generators` and the network, checked against the dataset's classes."""
-    dataset = _create(manager, spec.dataset)
+    dataset = spec.dataset.create(manager)
     rngs = random_generators(spec.seed)
     model = build_model(spec, manager, dataset.input_shape, rngs[0])
     classes = getattr(dataset, "num_classes", None)
@@ -226,7 +218,7 @@ def validate_experiment(spec: ExperimentSpec, manager: PluginManager) -> Model:
                           f"(for example validation = {train // 6}).")
     for component in [spec.cost, spec.optimizer, spec.strategy, spec.schedule, *spec.transforms]:
         if component is not None:
-            _create(manager, component)
+            component.create(manager)
     return model
 
 
@@ -234,9 +226,9 @@ def prepare(spec: ExperimentSpec, manager: PluginManager, data_dir: str | None =
     """Build the run's components and network, load the data and carve out the validation split.
     ``folder``: the :class:`numpyml_core.RunFolder` the run writes (``None``: no files)."""
     dataset, (init_rng, shuffle_rng, augment_rng), model = _build(spec, manager)
-    cost, optimizer, strategy = (_create(manager, part) for part in (spec.cost, spec.optimizer, spec.strategy))
-    schedule = _create(manager, spec.schedule) if spec.schedule is not None else None
-    transforms = [_create(manager, t) for t in spec.transforms]
+    cost, optimizer, strategy = (part.create(manager) for part in (spec.cost, spec.optimizer, spec.strategy))
+    schedule = spec.schedule.create(manager) if spec.schedule is not None else None
+    transforms = [t.create(manager) for t in spec.transforms]
 
     splits = dict(dataset.load(data_dir))
     if "train" not in splits:
