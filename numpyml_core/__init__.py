@@ -1,10 +1,6 @@
-"""numpyml core: protocols, hook specifications, plugin registry, experiments, trainer, the Python API, CLI.
-
-The Python API (docs/api.md): ``nm.Experiment.load(path, overrides=...)``, ``nm.run(exp, output=...)``,
-``nm.load_model(path)``, ``nm.evaluate(model, dataset=..., split=...)``. Plugins register components through
-``@hookimpl def numpyml_register_components(register)`` (docs/plugins.md); the core never imports a plugin.
-Importing this package imports neither a plugin nor NumPy: the API's names load their modules when used.
-"""
+"""numpyml core: protocols, hook specifications, plugin registry, experiments, trainer, the Python API
+(docs/api.md: ``nm.Experiment.load``, ``nm.run``, ``nm.load_model``, ``nm.evaluate``), CLI. Plugins: docs/plugins.md.
+Importing this package imports neither a plugin nor NumPy: the API's names load their modules when used."""
 
 from .bundled import bundled_experiments, experiment_path
 from .errors import ConfigError, MissingExtra, PluginError, PluginWarning, RunFailed, RunFolderInUse, UserError

@@ -1,8 +1,5 @@
-"""The experiment files that come with numpyml (the repository's ``experiments/*.toml``).
-
-A wheel carries them as ``numpyml_core/experiments/`` (pyproject.toml's hatch ``force-include``); an
-editable install (a clone) reads the repository's ``experiments/`` folder itself. Standard library only.
-"""
+"""The experiment files that come with numpyml: ``experiments/*.toml``, in a wheel ``numpyml_core/experiments/``
+(pyproject.toml's hatch ``force-include``). Rules: docs/api.md, ``Experiment.load``."""
 
 from __future__ import annotations
 
@@ -15,12 +12,8 @@ _HERE = Path(__file__).resolve().parent
 
 
 def bundled_experiments() -> dict[str, Path]:
-    """The bundled experiment files by name (the file name without ``.toml``: ``"mnist"``), sorted.
-
-    They are the packaged folder ``numpyml_core/experiments/`` in an installed wheel, else (an editable
-    install of a clone) the repository's ``experiments/`` next to ``numpyml_core/``; ``{}`` when neither
-    exists. ``numpyml run NAME`` and ``Experiment.load(NAME)`` use them for a bare name that is not a
-    file in the current folder; ``numpyml experiments`` lists them."""
+    """The bundled experiment files by name (``"mnist"``), sorted: a wheel's ``numpyml_core/experiments/``, else
+    (a clone) the repository's ``experiments/``; ``{}`` when neither exists."""
     for folder in (_HERE / "experiments", _HERE.parent / "experiments"):
         if folder.is_dir():
             return {path.stem: path for path in sorted(folder.glob("*.toml")) if path.is_file()}

@@ -1,6 +1,5 @@
-"""Checkpoints: everything a run needs to continue exactly, in one safetensors file (see docs/reliability.md).
-
-Tensors ``model/*``, ``optimizer/*``, ``callback/<id>/*``; metadata ``format``, ``format_version``, ``state`` (JSON)."""
+"""Checkpoints: all a run needs to continue exactly, in one safetensors file (docs/reliability.md): tensors
+``model/*``, ``optimizer/*``, ``callback/<id>/*``; metadata ``format``, ``format_version``, ``state`` (JSON)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""The ``numpyml`` command line: parses arguments and calls the API (numpyml_core.api).
-
-A user mistake prints one paragraph to stderr and exits with status 2; an interrupted run exits with 130.
-"""
+"""The ``numpyml`` command line: parses arguments and calls the API (numpyml_core.api). A user mistake prints one
+paragraph to stderr and exits with status 2; an interrupted run exits with 130."""
 
 from __future__ import annotations
 

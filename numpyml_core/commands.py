@@ -1,8 +1,5 @@
-"""What every ``numpyml`` command uses, the core's and plugins' alike, and the command line's click group.
-
-Plugins add commands with the ``numpyml_register_commands(app)`` hook; their command functions use
-:func:`user_errors` and :func:`plugin_manager` (docs/plugins.md, "Adding commands").
-"""
+"""What every ``numpyml`` command uses, the core's and plugins' (docs/plugins.md, "Adding commands"), and the
+command line's click group, which adds the plugins' commands (hook ``numpyml_register_commands(app)``)."""
 
 from __future__ import annotations
 
@@ -92,10 +89,8 @@ def messages_to_stderr() -> Iterator[None]:
 
 
 class CommandGroup(TyperGroup):
-    """The ``numpyml`` group: the core's commands, then the plugins' (``plugin_of``: command -> plugin).
-
-    Plugins load when click first asks for a command or the list, after ``--disable-plugin`` (eager) is parsed.
-    """
+    """The ``numpyml`` group: the core's commands, then the plugins' (``plugin_of``: command -> plugin), loaded
+    when click first asks for a command or the list, after ``--disable-plugin`` (eager) is parsed."""
 
     plugin_of: dict[str, str]
     manager: PluginManager | None = None

@@ -9,14 +9,9 @@ import numpy as np
 
 
 class ArraySplit:
-    """A split held as arrays: ``x`` (uint8 images or float features) and integer labels ``y``.
-
-    ``batch(indices)`` returns float32 inputs and int64 labels, converting only the requested rows:
-    ``x * scale`` (``scale`` is 1/255 for uint8 by default, else 1), then, when ``mean`` and ``std``
-    are given, ``(x * scale - mean) / std`` per channel (the last axis). ``mean`` and ``std`` are
-    in the scaled units (for images: fractions of 255), scalars or one value per channel, so the
-    same normalization applies to every split made with them (training, validation, test).
-    """
+    """A split held as arrays, ``x`` (uint8 images or float features) and integer labels ``y``; ``batch(indices)``
+    converts only those rows to float32: ``x * scale`` (default 1/255 for uint8, else 1), then with ``mean`` and
+    ``std`` (scaled units, scalars or one per channel, the last axis) ``(x * scale - mean) / std``."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, scale: float | None = None,
                  mean: float | Sequence[float] | np.ndarray | None = None,

@@ -1,10 +1,6 @@
-"""Hook specifications: where plugins and callbacks plug in (summarised in docs/plugins.md).
-
-Implementations are functions or methods marked :data:`numpyml_core.hookimpl`, taking any subset of the
-arguments. The process-wide plugin manager calls :data:`REGISTRATION_HOOKS` on plugin modules. Each run has a
-manager of its own (``run.hook_manager``, called through ``run.hooks``) with :data:`TRAINING_HOOKS` and that
-run's callbacks only; a training hook at module level in a plugin is ignored with a warning (register a callback).
-"""
+"""Hook specifications (docs/plugins.md): implementations are marked :data:`numpyml_core.hookimpl` and take any
+subset of the arguments. The process-wide manager calls :data:`REGISTRATION_HOOKS` on plugin modules; each run's
+own manager (``run.hooks``), :data:`TRAINING_HOOKS` on that run's callbacks (never on a plugin module)."""
 
 from __future__ import annotations
 

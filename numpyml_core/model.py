@@ -8,12 +8,10 @@ import numpy as np
 
 
 class Model:
-    """A sequential network: ``layers`` (components) and ``configs``, their ``{"type": ..., **params}`` tables.
-
-    Parameters are named ``"<layer index>.<param name>"``. A last activation with ``fusable_as`` (softmax),
-    as a layer or a layer's ``activation``, is detached as the head: a cost whose ``fused_activation``
-    matches works on the logits (stable log-sum-exp, gradient ``p - y``), any other cost goes through it.
-    """
+    """A sequential network: ``layers`` (components) and ``configs``, their ``{"type": ..., **params}`` tables;
+    parameters are named ``"<layer index>.<param name>"``. A last activation with ``fusable_as`` (softmax), as a
+    layer or a layer's ``activation``, is detached as the head: a cost whose ``fused_activation`` matches works on
+    the logits (stable log-sum-exp, gradient ``p - y``), any other cost goes through it."""
 
     def __init__(self, layers: list[Any], configs: list[dict[str, Any]] | None = None):
         self.layers = list(layers)

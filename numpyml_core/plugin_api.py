@@ -1,10 +1,5 @@
-"""The public plugin API: everything a plugin may import from numpyml besides ``numpyml_core``'s top-level names.
-
-The built-in plugins use nothing else (tests/test_architecture.py checks), so a third-party plugin can do
-whatever a built-in does. docs/plugins.md ("The public plugin API") lists every name. The modules that define
-them are private. Names load their module when first used (PEP 562): importing this imports neither NumPy
-nor typer.
-"""
+"""The public plugin API: all a plugin may import from numpyml besides ``numpyml_core``'s top-level names, and all
+the built-ins use (docs/plugins.md lists it). Names load their private module when first used (PEP 562)."""
 
 from __future__ import annotations
 

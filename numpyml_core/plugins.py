@@ -1,8 +1,5 @@
-"""Plugin discovery and the component registry.
-
-Plugins are the modules of the ``numpyml`` entry-point group (built-ins included), loaded once per process. How a
-failed plugin is contained is in docs/plugins.md ("Registering components"); how hooks are dispatched in hookspecs.
-"""
+"""Plugin discovery (the ``numpyml`` entry points, built-ins included, loaded once per process) and the component
+registry. How a failed plugin is contained: docs/plugins.md ("Registering components")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""The run folder: the one place that knows its files' names, reads and writes them, and claims it.
-
-A run creates its folder exclusively and holds a lock file in it with ``flock`` (see docs/reliability.md)."""
+"""The run folder: the one place that knows its files' names, reads and writes them, and claims it (created
+exclusively, a lock file in it held with ``flock``: docs/reliability.md)."""
 
 from __future__ import annotations
 

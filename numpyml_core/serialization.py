@@ -1,6 +1,5 @@
-"""Model files: safetensors weights (never pickled) with the architecture as JSON in the header metadata.
-
-Metadata: ``format`` (``numpyml-model``), ``format_version``, ``architecture`` (JSON), ``numpyml_version``."""
+"""Model files: safetensors weights (never pickled); metadata ``format`` (``numpyml-model``), ``format_version``,
+``architecture`` (JSON) and ``numpyml_version``."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""The training loop and its hook points.
-
-:func:`prepare` builds a :class:`Run` from a validated experiment; :func:`train` runs the epoch/batch loop,
-calling the :mod:`~numpyml_core.hookspecs` hooks on the run's callbacks.
-"""
+"""The training loop: :func:`prepare` builds a :class:`Run` from a validated experiment; :func:`train` runs the
+epoch/batch loop, calling the :mod:`~numpyml_core.hookspecs` hooks on the run's callbacks."""
 
 from __future__ import annotations
 

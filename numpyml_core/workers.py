@@ -1,7 +1,5 @@
-"""How many workers a strategy may start: at most 4 per core, unless ``NUMPYML_MAX_WORKERS`` says otherwise.
-
-Why (each worker is a Python process with its own copy of the network): docs/parallel.md.
-"""
+"""How many workers a strategy may start: at most 4 per core, unless ``NUMPYML_MAX_WORKERS`` says otherwise
+(why: docs/parallel.md)."""
 
 from __future__ import annotations
 
