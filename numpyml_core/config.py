@@ -464,11 +464,6 @@ def parse_with_overrides(data: dict[str, Any], source: str, registry: Any,
         raise  # not reached: with every override applied it fails
 
 
-def load_experiment(path: str | Path, registry: Any, overrides: dict[str, Any] | None = None) -> ExperimentSpec:
-    """Read and validate an experiment file; ``overrides`` as for :func:`parse_with_overrides`."""
-    return parse_with_overrides(read_toml(path), str(path), registry, overrides)
-
-
 def _without_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _without_none(v) for k, v in value.items() if v is not None}

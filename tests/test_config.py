@@ -6,8 +6,8 @@ import tomllib
 
 import pytest
 
-from numpyml_core import PluginManager
-from numpyml_core.config import dumps_toml, load_experiment, parse_experiment
+from numpyml_core import Experiment, PluginManager
+from numpyml_core.config import dumps_toml, parse_experiment
 from numpyml_core.errors import ConfigError
 from numpyml_core.trainer import validate_experiment
 
@@ -98,12 +98,12 @@ def test_invalid_toml_reports_line_and_column(tmp_path, manager):
     path = tmp_path / "bad.toml"
     path.write_text('name = "x"\n[dataset\ntype = "mnist"\n')
     with pytest.raises(ConfigError, match=r"bad.toml: invalid TOML: .*line 2"):
-        load_experiment(path, manager.registry)
+        Experiment.load(path, manager=manager)
 
 
 def test_missing_file(tmp_path, manager):
     with pytest.raises(ConfigError, match="no such experiment file"):
-        load_experiment(tmp_path / "nope.toml", manager.registry)
+        Experiment.load(tmp_path / "nope.toml", manager=manager)
 
 
 def test_resolved_config_round_trips(manager):

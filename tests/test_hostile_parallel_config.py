@@ -248,7 +248,7 @@ def test_the_shape_probe_passes_builtin_networks_and_changes_nothing(site, tmp_p
     """Batch norm and dropout in the probe: inference mode, running statistics untouched."""
     import numpy as np
 
-    from numpyml_core.config import load_experiment
+    import numpyml_core as nm
     from numpyml_core.plugins import get_plugin_manager
     from numpyml_core.trainer import build_model, random_generators
 
@@ -257,7 +257,7 @@ def test_the_shape_probe_passes_builtin_networks_and_changes_nothing(site, tmp_p
         '[[model.layers]]\ntype = "batch_norm"\n[[model.layers]]\ntype = "dropout"\nrate = 0.5\n'
         '[[model.layers]]\ntype = "dense"\nunits = 10'))
     manager = get_plugin_manager()
-    spec = load_experiment(path, manager.registry)
+    spec = nm.Experiment.load(path, manager=manager).spec
     model = build_model(spec, manager, (6, 6, 1), random_generators(0)[0])  # probes once
     state = {k: v.copy() for k, v in model.state().items()}
     params = {k: v.copy() for k, v in model.params().items()}

@@ -16,7 +16,6 @@ import pytest
 
 import numpyml_core as nm
 from numpyml_core import hookimpl
-from numpyml_core.config import load_experiment
 from numpyml_core.plugins import get_plugin_manager
 from numpyml_core.trainer import prepare, train
 
@@ -166,7 +165,7 @@ def test_worker_computing_on_shared_arrays_matches_a_copying_worker(site, tmp_pa
     path = tmp_path / "worker.toml"
     path.write_text(text)
     manager = get_plugin_manager()
-    run = prepare(load_experiment(path, manager.registry), manager)
+    run = prepare(nm.Experiment.load(path, manager=manager).spec, manager)
     params = run.model.params()
     token = new_token()
     shared = SharedArrays.create(token, "p", {f"param.{k}": (v.shape, v.dtype) for k, v in params.items()})
@@ -225,7 +224,7 @@ def test_sync_steps_the_shared_parameters_and_gives_the_model_its_own_back(site,
         path = tmp_path / f"{kind}.toml"
         path.write_text(text + ('[training.strategy]\ntype = "sync"\nworkers = 2\n' if kind == "sync" else ""))
         manager = get_plugin_manager()
-        run = prepare(load_experiment(path, manager.registry), manager)
+        run = prepare(nm.Experiment.load(path, manager=manager).spec, manager)
         own = run.model.params()
         watcher = SeesSharedParameters()
         if kind == "sync":
@@ -359,7 +358,7 @@ def explode_experiment(tmp_path: Path, strategy: dict) -> Path:
                                       {"type": "async", "workers": 2, "local_share": False}])
 def test_worker_exception_fails_the_run_with_its_error(site, tmp_path, clean, strategy):
     manager = get_plugin_manager()
-    run = prepare(load_experiment(explode_experiment(tmp_path, strategy), manager.registry), manager)
+    run = prepare(nm.Experiment.load(explode_experiment(tmp_path, strategy), manager=manager).spec, manager)
     started = time.monotonic()
     with pytest.raises(WorkerError, match=r"(?s)parallel worker \d \(pid \d+\) failed:.*ValueError: kaboom in forward"):
         train(run)
@@ -372,8 +371,8 @@ def test_share_in_the_training_process_fails_with_the_layer_error(site, tmp_path
     """With local_share (the default) the training process computes too: a layer that raises
     there fails the run with its own error, and the worker process is still stopped."""
     manager = get_plugin_manager()
-    run = prepare(load_experiment(explode_experiment(tmp_path, {"type": kind, "workers": 2}), manager.registry),
-                  manager)
+    path = explode_experiment(tmp_path, {"type": kind, "workers": 2})
+    run = prepare(nm.Experiment.load(path, manager=manager).spec, manager)
     with pytest.raises((ValueError, WorkerError), match=r"kaboom in forward"):
         train(run)
     assert run.strategy.pool is None
