@@ -71,10 +71,8 @@ def run(
     data_dir: Optional[str] = DATA_DIR,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Exactly this run folder (default "
                                           "runs/<name>-<time>)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Override \\[training] epochs. A cosine or "
-                                         "one_cycle schedule is rescaled to span the N epochs (a short run is a whole, "
-                                         "compressed schedule, not the first N epochs of the long one); step_decay "
-                                         "keeps its epoch milestones."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Override \\[training] epochs; a cosine or "
+                                         "one_cycle schedule is rescaled to span them (step_decay keeps its milestones)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override the experiment's seed."),
     quiet: bool = QUIET,
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
