@@ -50,10 +50,8 @@ class Control:
 
 @dataclass
 class Update:
-    """One optimizer step a strategy hands to :meth:`Run.apply_update` (docs/plugins.md, "Writing an update
-    strategy"): ``grads`` keyed like ``run.model.params()``; staleness ``tau`` (1: fresh) and ``params_read``, the
-    parameters the gradients were computed on; ``state``, ``(before, after, weight)`` of the layer state of each
-    share computed on a replica (a share computed on ``run.model`` has changed its state already)."""
+    """One optimizer step a strategy hands to :meth:`Run.apply_update`: ``grads``, staleness ``tau``, ``params_read``
+    (what they were computed on), ``state`` (docs/plugins.md, "Writing an update strategy", says each field)."""
 
     grads: Mapping[str, np.ndarray]
     tau: int = 1
@@ -104,10 +102,8 @@ class Run:
         return self.hook_manager.hook
 
     def apply_update(self, update: Update, compensation: Any = None) -> None:
-        """The one way training changes the model: merge the layer state, then compensate the staleness
-        (``compensation``: a component of kind ``staleness``, docs/plugins.md), call the
-        ``numpyml_before_update`` hook and step the optimizer. The layer-state rule, for every state array:
-        ``state + sum(weight * (after - before))`` over ``update.state`` (each share adds its change)."""
+        """The one way training changes the model: merge the layer state, compensate the staleness (a ``staleness``
+        component), call ``numpyml_before_update``, step the optimizer (each step: docs/plugins.md)."""
         for name, value in self.model.state().items() if update.state else ():
             change = sum(w * (after[name].astype(np.float64) - before[name]) for before, after, w in update.state)
             value[...] = (value + change).astype(value.dtype, copy=False)
