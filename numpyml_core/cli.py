@@ -71,8 +71,8 @@ def run(
     data_dir: Optional[str] = DATA_DIR,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Exactly this run folder (default "
                                           "runs/<name>-<time>)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Override \\[training] epochs; a cosine or "
-                                         "one_cycle schedule is rescaled to span them (step_decay keeps its milestones)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Override \\[training] epochs (a cosine or one_cycle "
+                                         "schedule is rescaled to span them; step_decay keeps its milestones)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Override the experiment's seed."),
     quiet: bool = QUIET,
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
