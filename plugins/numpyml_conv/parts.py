@@ -58,9 +58,11 @@ def blas_thread_count() -> int | None:
 
 @contextlib.contextmanager
 def one_blas_thread() -> Iterator[None]:
-    """Within the block, BLAS products use one thread (process-wide: blocks in several threads must
-    not overlap unless one encloses the others; :func:`parallel_parts` encloses its parts)."""
-    libraries = _blas_libraries()
+    """Within the block, BLAS products use one thread (process-wide, restored after; nothing is set
+    when they already do: inside a part, a ``sync`` share, a worker). Blocks in several threads must
+    not overlap unless one encloses the others (:func:`parallel_parts` encloses its parts). The same
+    helper as ``numpyml_layers._util.one_blas_thread`` (plugins do not import each other)."""
+    libraries = [library for library in _blas_libraries() if library.num_threads != 1]
     before = [library.num_threads for library in libraries]
     for library in libraries:
         library.set_num_threads(1)
