@@ -138,7 +138,8 @@ def test_conv2d_matches_the_reference_implementation(seed, cols_layout, parts):
     from numpyml_conv.reference import conv2d_backward, conv2d_forward
 
     params, shape = random_config(seed)
-    plan = {**cols_layout, "parts": parts, "min_parallel_macs": 0, "chunk_bytes": 1 if parts == 3 else 2**22}
+    plan = {**cols_layout, "parts": parts, "min_parallel_macs": 0, "chunk_bytes": 1 if parts == 3 else 2**22,
+            "col2im_chunk_bytes": 1 if parts == 3 else 2**22}
     layer = conv2d(plan, **params)
     layer.build(shape, np.random.default_rng(seed))
     rng = np.random.default_rng(200 + seed)
@@ -281,6 +282,54 @@ def test_both_input_gradient_algorithms(transposed, padding, cols_layout):
 def test_conv2d_gradients_with_activation():
     layer = create("layer", "conv2d", filters=2, kernel_size=2, strides=[1, 2], padding="same", activation="tanh")
     check_layer_gradients(layer, (4, 5, 2), batch=2)
+
+
+@pytest.mark.parametrize("parts", [1, 3])
+@pytest.mark.parametrize("seed", range(6))
+def test_fused_relu_matches_the_activation_component(seed, parts, cols_layout):
+    """activation = "relu" is applied by the layer in its parts (plan.relu): forward, dx and the
+    gradients are those of the ReLU component applied after the convolution."""
+    params, shape = random_config(seed)
+    x = np.random.default_rng(seed).standard_normal((5, *shape)).astype(np.float32)
+    results = []
+    for relu in (True, False):
+        plan = {**cols_layout, "relu": relu, "parts": parts, "min_parallel_macs": 0, "chunk_bytes": 1}
+        layer = conv2d(plan, activation="relu", **params)
+        layer.build(shape, np.random.default_rng(seed))
+        assert layer.plan.relu == relu
+        y = layer.forward(x, True)
+        dy = np.random.default_rng(seed + 1).standard_normal(y.shape).astype(np.float32)
+        results.append((y, layer.backward(dy), {k: v.copy() for k, v in layer.grads.items()}))
+    (y, dx, grads), (y_ref, dx_ref, grads_ref) = results
+    assert (y >= 0).all() and (y == 0).any()
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-6, atol=1e-6)
+    for name in grads:
+        np.testing.assert_allclose(grads[name], grads_ref[name], rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+def test_the_plan_fuses_only_a_plain_relu():
+    assert conv2d(filters=2, activation="relu").plan.relu is False  # before build: the default plan
+    for activation, fused in [("relu", True), ({"type": "relu"}, True), ("tanh", False), (None, False),
+                              ({"type": "leaky_relu", "alpha": 0.1}, False)]:
+        layer = conv2d(filters=2, kernel_size=3, activation=activation)
+        layer.build((5, 5, 1), np.random.default_rng(0))
+        assert layer.plan.relu is fused, activation
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_conv2d_gradients_with_fused_relu(seed, cols_layout):
+    params, shape = random_config(seed)
+    plan = {**cols_layout, "parts": 2, "min_parallel_macs": 0, "chunk_bytes": 1, "col2im_chunk_bytes": 1}
+    check_layer_gradients(conv2d(plan, activation="relu", **params), shape, batch=3, seed=seed)
+
+
+def test_evaluation_forward_needs_no_relu_mask():
+    layer = conv2d(filters=3, kernel_size=3, activation="relu")
+    layer.build((6, 6, 2), np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((2, 6, 6, 2)).astype(np.float32)
+    assert layer.plan.relu and (layer.forward(x, False) >= 0).all()
+    assert layer._relu_mask is None and "relu_mask" not in layer._scratch._arrays
 
 
 def test_conv2d_first_layer_skips_input_gradient_but_fills_grads():

@@ -27,7 +27,7 @@ from ._util import (
     require_forward,
     resolve_padding,
 )
-from .parts import parallel_parts
+from .parts import one_blas_thread, parallel_parts
 
 
 @dataclass
@@ -43,6 +43,13 @@ class ConvPlan:
       bounded whatever the batch size.
     * ``input_gradient``: ``"transposed"`` (a transposed convolution; stride 1 and padding <
       kernel only) or ``"col2im"``.
+    * ``col2im_chunk_bytes``: col2im's ``dz @ weight.T`` is computed and added back a chunk of
+      samples at a time, each chunk's block at most this big (about the size of one core's L2
+      cache, so the additions read it from there).
+    * ``relu``: the layer's activation is ReLU (given as ``"relu"``) and the layer applies it
+      itself, in the parts, to each chunk right after its product and bias (still in the cache),
+      keeping the mask ``z > 0`` for backward, which multiplies by it in the weight gradient's
+      parts; ``False``: the activation component's own ``forward``/``backward`` on the whole batch.
     * ``min_parallel_macs``: a product with fewer multiply-adds runs in one part (handing parts to
       threads costs more than the second core saves there).
     * ``parts``: how many thread parts above that; ``None``: one per core
@@ -52,6 +59,8 @@ class ConvPlan:
     transposed_cols: bool = False
     chunk_bytes: int = 4 * 2**20
     input_gradient: Literal["transposed", "col2im"] = "col2im"
+    col2im_chunk_bytes: int = 2**20
+    relu: bool = False
     min_parallel_macs: int = 16_000_000
     parts: int | None = None
 
@@ -68,7 +77,8 @@ class ConvPlan:
             # out_h*out_w rows of kh*kw*in, then reads and adds them back (about three passes)
             height * width * layer.filters <= 3 * out_h * out_w * channels)
         return cls(transposed_cols=channels < cls.FEW_CHANNELS,
-                   input_gradient="transposed" if transposed else "col2im")
+                   input_gradient="transposed" if transposed else "col2im",
+                   relu=layer.activation_spec in ("relu", {"type": "relu"}))
 
     @staticmethod
     def fits_transposed(layer: "Conv2D") -> bool:
@@ -136,6 +146,8 @@ class Conv2D:
         self.activation: Any = (
             None if activation is None else component_from_spec("activation", activation, "activation")
         )
+        #: the ``activation`` argument as given (a plain ``"relu"`` is applied by the layer itself)
+        self.activation_spec = activation
         self.weight_initializer = component_from_spec("initializer", weight_initializer, "weight_initializer")
         self.bias_initializer = (
             None if bias == "none" else component_from_spec("initializer", bias_initializer, "bias_initializer")
@@ -154,6 +166,7 @@ class Conv2D:
         self._scratch = Scratch()  # buffers of the whole layer: the rearranged weights, dx's padded image
         self._workspaces: list[Scratch] = []  # one per thread part: its padded input, columns, weight sum
         self._x: np.ndarray | None = None  # the input of the last training forward, for backward
+        self._relu_mask: np.ndarray | None = None  # z > 0 of that forward when the plan fuses the ReLU
 
     # -- build ------------------------------------------------------------------------------------
     def build(self, input_shape: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...]:
@@ -190,32 +203,47 @@ class Conv2D:
         z = np.empty((n, *self.out_hw, self.filters), dtype=x.dtype)
         weight = match_dtype(self.params["weight"], x.dtype).reshape(-1, self.filters)
         bias = None if self.bias == "none" else match_dtype(self.params["bias"], x.dtype)
-        self._in_parts(functools.partial(self._forward_part, x, weight, bias, z), n)
-        if self.activation is not None:
+        relu = self._fused_relu()
+        mask = self._scratch.get("relu_mask", z.shape, np.bool_) if relu and training else None
+        self._relu_mask = mask
+        self._in_parts(functools.partial(self._forward_part, x, weight, bias, relu, mask, z), n)
+        if self.activation is not None and not relu:
             return self.activation.forward(z, training)
         return z
 
-    def _forward_part(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, z: np.ndarray,
-                      part: int, begin: int, end: int) -> None:
-        """``z[begin:end] = conv(x[begin:end], weight) + bias``, chunk by chunk."""
-        rows = z.reshape(-1, self.filters)
-        per_sample = self.out_hw[0] * self.out_hw[1]
+    def _fused_relu(self) -> bool:
+        """Whether this call applies the ReLU itself (``plan.relu``, and the model has not taken
+        the activation away)."""
+        return self.plan.relu and self.activation is not None
+
+    def _forward_part(self, x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, relu: bool,
+                      mask: np.ndarray | None, z: np.ndarray, part: int, begin: int, end: int) -> None:
+        """``z[begin:end] = conv(x[begin:end], weight) + bias`` (then the ReLU, its mask kept in
+        ``mask``, when ``relu``), chunk by chunk."""
         for start, stop in self._chunks(begin, end, self._columns_chunk(x.dtype)):
             cols = self._columns(x[start:stop], part)
-            np.matmul(cols, weight, out=rows[start * per_sample:stop * per_sample])
-        if bias is not None:
-            z[begin:end] += bias
+            out = z[start:stop]
+            np.matmul(cols, weight, out=out.reshape(-1, self.filters))
+            if bias is not None:
+                out += bias
+            if relu:
+                if mask is not None:
+                    np.greater(out, 0, out=mask[start:stop])
+                np.maximum(out, 0, out=out)
 
     # -- backward ---------------------------------------------------------------------------------
     def backward(self, dy: np.ndarray) -> np.ndarray | None:
         require_forward(self._x, self)
         x, self._x = self._x, None
-        dz = self.activation.backward(dy) if self.activation is not None else dy
-        dz = np.ascontiguousarray(dz, dtype=x.dtype)
-        self._weight_gradient(x, dz)
+        mask, self._relu_mask = self._relu_mask, None
+        if mask is not None:  # the ReLU's dz = dy * mask is computed in the weight gradient's parts
+            dz = np.empty(mask.shape, x.dtype)
+        else:
+            dz = self.activation.backward(dy) if self.activation is not None else dy
+            dz = np.ascontiguousarray(dz, dtype=x.dtype)
+        self._weight_gradient(x, dy, mask, dz)
         if self.bias != "none":
-            self._set_grad("bias", dz.sum(axis=0) if self.bias == "untied"
-                          else dz.reshape(-1, self.filters).sum(axis=0))
+            self._set_grad("bias", self._bias_gradient(dz))
         if not self.input_gradient:
             return None
         if self.plan.input_gradient == "transposed":
@@ -229,17 +257,26 @@ class Conv2D:
         else:
             self.grads[name] = value
 
-    def _weight_gradient(self, x: np.ndarray, dz: np.ndarray) -> None:
-        """``grads["weight"] = cols.T @ dz`` summed over the parts (each its own sum, added here)."""
+    def _bias_gradient(self, dz: np.ndarray) -> np.ndarray:
+        """``dz`` summed over the samples (and the output positions for a tied bias), as a BLAS
+        product with a ones vector: 8x faster than ``ndarray.sum`` over the rows (MNIST's first
+        layer: 0.07 against 0.61 ms)."""
+        rows = dz.reshape(dz.shape[0], -1) if self.bias == "untied" else dz.reshape(-1, self.filters)
+        with one_blas_thread():  # like every product of the layer: no OpenBLAS thread woken
+            return (np.ones(rows.shape[0], dz.dtype) @ rows).reshape(self.params["bias"].shape)
+
+    def _weight_gradient(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None, dz: np.ndarray) -> None:
+        """``grads["weight"] = cols.T @ dz`` summed over the parts (each its own sum, added here);
+        with a ReLU ``mask``, each chunk's ``dz = dy * mask`` is written first."""
         if self.grads["weight"].dtype != x.dtype:
             self.grads["weight"] = np.empty(self.params["weight"].shape, x.dtype)
         total = self.grads["weight"].reshape(-1, self.filters)
-        sums = self._in_parts(functools.partial(self._weight_gradient_part, x, dz, total), x.shape[0])
+        sums = self._in_parts(functools.partial(self._weight_gradient_part, x, dy, mask, dz, total), x.shape[0])
         for part_sum in sums[1:]:
             total += part_sum
 
-    def _weight_gradient_part(self, x: np.ndarray, dz: np.ndarray, total: np.ndarray,
-                              part: int, begin: int, end: int) -> np.ndarray:
+    def _weight_gradient_part(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None, dz: np.ndarray,
+                              total: np.ndarray, part: int, begin: int, end: int) -> np.ndarray:
         """This part's ``sum over its chunks of cols.T @ dz``, the columns rebuilt from ``x``; in
         ``total`` itself for part 0, in the part's own buffer for the others."""
         workspace = self._workspace(part)
@@ -247,6 +284,8 @@ class Conv2D:
         rows = dz.reshape(-1, self.filters)
         per_sample = self.out_hw[0] * self.out_hw[1]
         for start, stop in self._chunks(begin, end, self._columns_chunk(x.dtype)):
+            if mask is not None:
+                np.multiply(dy[start:stop], mask[start:stop], out=dz[start:stop])
             cols = self._columns(x[start:stop], part)
             out = part_sum if start == begin else workspace.get("weight_chunk", total.shape, x.dtype)
             np.matmul(cols.T, rows[start * per_sample:stop * per_sample], out=out)
@@ -305,10 +344,12 @@ class Conv2D:
     def _col2im_part(self, dz: np.ndarray, weight_t: np.ndarray, padded: np.ndarray, part: int, begin: int,
                      end: int) -> None:
         taps, _, channels = weight_t.shape
-        rows = (end - begin) * self.out_hw[0] * self.out_hw[1]
-        dcols = self._workspace(part).get("dcols", (taps, rows, channels), dz.dtype)
-        np.matmul(dz[begin:end].reshape(1, -1, self.filters), weight_t, out=dcols)
-        col2im_taps(dcols, self.kernel_size, self.out_hw, self.strides, padded[begin:end])
+        per_sample = self.out_hw[0] * self.out_hw[1]
+        chunk = max(1, self.plan.col2im_chunk_bytes // (taps * per_sample * channels * dz.itemsize))
+        for start, stop in self._chunks(begin, end, chunk):
+            dcols = self._workspace(part).get("dcols", (taps, (stop - start) * per_sample, channels), dz.dtype)
+            np.matmul(dz[start:stop].reshape(1, -1, self.filters), weight_t, out=dcols)
+            col2im_taps(dcols, self.kernel_size, self.out_hw, self.strides, padded[start:stop])
 
     # -- the plan's helpers -----------------------------------------------------------------------
     def _in_parts(self, function: Any, n: int) -> list[Any]:

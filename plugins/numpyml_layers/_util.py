@@ -32,17 +32,15 @@ def _blas_libraries() -> tuple[Any, ...]:
 
 @contextlib.contextmanager
 def one_blas_thread() -> Iterator[None]:
-    """Within the block, BLAS products use one thread (process-wide, restored after).
+    """Within the block, BLAS products use one thread (process-wide, restored after; nothing is set
+    when they already do). The same helper as ``numpyml_conv.parts.one_blas_thread`` (plugins do not
+    import each other), except for ``NUMPYML_DENSE_BLAS_THREADS=all``.
 
-    The dense layer's products run so (``docs/layers.md``): OpenBLAS's threads are never woken,
-    so none is left busy-waiting (``OPENBLAS_THREAD_TIMEOUT``, 2^28 cycles by default) beside the
-    convolution layers' thread parts; products of an MLP's size are as fast or faster on one
-    thread, and do not collapse when another process holds a core."""
-    libraries = () if _ALL_THREADS else _blas_libraries()
+    The dense and batch_norm products run so (``docs/layers.md``): OpenBLAS's threads are never
+    woken, so none is left busy-waiting (``OPENBLAS_THREAD_TIMEOUT``, 2^28 cycles by default) beside
+    the convolution layers' thread parts, and they do not collapse when another process holds a core."""
+    libraries = [] if _ALL_THREADS else [library for library in _blas_libraries() if library.num_threads != 1]
     before = [library.num_threads for library in libraries]
-    if all(threads == 1 for threads in before):  # already one (a sync share, a worker): nothing to set
-        yield
-        return
     for library in libraries:
         library.set_num_threads(1)
     try:
