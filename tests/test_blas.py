@@ -118,17 +118,3 @@ def test_one_blas_thread_in_the_environment_means_one_part():
     code = "import numpyml_core; from numpyml_conv.parts import parallel_threads; print(parallel_threads())"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "1"
-
-
-def test_freed_memory_is_kept_on_glibc_unless_the_user_chose(monkeypatch):
-    """parallel_parts has glibc's malloc keep freed memory (no page faults for the fresh arrays of
-    every step); a user's MALLOC_TRIM_THRESHOLD_ / MALLOC_MMAP_THRESHOLD_ is left alone."""
-    import platform
-
-    from numpyml_conv.parts import keep_freed_memory
-
-    parallel_parts(lambda k, start, stop: None, 2, parts=1)
-    on_glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
-    assert keep_freed_memory() is on_glibc
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
-    assert keep_freed_memory.__wrapped__() is False

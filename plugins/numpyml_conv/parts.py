@@ -15,21 +15,13 @@ when first needed (after NumPy has loaded its BLAS), so nothing depends on what 
 :func:`parallel_threads` is the number of cores this process may use, at most the BLAS's current
 thread count: 1 in worker processes started with ``OPENBLAS_NUM_THREADS=1``, inside the ``sync``
 strategy's one-thread block (it limits the BLAS with threadpoolctl too) and inside a part.
-
-Freed memory is kept (:func:`keep_freed_memory`, on the first :func:`parallel_parts` call): every
-layer returns fresh arrays of a few MB per batch, and glibc's malloc gave them back to the system
-after each step and took them again, page by page, in the next one (about 950 page faults per
-MNIST training step, 14 % of its time with two parts).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import functools
 import os
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator, TypeVar
@@ -39,7 +31,7 @@ from threadpoolctl import ThreadpoolController
 
 from numpyml_core.plugin_api import share_ranges
 
-__all__ = ["blas_thread_count", "keep_freed_memory", "one_blas_thread", "parallel_parts", "parallel_threads"]
+__all__ = ["blas_thread_count", "one_blas_thread", "parallel_parts", "parallel_threads"]
 
 T = TypeVar("T")
 
@@ -87,35 +79,6 @@ def parallel_threads() -> int:
     return max(1, min(cores, threads))
 
 
-#: glibc ``mallopt`` parameters: freed memory below the top of the heap is kept up to this many
-#: bytes, and blocks below the mmap threshold (its maximum, 32 MB) come from the heap, not mmap
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-KEEP_FREED_BYTES = 256 * 2**20
-MMAP_THRESHOLD_BYTES = 32 * 2**20
-
-
-@functools.cache
-def keep_freed_memory() -> bool:
-    """Have glibc's malloc keep freed memory for the next allocations (once per process; ``True``
-    when set): blocks under 32 MB from the heap, up to 256 MB of freed heap kept instead of
-    returned to the system. Without it each training step's fresh outputs (conv, pooling, their
-    gradients) were returned after the step and faulted in again page by page in the next (the
-    MNIST benchmark's step: 950 page faults, 25.7 against 24.6 ms on one core, 31 against 27 ms
-    on two parts, busy machine); the process's resident memory stays at its peak instead.
-    Nothing is done when not on glibc, or when ``MALLOC_TRIM_THRESHOLD_`` or
-    ``MALLOC_MMAP_THRESHOLD_`` is set (the user's choice)."""
-    if not sys.platform.startswith("linux") or any(
-            name in os.environ for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.gnu_get_libc_version  # glibc only (musl's mallopt does nothing useful)
-    except (OSError, AttributeError):
-        return False
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
-        libc.mallopt(M_TRIM_THRESHOLD, KEEP_FREED_BYTES))
-
-
 _pool: ThreadPoolExecutor | None = None
 _pool_key: tuple[int, int] = (0, 0)
 _pool_lock = threading.Lock()
@@ -139,7 +102,6 @@ def parallel_parts(function: Callable[[int, int, int], T], n: int, parts: int | 
     ``parts`` defaults to :func:`parallel_threads`. The functions must write to disjoint memory
     (their own slices of a result, their own buffers). Every part finishes before this returns, also
     when one raises; the first exception (in part order) is raised again."""
-    keep_freed_memory()
     bounds = share_ranges(n, parallel_threads() if parts is None else parts)
     with one_blas_thread():  # also for one part: no OpenBLAS thread is woken, so none is left spinning
         if len(bounds) == 1:
