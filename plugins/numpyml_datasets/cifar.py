@@ -341,7 +341,13 @@ def restricted_load(data: bytes) -> Any:
                 raise _refuse("refused an out-of-band buffer (not used by CIFAR files)")
     except ValueError as exc:
         raise _refuse(f"the pickle is malformed or declares more data than it holds ({exc})") from None
-    return _resolve(RestrictedUnpickler(io.BytesIO(data), limit=len(data)).load())
+    unpickler = RestrictedUnpickler(io.BytesIO(data), limit=len(data))
+    try:
+        return _resolve(unpickler.load())
+    finally:
+        # the memo holds find_class's bound method, a reference cycle that would keep the file's objects
+        # (tens of MB per CIFAR batch) alive until the next garbage collection
+        unpickler.memo.clear()
 
 
 def _text(value: Any) -> Any:
