@@ -8,7 +8,7 @@ import numpy as np
 def as_float(x: np.ndarray) -> np.ndarray:
     """``x`` as a floating-point array: float inputs keep their dtype, others become float32."""
     x = np.asarray(x)
-    return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float32)
+    return x if x.dtype.kind == "f" else x.astype(np.float32)  # kind: 0.1 us, np.issubdtype: 1 us per call
 
 
 def share_ranges(n: int, parts: int) -> list[tuple[int, int]]:

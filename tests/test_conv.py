@@ -375,7 +375,8 @@ def test_scratch_buffers_grow_and_are_shared_between_shapes():
 
 
 def test_conv_holds_one_column_buffer_per_part_for_training_and_evaluation():
-    layer = conv2d({"parts": 2, "min_parallel_macs": 0}, filters=4, kernel_size=3, padding="same")
+    layer = conv2d({"parts": 2, "min_parallel_macs": 0, "keep_columns_bytes": 0}, filters=4, kernel_size=3,
+                   padding="same")
     layer.build((8, 8, 3), np.random.default_rng(0))
     x = np.random.default_rng(1).standard_normal((5, 8, 8, 3)).astype(np.float32)
     train_out = layer.forward(x, training=True)
@@ -386,6 +387,34 @@ def test_conv_holds_one_column_buffer_per_part_for_training_and_evaluation():
     cols = [workspace._arrays["cols"] for workspace in layer._workspaces]
     assert len(cols) == 2
     assert sum(array.size for array in cols) == 5 * 8 * 8 * 3 * 3 * 3
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("parts", [1, 2])
+def test_kept_columns_give_the_gradients_of_rebuilt_ones(transposed, parts):
+    """With plan.keep_columns_bytes, backward multiplies the columns forward built (one buffer per chunk,
+    together the batch's columns) and gets bitwise the gradients of rebuilding them; evaluation keeps none."""
+    x = np.random.default_rng(1).standard_normal((7, 9, 9, 3)).astype(np.float32)
+    results = []
+    for keep in (0, 2**30):
+        plan = {"parts": parts, "min_parallel_macs": 0, "keep_columns_bytes": keep, "transposed_cols": transposed,
+                "chunk_bytes": 2 * 7 * 7 * 27 * 4}  # chunks of 2 samples: several per part
+        layer = conv2d(plan, filters=4, kernel_size=3, activation="relu")
+        layer.build((9, 9, 3), np.random.default_rng(0))
+        dy = np.random.default_rng(2).standard_normal((7, 7, 7, 4)).astype(np.float32)
+        out = layer.forward(x, training=True)
+        dx = layer.backward(dy)
+        results.append((out, dx, {k: v.copy() for k, v in layer.grads.items()}))
+        kept = [a for w in layer._workspaces for name, a in w._arrays.items() if name.startswith("kept_cols")]
+        assert sum(a.size for a in kept) == (7 * 7 * 7 * 27 if keep else 0)
+        assert layer._kept is None  # released by backward
+        layer.forward(x, training=False)
+        assert layer._kept is None
+    (out0, dx0, g0), (out1, dx1, g1) = results
+    np.testing.assert_array_equal(out0, out1)
+    np.testing.assert_array_equal(dx0, dx1)
+    for name in g0:
+        np.testing.assert_array_equal(g0[name], g1[name])
 
 
 @pytest.mark.parametrize("above, parts_used", [(1, 1), (0, 2)])

@@ -50,6 +50,10 @@ class ConvPlan:
       itself, in the parts, to each chunk right after its product and bias (still in the cache),
       keeping the mask ``z > 0`` for backward, which multiplies by it in the weight gradient's
       parts; ``False``: the activation component's own ``forward``/``backward`` on the whole batch.
+    * ``keep_columns_bytes``: a training forward whose column matrices for the whole batch take at
+      most this many bytes keeps them (one buffer per chunk, reused from step to step), and the
+      weight gradient multiplies them instead of building them again; 0: never kept (the weight
+      gradient always rebuilds them from the input).
     * ``min_parallel_macs``: a product with fewer multiply-adds runs in one part (handing parts to
       threads costs more than the second core saves there).
     * ``parts``: how many thread parts above that; ``None``: one per core
@@ -61,6 +65,7 @@ class ConvPlan:
     input_gradient: Literal["transposed", "col2im"] = "col2im"
     col2im_chunk_bytes: int = 2**20
     relu: bool = False
+    keep_columns_bytes: int = 16 * 2**20
     min_parallel_macs: int = 16_000_000
     parts: int | None = None
 
@@ -115,8 +120,9 @@ class Conv2D:
     core, :func:`.parts.parallel_parts`, every product on one BLAS thread) and each part into chunks
     of samples; per chunk the zero-padded input is copied window by window from a strided view into
     a reused column matrix ``(n*out_h*out_w, kh*kw*in)`` and multiplied by the weight
-    ``(kh*kw*in, filters)``. Cached for ``backward``: the input only. ``backward`` rebuilds each
-    chunk's columns for ``grads["weight"] = cols.T @ dz`` and computes the input gradient either as a
+    ``(kh*kw*in, filters)``. Cached for ``backward``: the input, and the column matrices when the
+    whole batch's take at most ``plan.keep_columns_bytes`` (else ``backward`` rebuilds each chunk's);
+    ``backward`` multiplies them for ``grads["weight"] = cols.T @ dz`` and computes the input gradient either as a
     transposed convolution (im2col of the padded ``dz`` times the flipped weight) or as
     ``dz @ weight.T`` added back tap by tap (col2im). :class:`ConvPlan` holds every choice (column
     layout, chunk size, input-gradient algorithm, thread parts), made once by ``build()``.
@@ -167,6 +173,9 @@ class Conv2D:
         self._workspaces: list[Scratch] = []  # one per thread part: its padded input, columns, weight sum
         self._x: np.ndarray | None = None  # the input of the last training forward, for backward
         self._relu_mask: np.ndarray | None = None  # z > 0 of that forward when the plan fuses the ReLU
+        #: the column matrices that forward kept for backward (``plan.keep_columns_bytes``): per part,
+        #: ``{(start, stop): cols}`` by chunk of samples
+        self._kept: dict[int, dict[tuple[int, int], np.ndarray]] | None = None
 
     # -- build ------------------------------------------------------------------------------------
     def build(self, input_shape: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...]:
@@ -206,6 +215,8 @@ class Conv2D:
         relu = self._fused_relu()
         mask = self._scratch.get("relu_mask", z.shape, np.bool_) if relu and training else None
         self._relu_mask = mask
+        keep = training and n * self._column_bytes(x.dtype) <= self.plan.keep_columns_bytes
+        self._kept = {} if keep else None
         self._in_parts(functools.partial(self._forward_part, x, weight, bias, relu, mask, z), n)
         if self.activation is not None and not relu:
             return self.activation.forward(z, training)
@@ -220,8 +231,11 @@ class Conv2D:
                       mask: np.ndarray | None, z: np.ndarray, part: int, begin: int, end: int) -> None:
         """``z[begin:end] = conv(x[begin:end], weight) + bias`` (then the ReLU, its mask kept in
         ``mask``, when ``relu``), chunk by chunk."""
-        for start, stop in self._chunks(begin, end, self._columns_chunk(x.dtype)):
-            cols = self._columns(x[start:stop], part)
+        kept = None if self._kept is None else self._kept.setdefault(part, {})
+        for index, (start, stop) in enumerate(self._chunks(begin, end, self._columns_chunk(x.dtype))):
+            cols = self._columns(x[start:stop], part, "cols" if kept is None else f"kept_cols{index}")
+            if kept is not None:
+                kept[(start, stop)] = cols
             out = z[start:stop]
             np.matmul(cols, weight, out=out.reshape(-1, self.filters))
             if bias is not None:
@@ -236,12 +250,15 @@ class Conv2D:
         require_forward(self._x, self)
         x, self._x = self._x, None
         mask, self._relu_mask = self._relu_mask, None
+        kept, self._kept = self._kept, None
         if mask is not None:  # the ReLU's dz = dy * mask is computed in the weight gradient's parts
-            dz = np.empty(mask.shape, x.dtype)
+            # dz never leaves the layer: a reused buffer (a fresh array of MNIST's first layer's 4.7 MB
+            # costs ~1,150 page faults per step, as glibc returns large freed blocks to the system)
+            dz = self._scratch.get("dz", mask.shape, x.dtype)
         else:
             dz = self.activation.backward(dy) if self.activation is not None else dy
             dz = np.ascontiguousarray(dz, dtype=x.dtype)
-        self._weight_gradient(x, dy, mask, dz)
+        self._weight_gradient(x, dy, mask, dz, kept or {})
         if self.bias != "none":
             self._set_grad("bias", self._bias_gradient(dz))
         if not self.input_gradient:
@@ -265,18 +282,22 @@ class Conv2D:
         with one_blas_thread():  # like every product of the layer: no OpenBLAS thread woken
             return (np.ones(rows.shape[0], dz.dtype) @ rows).reshape(self.params["bias"].shape)
 
-    def _weight_gradient(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None, dz: np.ndarray) -> None:
+    def _weight_gradient(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None, dz: np.ndarray,
+                         kept: dict[int, dict[tuple[int, int], np.ndarray]]) -> None:
         """``grads["weight"] = cols.T @ dz`` summed over the parts (each its own sum, added here);
-        with a ReLU ``mask``, each chunk's ``dz = dy * mask`` is written first."""
+        with a ReLU ``mask``, each chunk's ``dz = dy * mask`` is written first; ``kept``: the
+        columns forward kept, by part and chunk (the others are built again from ``x``)."""
         if self.grads["weight"].dtype != x.dtype:
             self.grads["weight"] = np.empty(self.params["weight"].shape, x.dtype)
         total = self.grads["weight"].reshape(-1, self.filters)
-        sums = self._in_parts(functools.partial(self._weight_gradient_part, x, dy, mask, dz, total), x.shape[0])
+        sums = self._in_parts(functools.partial(self._weight_gradient_part, x, dy, mask, dz, total, kept),
+                              x.shape[0])
         for part_sum in sums[1:]:
             total += part_sum
 
     def _weight_gradient_part(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None, dz: np.ndarray,
-                              total: np.ndarray, part: int, begin: int, end: int) -> np.ndarray:
+                              total: np.ndarray, kept: dict[int, dict[tuple[int, int], np.ndarray]], part: int,
+                              begin: int, end: int) -> np.ndarray:
         """This part's ``sum over its chunks of cols.T @ dz``, the columns rebuilt from ``x``; in
         ``total`` itself for part 0, in the part's own buffer for the others."""
         workspace = self._workspace(part)
@@ -286,7 +307,9 @@ class Conv2D:
         for start, stop in self._chunks(begin, end, self._columns_chunk(x.dtype)):
             if mask is not None:
                 np.multiply(dy[start:stop], mask[start:stop], out=dz[start:stop])
-            cols = self._columns(x[start:stop], part)
+            cols = kept.get(part, {}).get((start, stop))
+            if cols is None:
+                cols = self._columns(x[start:stop], part)
             out = part_sum if start == begin else workspace.get("weight_chunk", total.shape, x.dtype)
             np.matmul(cols.T, rows[start * per_sample:stop * per_sample], out=out)
             if out is not part_sum:
@@ -370,9 +393,13 @@ class Conv2D:
         """Samples per chunk: as many as fit in ``plan.chunk_bytes`` (at least one)."""
         return max(1, self.plan.chunk_bytes // max(1, bytes_per_sample))
 
-    def _columns_chunk(self, dtype: np.dtype) -> int:
+    def _column_bytes(self, dtype: np.dtype) -> int:
+        """Bytes of one sample's column matrix."""
         kh, kw = self.kernel_size
-        return self._chunk(self.out_hw[0] * self.out_hw[1] * kh * kw * self.input_shape[2] * dtype.itemsize)
+        return self.out_hw[0] * self.out_hw[1] * kh * kw * self.input_shape[2] * np.dtype(dtype).itemsize
+
+    def _columns_chunk(self, dtype: np.dtype) -> int:
+        return self._chunk(self._column_bytes(dtype))
 
     @staticmethod
     def _chunks(begin: int, end: int, chunk: int) -> list[tuple[int, int]]:
@@ -394,18 +421,19 @@ class Conv2D:
         padded[:, top:top + h, left:left + w, :] = x
         return padded
 
-    def _columns(self, x: np.ndarray, part: int) -> np.ndarray:
-        """The column matrix ``(n*out_h*out_w, kh*kw*in)`` of the samples ``x`` in the buffers of
-        ``part``: a transposed view of a ``(kh*kw*in, rows)`` array when ``plan.transposed_cols``."""
+    def _columns(self, x: np.ndarray, part: int, name: str = "cols") -> np.ndarray:
+        """The column matrix ``(n*out_h*out_w, kh*kw*in)`` of the samples ``x`` in the buffer
+        ``name`` of ``part``: a transposed view of a ``(kh*kw*in, rows)`` array when
+        ``plan.transposed_cols``."""
         kh, kw = self.kernel_size
         rows = x.shape[0] * self.out_hw[0] * self.out_hw[1]
         taps = kh * kw * x.shape[3]
         workspace = self._workspace(part)
         padded = self._padded(x, self._columns_chunk(x.dtype), self.pads, workspace, "padded")
         if self.plan.transposed_cols:
-            cols = workspace.get("cols", (taps, rows), x.dtype)
+            cols = workspace.get(name, (taps, rows), x.dtype)
             return im2col_transposed(padded, self.kernel_size, self.out_hw, self.strides, cols).T
-        cols = workspace.get("cols", (rows, taps), x.dtype)
+        cols = workspace.get(name, (rows, taps), x.dtype)
         return im2col(padded, self.kernel_size, self.out_hw, self.strides, cols)
 
     def __repr__(self) -> str:

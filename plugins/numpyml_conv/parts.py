@@ -54,14 +54,13 @@ def one_blas_thread() -> Iterator[None]:
     when they already do: inside a part, a ``sync`` share, a worker). Blocks in several threads must
     not overlap unless one encloses the others (:func:`parallel_parts` encloses its parts). The same
     helper as ``numpyml_layers._util.one_blas_thread`` (plugins do not import each other)."""
-    libraries = [library for library in _blas_libraries() if library.num_threads != 1]
-    before = [library.num_threads for library in libraries]
-    for library in libraries:
+    changed = [(library, threads) for library in _blas_libraries() if (threads := library.num_threads) != 1]
+    for library, _ in changed:
         library.set_num_threads(1)
     try:
         yield
     finally:
-        for library, threads in zip(libraries, before):
+        for library, threads in changed:
             library.set_num_threads(threads)
 
 

@@ -39,14 +39,16 @@ def one_blas_thread() -> Iterator[None]:
     The dense and batch_norm products run so (``docs/layers.md``): OpenBLAS's threads are never
     woken, so none is left busy-waiting (``OPENBLAS_THREAD_TIMEOUT``, 2^28 cycles by default) beside
     the convolution layers' thread parts, and they do not collapse when another process holds a core."""
-    libraries = [] if _ALL_THREADS else [library for library in _blas_libraries() if library.num_threads != 1]
-    before = [library.num_threads for library in libraries]
-    for library in libraries:
+    # each library's thread count read once (a ctypes call each): the dense layers enter this block
+    # four times per training step of an MLP
+    changed = [] if _ALL_THREADS else [(library, threads) for library in _blas_libraries()
+                                       if (threads := library.num_threads) != 1]
+    for library, _ in changed:
         library.set_num_threads(1)
     try:
         yield
     finally:
-        for library, threads in zip(libraries, before):
+        for library, threads in changed:
             library.set_num_threads(threads)
 
 
