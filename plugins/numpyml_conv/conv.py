@@ -173,9 +173,9 @@ class Conv2D:
         self._workspaces: list[Scratch] = []  # one per thread part: its padded input, columns, weight sum
         self._x: np.ndarray | None = None  # the input of the last training forward, for backward
         self._relu_mask: np.ndarray | None = None  # z > 0 of that forward when the plan fuses the ReLU
-        #: the column matrices that forward kept for backward (``plan.keep_columns_bytes``): per part,
-        #: ``{(start, stop): cols}`` by chunk of samples
-        self._kept: dict[int, dict[tuple[int, int], np.ndarray]] | None = None
+        #: the column matrices that forward kept for backward (``plan.keep_columns_bytes``), by chunk
+        #: of samples ``(start, stop)`` (the chunks of every part: disjoint)
+        self._kept: dict[tuple[int, int], np.ndarray] | None = None
 
     # -- build ------------------------------------------------------------------------------------
     def build(self, input_shape: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...]:
@@ -231,7 +231,7 @@ class Conv2D:
                       mask: np.ndarray | None, z: np.ndarray, part: int, begin: int, end: int) -> None:
         """``z[begin:end] = conv(x[begin:end], weight) + bias`` (then the ReLU, its mask kept in
         ``mask``, when ``relu``), chunk by chunk."""
-        kept = None if self._kept is None else self._kept.setdefault(part, {})
+        kept = self._kept
         for index, (start, stop) in enumerate(self._chunks(begin, end, self._columns_chunk(x.dtype))):
             cols = self._columns(x[start:stop], part, "cols" if kept is None else f"kept_cols{index}")
             if kept is not None:
@@ -283,10 +283,10 @@ class Conv2D:
             return (np.ones(rows.shape[0], dz.dtype) @ rows).reshape(self.params["bias"].shape)
 
     def _weight_gradient(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None, dz: np.ndarray,
-                         kept: dict[int, dict[tuple[int, int], np.ndarray]]) -> None:
+                         kept: dict[tuple[int, int], np.ndarray]) -> None:
         """``grads["weight"] = cols.T @ dz`` summed over the parts (each its own sum, added here);
         with a ReLU ``mask``, each chunk's ``dz = dy * mask`` is written first; ``kept``: the
-        columns forward kept, by part and chunk (the others are built again from ``x``)."""
+        columns forward kept, by chunk (the others are built again from ``x``)."""
         if self.grads["weight"].dtype != x.dtype:
             self.grads["weight"] = np.empty(self.params["weight"].shape, x.dtype)
         total = self.grads["weight"].reshape(-1, self.filters)
@@ -296,9 +296,9 @@ class Conv2D:
             total += part_sum
 
     def _weight_gradient_part(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None, dz: np.ndarray,
-                              total: np.ndarray, kept: dict[int, dict[tuple[int, int], np.ndarray]], part: int,
-                              begin: int, end: int) -> np.ndarray:
-        """This part's ``sum over its chunks of cols.T @ dz``, the columns rebuilt from ``x``; in
+                              total: np.ndarray, kept: dict[tuple[int, int], np.ndarray], part: int, begin: int,
+                              end: int) -> np.ndarray:
+        """This part's ``sum over its chunks of cols.T @ dz``, the columns from ``kept`` or rebuilt from ``x``; in
         ``total`` itself for part 0, in the part's own buffer for the others."""
         workspace = self._workspace(part)
         part_sum = total if part == 0 else workspace.get("weight_sum", total.shape, x.dtype)
@@ -307,7 +307,7 @@ class Conv2D:
         for start, stop in self._chunks(begin, end, self._columns_chunk(x.dtype)):
             if mask is not None:
                 np.multiply(dy[start:stop], mask[start:stop], out=dz[start:stop])
-            cols = kept.get(part, {}).get((start, stop))
+            cols = kept.get((start, stop))
             if cols is None:
                 cols = self._columns(x[start:stop], part)
             out = part_sum if start == begin else workspace.get("weight_chunk", total.shape, x.dtype)

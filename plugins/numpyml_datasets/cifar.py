@@ -32,6 +32,7 @@ The structure is then checked (keys, dtype, shape, label ranges), with errors na
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -262,24 +263,30 @@ class RestrictedUnpickler(pickle.Unpickler):
                 f"refused to construct '{module}.{name}' (a CIFAR file holds only dicts, lists, strings, "
                 "numbers and NumPy arrays)"
             )
-        return {"ndarray": _NDARRAY, "dtype": _DtypeStub, "reconstruct": self._reconstruct,
+        # not the bound method self._reconstruct: kept in the unpickler's memo, it would make a reference
+        # cycle holding the file's objects (tens of MB per CIFAR batch) until the next garbage collection
+        reconstruct = functools.partial(_reconstruct, limit=self.limit)
+        return {"ndarray": _NDARRAY, "dtype": _DtypeStub, "reconstruct": reconstruct,
                 "frombuffer": _frombuffer, "encode": _latin1_encode, "bytes": _empty_bytes}[kind]
-
-    def _reconstruct(self, cls: Any = None, shape: Any = None, typecode: Any = None) -> _ArrayStub:
-        if cls is not _NDARRAY:
-            raise _refuse(f"refused to reconstruct {_short(cls)} (only numpy.ndarray)")
-        shape = _shape_of(shape)
-        dtype = _as_dtype(typecode)
-        declared = _nbytes(shape, dtype)
-        if declared > self.limit:
-            raise _refuse(
-                f"an array declares shape {_short(shape)} of {dtype} ({declared} bytes) but the whole file "
-                f"is {self.limit} bytes"
-            )
-        return _ArrayStub(np.zeros(shape, dtype=dtype))
 
     def persistent_load(self, pid: Any) -> Any:
         raise pickle.UnpicklingError("refused a persistent id (not used by CIFAR files)")
+
+
+def _reconstruct(cls: Any = None, shape: Any = None, typecode: Any = None, *, limit: int) -> _ArrayStub:
+    """``numpy.core.multiarray._reconstruct`` as pickles call it, refusing an array larger than ``limit``
+    (the whole file's size)."""
+    if cls is not _NDARRAY:
+        raise _refuse(f"refused to reconstruct {_short(cls)} (only numpy.ndarray)")
+    shape = _shape_of(shape)
+    dtype = _as_dtype(typecode)
+    declared = _nbytes(shape, dtype)
+    if declared > limit:
+        raise _refuse(
+            f"an array declares shape {_short(shape)} of {dtype} ({declared} bytes) but the whole file "
+            f"is {limit} bytes"
+        )
+    return _ArrayStub(np.zeros(shape, dtype=dtype))
 
 
 def _frombuffer(buffer: Any = None, dtype: Any = None, shape: Any = None, order: Any = "C") -> np.ndarray:
@@ -341,13 +348,7 @@ def restricted_load(data: bytes) -> Any:
                 raise _refuse("refused an out-of-band buffer (not used by CIFAR files)")
     except ValueError as exc:
         raise _refuse(f"the pickle is malformed or declares more data than it holds ({exc})") from None
-    unpickler = RestrictedUnpickler(io.BytesIO(data), limit=len(data))
-    try:
-        return _resolve(unpickler.load())
-    finally:
-        # the memo holds find_class's bound method, a reference cycle that would keep the file's objects
-        # (tens of MB per CIFAR batch) alive until the next garbage collection
-        unpickler.memo.clear()
+    return _resolve(RestrictedUnpickler(io.BytesIO(data), limit=len(data)).load())
 
 
 def _text(value: Any) -> Any:
