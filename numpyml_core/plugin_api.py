@@ -8,7 +8,7 @@ from typing import Any
 
 #: private module of numpyml_core -> the public names it defines (docs/plugins.md says what each is for)
 _MODULES: dict[str, tuple[str, ...]] = {
-    "config": ("parse_experiment", "signature_of", "describe_params"),
+    "config": ("parse_experiment", "signature_of", "describe_params", "dumps_toml"),
     "trainer": ("build_model", "validate_experiment", "Update", "GradientWorker"),
     "plugins": ("set_plugin_manager",),
     "arrays": ("share_ranges", "as_float"),
@@ -17,7 +17,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "io": ("atomic_write_text", "atomic_write_bytes"),
     "serialization": ("save_tensors", "load_tensors", "read_metadata", "read_architecture", "loading_placeholder"),
     "runfolder": ("validate_file_name",),
-    "commands": ("user_errors", "plugin_manager", "components_of_kind"),
+    "cli": ("user_errors", "plugin_manager", "components_of_kind", "messages_to_stderr", "error"),
     "errors": ("did_you_mean", "shorten"),
 }
 #: public name -> (private module, name there; ``None``: the module itself)

@@ -35,15 +35,27 @@ def invoke(*args: str):
     return CliRunner().invoke(app, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
 
 
-def commands_in_help(*options: str) -> set[str]:
+def commands_in_help(*options: str, ordered: bool = False) -> set[str] | list[str]:
     result = invoke(*options, "--help")
     assert result.exit_code == 0, result.output
     panel = result.stdout.split("Commands")[1]
-    return {line.split()[1] for line in panel.splitlines() if line.startswith("│ ") and len(line.split()) > 1}
+    names = [line.split()[1] for line in panel.splitlines() if line.startswith("│ ") and line[2:3].strip()]
+    return names if ordered else set(names)
 
 
-def test_help_lists_the_core_and_the_built_in_plugins_commands():
-    assert set(BUILT_IN) | {"run", "resume", "list", "info", "validate", "eval"} <= commands_in_help()
+def test_help_lists_the_built_in_plugins_commands_by_name():
+    listed = commands_in_help(ordered=True)
+    assert set(BUILT_IN) | {"run", "resume", "list", "info", "validate", "eval"} <= set(listed)
+    assert listed == sorted(listed)
+
+
+def test_the_core_has_no_command_of_its_own():
+    """run, resume, validate and eval come from the built-in plugin 'runner', like any third party's commands."""
+    assert not app.registered_commands and not app.registered_groups
+    help_text = commands_in_help("--disable-plugin", "runner")
+    assert not {"run", "resume", "validate", "eval"} & help_text and {"list", "report"} <= help_text
+    result = invoke("--disable-plugin", "runner", "run", "experiments/mnist.toml")
+    assert result.exit_code == 2 and "No such command 'run'" in result.stderr
 
 
 def test_a_third_party_plugin_adds_a_command(make_dist):
