@@ -48,10 +48,13 @@ class Model:
         # backward stops at the first layer with parameters, which may skip its input gradient
         body = self.body
         self._backward_from = next((i for i, layer in enumerate(body) if getattr(layer, "params", None)), len(body))
+        settings = [(layer, "recycle_outputs", True) for layer in self.layers]  # outputs are handed straight on
         if self._backward_from < len(body):
+            settings.append((body[self._backward_from], "input_gradient", False))
+        for layer, name, value in settings:
             try:
-                body[self._backward_from].input_gradient = False
-            except AttributeError:  # a layer with __slots__: it computes the gradient anyway
+                setattr(layer, name, value)
+            except AttributeError:  # a layer with __slots__: it does without
                 pass
         return shape
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .trainer import Run
 
 __all__ = ["KINDS", "Layer", "Activation", "Cost", "Initializer", "Optimizer", "Strategy", "Dataset", "Split",
-           "Callback", "Transform", "Schedule", "StatefulLayer", "FirstTrainableLayer", "FusedCost",
+           "Callback", "Transform", "Schedule", "StatefulLayer", "FirstTrainableLayer", "RecyclingLayer", "FusedCost",
            "EpochEndStrategy", "BoundSchedule"]
 
 #: Every component kind the core knows how to use; ``register`` accepts any other kind string too.
@@ -35,7 +35,7 @@ class Layer(Protocol):
     * ``backward(dy) -> dx``: overwrites ``grads`` with the gradient of the batch's mean loss and returns the
       input's gradient; ``dy`` is that of the last ``forward``'s output. At most once per ``forward``.
 
-    Optional members: :class:`StatefulLayer`, :class:`FirstTrainableLayer`.
+    Optional members: :class:`StatefulLayer`, :class:`FirstTrainableLayer`, :class:`RecyclingLayer`.
     """
 
     params: dict[str, np.ndarray]
@@ -174,6 +174,16 @@ class FirstTrainableLayer(Layer, Protocol):
     whose ``backward`` may then skip the input's gradient (and return ``None``) but still fills ``grads``."""
 
     input_gradient: bool
+
+
+@runtime_checkable
+class RecyclingLayer(Layer, Protocol):
+    """``recycle_outputs`` (default ``False``): the model sets it to ``True`` on its layers, whose outputs it hands
+    straight on. Then what ``forward(x, training=True)`` and ``backward`` return may be a buffer the layer reuses,
+    valid until its next training ``forward`` (or ``backward``): no fresh multi-MB array, so no page faults, per
+    step. Evaluation outputs, and every output while it is ``False``, are new arrays."""
+
+    recycle_outputs: bool
 
 
 @runtime_checkable

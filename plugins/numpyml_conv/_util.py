@@ -100,7 +100,8 @@ def check_image_shape(input_shape: tuple[int, ...], name: str) -> tuple[int, int
 class Scratch:
     """Named scratch arrays reused between calls (re-allocated only when shape or dtype change).
 
-    Only for arrays that never leave the layer: what ``forward``/``backward`` return is fresh.
+    For arrays that never leave the layer, and (:meth:`output`) for what a layer returns when the model lets it
+    recycle its outputs (``recycle_outputs``, :class:`numpyml_core.protocols.RecyclingLayer`).
     """
 
     def __init__(self) -> None:
@@ -123,6 +124,16 @@ class Scratch:
             self._arrays[name] = None  # let the old buffer go before the new one is allocated
             array = self._arrays[name] = np.empty(size, dtype)
         return array[:size].reshape(shape)
+
+    def output(self, name: str, shape: tuple[int, ...], dtype: Any, recycle: bool) -> np.ndarray:
+        """An array to return: the buffer ``name`` when ``recycle`` (training calls of a layer whose model lets it
+        recycle its outputs: no multi-MB allocation, so no page faults, per step), else a new one."""
+        return self.get(name, shape, dtype) if recycle else np.empty(shape, dtype)
+
+    def release(self, *names: str) -> None:
+        """Let the buffers ``names`` go (an evaluation pass does not hold the training step's outputs)."""
+        for name in names:
+            self._arrays.pop(name, None)
 
     def clear(self) -> None:
         self._arrays.clear()

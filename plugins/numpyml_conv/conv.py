@@ -162,6 +162,7 @@ class Conv2D:
         self.grads: dict[str, np.ndarray] = {}
         #: set to False by the model when this is the first trainable layer (no dx needed)
         self.input_gradient = True
+        self.recycle_outputs = False  # set by the model: training outputs may be reused buffers
         self.input_shape: tuple[int, int, int] | None = None
         self.pads = (0, 0, 0, 0)
         self.out_hw = (0, 0)
@@ -209,7 +210,9 @@ class Conv2D:
         check_image_input(x, self.input_shape, "conv2d")
         self._x = x if training else None
         n = x.shape[0]
-        z = np.empty((n, *self.out_hw, self.filters), dtype=x.dtype)
+        if not training:
+            self._scratch.release("z", "dx")  # the training step's, not held while evaluating
+        z = self._scratch.output("z", (n, *self.out_hw, self.filters), x.dtype, training and self.recycle_outputs)
         weight = match_dtype(self.params["weight"], x.dtype).reshape(-1, self.filters)
         bias = None if self.bias == "none" else match_dtype(self.params["bias"], x.dtype)
         relu = self._fused_relu()
@@ -324,7 +327,7 @@ class Conv2D:
         weight = match_dtype(self.params["weight"], dz.dtype)
         flipped = self._scratch.get("flipped", (kh, kw, self.filters, channels), dz.dtype)
         np.copyto(flipped, weight[::-1, ::-1].transpose(0, 1, 3, 2))
-        dx = np.empty((dz.shape[0], height, width, channels), dz.dtype)
+        dx = self._scratch.output("dx", (dz.shape[0], height, width, channels), dz.dtype, self.recycle_outputs)
         self._in_parts(functools.partial(self._transposed_part, dz, flipped.reshape(-1, channels), dx), dz.shape[0])
         return dx
 
@@ -358,11 +361,13 @@ class Conv2D:
             padded = self._scratch.get("dx_padded", (n, height + top + bottom, width + left + right, channels),
                                        dz.dtype)
         else:
-            padded = np.empty((n, height, width, channels), dz.dtype)
+            padded = self._scratch.output("dx", (n, height, width, channels), dz.dtype, self.recycle_outputs)
         self._in_parts(functools.partial(self._col2im_part, dz, weight_t, padded), n)
         if not any(self.pads):
             return padded
-        return padded[:, top:top + height, left:left + width, :].copy()
+        dx = self._scratch.output("dx", (n, height, width, channels), dz.dtype, self.recycle_outputs)
+        np.copyto(dx, padded[:, top:top + height, left:left + width, :])
+        return dx
 
     def _col2im_part(self, dz: np.ndarray, weight_t: np.ndarray, padded: np.ndarray, part: int, begin: int,
                      end: int) -> None:

@@ -77,6 +77,7 @@ class Pool2D:
         #: core, :func:`.parts.parallel_threads`); fewer stay in one part. Tests set both.
         self.parts: int | None = None
         self.min_parallel_outputs = PARALLEL_MIN_OUTPUTS
+        self.recycle_outputs = False  # set by the model: training outputs may be reused buffers
 
     def build(self, input_shape: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...]:
         height, width, channels = check_image_shape(tuple(input_shape), "pool2d")
@@ -123,7 +124,9 @@ class Pool2D:
         xp = self._padded(x)
         taps = self._taps()
         n, c = x.shape[0], x.shape[3]
-        out = np.empty((n, *self.out_hw, c), x.dtype)
+        if not training:
+            self._scratch.release("out", "dx")  # the training step's, not held while evaluating
+        out = self._scratch.output("out", (n, *self.out_hw, c), x.dtype, training and self.recycle_outputs)
 
         def pool(k: int, begin: int, end: int) -> None:
             part, result = xp[begin:end], out[begin:end]
@@ -150,7 +153,11 @@ class Pool2D:
         n, h, w, c = self._batch_shape
         top, bottom, left, right = self.pads
         taps = self._taps()
-        dxp = np.empty((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
+        shape = (n, h + top + bottom, w + left + right, c)
+        if any(self.pads):  # the padded gradient never leaves the layer: a reused buffer
+            dxp = self._scratch.get("dx_padded", shape, dy.dtype)
+        else:
+            dxp = self._scratch.output("dx", shape, dy.dtype, self.recycle_outputs)
         kh, kw = self.pool_size
         sh, sw = self.strides
         out_h, out_w = self.out_hw
@@ -197,7 +204,9 @@ class Pool2D:
 
         self._in_parts(route, n, dy.size)
         if any(self.pads):
-            return dxp[:, top:top + h, left:left + w, :].copy()
+            dx = self._scratch.output("dx", (n, h, w, c), dy.dtype, self.recycle_outputs)
+            np.copyto(dx, dxp[:, top:top + h, left:left + w, :])
+            return dx
         return dxp
 
     def __repr__(self) -> str:
