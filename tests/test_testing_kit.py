@@ -115,6 +115,44 @@ def test_check_layer_catches(overrides, message):
         testing.check_layer(broken(**overrides), input_shape=(4,))
 
 
+class RecyclingScale(Scale):
+    """Scale that returns its own output buffer from training forward when ``recycle_outputs`` is set."""
+
+    recycle_outputs = False
+
+    def _buffer(self, x, training):
+        if not (training and self.recycle_outputs):
+            return np.empty_like(x)
+        if getattr(self, "_out", None) is None or self._out.shape != x.shape:
+            self._out = np.empty_like(x)
+        return self._out
+
+    def forward(self, x, training):
+        self._x = x
+        return np.multiply(x, self.params["gamma"], out=self._buffer(x, training))
+
+
+def stale(self, x, training):  # recycling bug: the second training call returns the first call's values
+    if training and self.recycle_outputs and getattr(self, "_out", None) is not None:
+        self._x = x
+        return self._out
+    return RecyclingScale.forward(self, x, training)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({}, None),
+    ({"_buffer": lambda self, x, training: RecyclingScale._buffer(self, x, True)}, "evaluation outputs must be new"),
+    ({"forward": stale}, "training step 2 gives other outputs"),
+])
+def test_check_layer_checks_recycled_outputs(overrides, message):
+    layer = type("Recycling", (RecyclingScale,), overrides)
+    if message is None:
+        assert testing.check_layer(layer, input_shape=(4,))["output_shape"] == (4,)
+    else:
+        with pytest.raises(ContractError, match=message):
+            testing.check_layer(layer, input_shape=(4,))
+
+
 def test_gradient_check_needs_float64_computation():
     leaky = broken(forward=lambda self, x, t: Scale.forward(self, x.astype(np.float32), t))
     with pytest.raises(ContractError, match="float64 input into float32"):

@@ -268,6 +268,9 @@ def check_layer(
       the input and fills ``grads`` (float32, finite) without rebinding ``params``' arrays;
     * evaluation mode is per sample: ``forward(x[:1])`` equals ``forward(x)[:1]``;
     * determinism: two layers built with the same seed have bitwise equal parameters and outputs;
+    * recycled outputs (a layer with ``recycle_outputs``, not random in training): with it ``True``, two
+      training steps give bitwise the outputs, input gradients and ``grads`` of a twin without it, and
+      evaluation returns a new array;
     * gradients (when ``gradients``): :func:`check_layer_gradients` in float64, in training mode
       unless training-mode forward is random (dropout), then in evaluation mode.
     """
@@ -350,6 +353,9 @@ def check_layer(
              "(draw randomness only from the rng given to build)")
     stochastic = not np.array_equal(twin.forward(x.copy(), True), twin.forward(x.copy(), True))
 
+    if hasattr(twin, "recycle_outputs") and not stochastic:
+        _check_recycled_outputs(make, input_shape, seed, x, dy)
+
     result: dict[str, Any] = {"input_shape": input_shape, "output_shape": output_shape,
                               "parameters": int(sum(v.size for v in layer.params.values())),
                               "stochastic_in_training": stochastic}
@@ -358,6 +364,32 @@ def check_layer(
                               x=away_from_zero((batch, *input_shape), seed=seed + 1), training=not stochastic)
         result["gradient_mode"] = "evaluation" if stochastic else "training"
     return result
+
+
+def _check_recycled_outputs(make: Callable[[], Any], input_shape: tuple[int, ...], seed: int, x: np.ndarray,
+                            dy: np.ndarray) -> None:
+    """Two training steps with ``recycle_outputs`` on equal (bitwise) two with it off; evaluation is new."""
+    layers = [make(), make()]
+    for layer, recycle in zip(layers, (True, False)):
+        layer.build(input_shape, np.random.default_rng(seed))
+        layer.recycle_outputs = recycle
+    kept = None
+    for step, scale in enumerate((1.0, -0.5)):  # other values in the second step: a stale buffer shows
+        results = []
+        for layer in layers:
+            y = layer.forward(x * np.float32(scale), True)
+            y_copy = y.copy()
+            dx = layer.backward(dy * np.float32(scale))
+            results.append((y_copy, None if dx is None else dx.copy(),
+                            {k: v.copy() for k, v in layer.grads.items()}, y))
+        (y_r, dx_r, g_r, kept), (y_f, dx_f, g_f, _) = results
+        same = (np.array_equal(y_r, y_f) and (dx_r is None) == (dx_f is None)
+                and (dx_r is None or np.array_equal(dx_r, dx_f)) and all(np.array_equal(g_r[k], g_f[k]) for k in g_f))
+        _require(same, f"with recycle_outputs = True, training step {step + 1} gives other outputs, input gradients "
+                       "or grads than without it (a reused buffer overwritten too early?)")
+    evaluated = layers[0].forward(x.copy(), False)
+    _require(not np.shares_memory(evaluated, kept), "with recycle_outputs = True, forward(x, training=False) "
+             "returned the training step's buffer; evaluation outputs must be new arrays")
 
 
 # --------------------------------------------------------------------------------------------
