@@ -125,7 +125,7 @@ class Pool2D:
         taps = self._taps()
         n, c = x.shape[0], x.shape[3]
         if not training:
-            self._scratch.release("out", "dx")  # the training step's, not held while evaluating
+            self._scratch.release("out", "dx", "dx_padded")  # the training step's, not held while evaluating
         out = self._scratch.output("out", (n, *self.out_hw, c), x.dtype, training and self.recycle_outputs)
 
         def pool(k: int, begin: int, end: int) -> None:
