@@ -489,3 +489,41 @@ def test_async_reaches_serial_accuracy_on_mnist(mnist_dir, clean, tmp_path):
     asynchronous = accuracy({"type": "async", "workers": 2, "staleness": "dc"})
     assert serial > 0.95
     assert asynchronous >= serial - 0.005, f"async {asynchronous:.4f} vs serial {serial:.4f}"
+
+
+def test_a_worker_killed_between_its_flag_and_its_signal_fails_the_wait():
+    """The race behind a CI hang: a worker that set its DONE flag and was killed before releasing the
+    completion semaphore. A spinning wait sees the flag; it must still notice the dead worker."""
+    import re
+    import threading
+    import types
+
+    from numpyml_parallel._pool import WorkerPool
+    from numpyml_parallel._worker import DONE
+
+    process = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(60,))
+    process.start()
+    parent, child = multiprocessing.Pipe()
+    os.kill(process.pid, signal.SIGKILL)
+    process.join(5)
+    pool = types.SimpleNamespace(spin=0.05, poll_interval=0.05, timeout=30.0, first_index=1,
+                                 _done=threading.Semaphore(0), _processes=[process], _connections=[parent],
+                                 control={"flag": np.array([DONE], dtype=np.int64)},
+                                 _name=lambda index: f"parallel worker {index + 1}", _pid=lambda index: process.pid)
+    pool._spin_until_done = WorkerPool._spin_until_done.__get__(pool)
+    pool._raise_for = WorkerPool._raise_for.__get__(pool)
+    raised: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            WorkerPool.receive_any(pool, [0])
+        except BaseException as error:  # noqa: BLE001 - inspected below
+            raised.append(error)
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    waiter.join(15)
+    child.close()
+    assert not waiter.is_alive(), "receive_any still waits for a worker that died after setting its flag"
+    assert len(raised) == 1 and isinstance(raised[0], WorkerError)
+    assert re.search(r"parallel worker 1 \(pid \d+\) died \(killed by signal SIGKILL\)", str(raised[0]))

@@ -221,9 +221,9 @@ class WorkerPool:
         if poll:
             if not self._done.acquire(False):
                 return []
-        elif self.spin and self._spin_until_done(indices):
-            self._done.acquire()  # released right after the flag was set: returns at once
-        else:
+        # a flag seen while spinning: the worker releases the semaphore right after setting it, unless it is
+        # killed in between, so even then the wait below (which notices a dead worker) takes over
+        elif not (self.spin and self._spin_until_done(indices) and self._done.acquire(timeout=self.poll_interval)):
             deadline = time.monotonic() + self.timeout
             while not self._done.acquire(timeout=self.poll_interval):
                 for index in indices:
