@@ -106,14 +106,19 @@ class Scratch:
 
     def __init__(self) -> None:
         self._arrays: dict[str, np.ndarray] = {}
+        self._step: set[str] = set()  # buffers of a training step: let go by release_step()
 
-    def get(self, name: str, shape: tuple[int, ...], dtype: Any, zero_new: bool = False) -> np.ndarray:
+    def get(self, name: str, shape: tuple[int, ...], dtype: Any, zero_new: bool = False,
+            step: bool = False) -> np.ndarray:
         """The array called ``name`` with this shape and dtype; a new one is zeroed when
-        ``zero_new`` (for padded buffers whose border is never written).
+        ``zero_new`` (for padded buffers whose border is never written); ``step``: a buffer only a
+        training step uses, let go by :meth:`release_step`.
 
         Other buffers are kept flat and only ever grow: a smaller request (an evaluation chunk, the
         last short batch) is a view of the front of the existing one, so a layer holds one buffer
         per name at the largest size it has needed instead of one per shape."""
+        if step:
+            self._step.add(name)
         array = self._arrays.get(name)
         if zero_new:
             if array is None or array.shape != shape or array.dtype != dtype:
@@ -128,12 +133,14 @@ class Scratch:
     def output(self, name: str, shape: tuple[int, ...], dtype: Any, recycle: bool) -> np.ndarray:
         """An array to return: the buffer ``name`` when ``recycle`` (training calls of a layer whose model lets it
         recycle its outputs: no multi-MB allocation, so no page faults, per step), else a new one."""
-        return self.get(name, shape, dtype) if recycle else np.empty(shape, dtype)
+        return self.get(name, shape, dtype, step=True) if recycle else np.empty(shape, dtype)
 
-    def release(self, *names: str) -> None:
-        """Let the buffers ``names`` go (an evaluation pass does not hold the training step's outputs)."""
-        for name in names:
+    def release_step(self) -> None:
+        """Let every training-step buffer go (returned outputs, ``step`` buffers): an evaluation pass
+        does not hold them."""
+        for name in self._step:
             self._arrays.pop(name, None)
+        self._step.clear()
 
     def clear(self) -> None:
         self._arrays.clear()

@@ -211,7 +211,7 @@ class Conv2D:
         self._x = x if training else None
         n = x.shape[0]
         if not training:
-            self._scratch.release("z", "dx")  # the training step's, not held while evaluating
+            self._scratch.release_step()  # the training step's buffers are not held while evaluating
         z = self._scratch.output("z", (n, *self.out_hw, self.filters), x.dtype, training and self.recycle_outputs)
         weight = match_dtype(self.params["weight"], x.dtype).reshape(-1, self.filters)
         bias = None if self.bias == "none" else match_dtype(self.params["bias"], x.dtype)

@@ -125,7 +125,7 @@ class Pool2D:
         taps = self._taps()
         n, c = x.shape[0], x.shape[3]
         if not training:
-            self._scratch.release("out", "dx", "dx_padded")  # the training step's, not held while evaluating
+            self._scratch.release_step()  # the training step's buffers are not held while evaluating
         out = self._scratch.output("out", (n, *self.out_hw, c), x.dtype, training and self.recycle_outputs)
 
         def pool(k: int, begin: int, end: int) -> None:
@@ -155,7 +155,7 @@ class Pool2D:
         taps = self._taps()
         shape = (n, h + top + bottom, w + left + right, c)
         if any(self.pads):  # the padded gradient never leaves the layer: a reused buffer
-            dxp = self._scratch.get("dx_padded", shape, dy.dtype)
+            dxp = self._scratch.get("dx_padded", shape, dy.dtype, step=True)
         else:
             dxp = self._scratch.output("dx", shape, dy.dtype, self.recycle_outputs)
         kh, kw = self.pool_size
