@@ -17,7 +17,7 @@ def _labels_or_dense(outputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarr
     if targets.shape == outputs.shape:
         return None, targets
     if outputs.ndim == 2 and targets.shape == outputs.shape[:1]:
-        if not np.issubdtype(targets.dtype, np.integer):
+        if targets.dtype.kind not in "iu":  # (kind: 0.2 us, np.issubdtype: 2 us)
             raise ValueError(
                 f"targets of shape {targets.shape} must be integer class labels, got dtype {targets.dtype}"
             )
@@ -150,30 +150,31 @@ class CrossEntropy:
         return grad.astype(logits.dtype, copy=False)
 
     def loss_and_gradient_from_logits(self, logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
-        """Both at once, sharing one log-softmax (what the trainer calls every batch)."""
+        """Both at once, from one pass of exponentials (what the trainer calls every batch): the gradient is
+        ``(softmax - smoothed targets) / n``, the softmax ``exp(shifted) / sum``, the loss from the same sums."""
         labels, dense = _labels_or_dense(logits, targets)
-        log_p = _log_softmax(logits)
+        logits = logits if logits.dtype.kind == "f" else logits.astype(np.float32)
         n, classes = len(logits), logits.shape[-1]
         s = self.label_smoothing
+        log_p = logits - logits.max(axis=-1, keepdims=True)  # ndarray methods: a few us less each than np.*
+        with np.errstate(under="ignore"):
+            grad = np.exp(log_p)
+        sums = grad.sum(axis=-1, keepdims=True)
+        grad /= sums  # the softmax
+        log_p -= np.log(sums)
         if labels is not None:
             rows = np.arange(n)
-            total = (1 - s) * float(np.sum(log_p[rows, labels], dtype=np.float64))
-            if s:
-                total += s / classes * float(np.sum(log_p, dtype=np.float64))
-            loss = -total / n
-            with np.errstate(under="ignore"):
-                grad = np.exp(log_p, out=log_p)
+            total = (1 - s) * float(log_p[rows, labels].sum(dtype=np.float64))
             grad[rows, labels] -= 1 - s
             if s:
+                total += s / classes * float(log_p.sum(dtype=np.float64))
                 grad -= s / classes
         else:
             smoothed = self._smooth(dense, classes)
-            loss = -float(np.sum(smoothed * log_p, dtype=np.float64)) / n
-            with np.errstate(under="ignore"):
-                grad = np.exp(log_p, out=log_p)
+            total = float(np.sum(smoothed * log_p, dtype=np.float64))
             grad -= smoothed
         grad /= n
-        return loss, grad.astype(logits.dtype, copy=False)
+        return -total / n, grad.astype(logits.dtype, copy=False)
 
     def _smooth(self, targets: np.ndarray, classes: int) -> np.ndarray:
         if not self.label_smoothing:
