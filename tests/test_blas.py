@@ -118,19 +118,3 @@ def test_one_blas_thread_in_the_environment_means_one_part():
     code = "import numpyml_core; from numpyml_conv.parts import parallel_threads; print(parallel_threads())"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "1"
-
-
-def test_the_layers_plugin_sets_one_blas_thread_only_for_products_openblas_would_thread():
-    from numpyml_layers._util import UNTHREADED_MACS
-    from numpyml_layers._util import one_blas_thread as layers_one_blas_thread
-
-    with threadpool_limits(2, user_api="blas"):
-        if blas_thread_count() != 2:
-            pytest.fail(f"could not give the BLAS two threads (it has {blas_thread_count()})")
-        with layers_one_blas_thread(UNTHREADED_MACS):  # a small product: nothing to switch (two ctypes calls saved)
-            assert blas_thread_count() == 2
-        with layers_one_blas_thread(UNTHREADED_MACS + 1):
-            assert blas_thread_count() == 1
-        with layers_one_blas_thread():  # size not given: always one thread
-            assert blas_thread_count() == 1
-        assert blas_thread_count() == 2

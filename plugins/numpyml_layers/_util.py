@@ -24,12 +24,6 @@ def require_forward(cached: Any, layer: Any) -> None:
         raise RuntimeError(f"{type(layer).__name__}.backward() called before forward()")
 
 
-#: products of at most this many multiply-adds are left alone by :func:`one_blas_thread`: OpenBLAS runs them on one
-#: thread anyway (its rule: up to 4 x 65,536; OpenBLAS 0.3.31 measured: 409,600 on one thread, 524,288
-#: on two), so there is nothing to set, and an MLP's small last layer saves two switches (~10 us each)
-UNTHREADED_MACS = 262_144
-
-
 @functools.cache
 def _blas_libraries() -> tuple[Any, ...]:
     """threadpoolctl's controllers of the BLAS libraries NumPy loaded (found once per process)."""
@@ -37,20 +31,18 @@ def _blas_libraries() -> tuple[Any, ...]:
 
 
 @contextlib.contextmanager
-def one_blas_thread(macs: int | None = None) -> Iterator[None]:
+def one_blas_thread() -> Iterator[None]:
     """Within the block, BLAS products use one thread (process-wide, restored after; nothing is set
     when they already do). The same helper as ``numpyml_conv.parts.one_blas_thread`` (plugins do not
     import each other), except for ``NUMPYML_DENSE_BLAS_THREADS=all``.
 
     The dense and batch_norm products run so (``docs/layers.md``): OpenBLAS's threads are never
     woken, so none is left busy-waiting (``OPENBLAS_THREAD_TIMEOUT``, 2^28 cycles by default) beside
-    the convolution layers' thread parts, and they do not collapse when another process holds a core.
-    ``macs``: the block's largest product's multiply-adds; up to :data:`UNTHREADED_MACS`, nothing is set."""
+    the convolution layers' thread parts, and they do not collapse when another process holds a core."""
     # each library's thread count read once (a ctypes call each): the dense layers enter this block
     # four times per training step of an MLP
-    unthreaded = _ALL_THREADS or (macs is not None and macs <= UNTHREADED_MACS)
-    changed = [] if unthreaded else [(library, threads) for library in _blas_libraries()
-                                     if (threads := library.num_threads) != 1]
+    changed = [] if _ALL_THREADS else [(library, threads) for library in _blas_libraries()
+                                       if (threads := library.num_threads) != 1]
     for library, _ in changed:
         library.set_num_threads(1)
     try:

@@ -77,7 +77,7 @@ class Dense:
         if x.ndim != 2:
             raise ValueError(f"dense expects a batch of flat inputs (N, features), got shape {x.shape}")
         weight = match_dtype(self.params["weight"], x.dtype)
-        with one_blas_thread(x.size * self.units):
+        with one_blas_thread():
             z = x @ weight
         if self.use_bias:
             z += match_dtype(self.params["bias"], x.dtype)
@@ -97,7 +97,7 @@ class Dense:
             else:
                 self.grads["bias"] = dz.sum(axis=0)
         weight_grad = self.grads["weight"]
-        with one_blas_thread(x.size * dz.shape[1]):
+        with one_blas_thread():
             if weight_grad.dtype == np.result_type(x, dz) and weight_grad.shape == (x.shape[1], dz.shape[1]):
                 np.matmul(x.T, dz, out=weight_grad)
             else:
