@@ -89,18 +89,7 @@ class CrossEntropy:
     # -- probabilities ---------------------------------------------------------------------------
     def loss(self, outputs: np.ndarray, targets: np.ndarray) -> float:
         labels, dense = _labels_or_dense(outputs, targets)
-        floor = _clip_floor(outputs.dtype)
-        n, classes = len(outputs), outputs.shape[-1]
-        s = self.label_smoothing
-        if labels is not None:
-            picked = np.log(np.maximum(outputs[np.arange(n), labels], floor))
-            total = (1 - s) * float(np.sum(picked, dtype=np.float64))
-            if s:
-                log_p = np.log(np.maximum(outputs, floor))
-                total += s / classes * float(np.sum(log_p, dtype=np.float64))
-            return -total / n
-        log_p = np.log(np.maximum(outputs, floor))
-        return -float(np.sum(self._smooth(dense, classes) * log_p, dtype=np.float64)) / n
+        return self._loss_from_log_p(np.log(np.maximum(outputs, _clip_floor(outputs.dtype))), labels, dense)
 
     def gradient(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
         labels, dense = _labels_or_dense(outputs, targets)
@@ -123,50 +112,43 @@ class CrossEntropy:
     # -- logits (fused with softmax) -------------------------------------------------------------
     def loss_from_logits(self, logits: np.ndarray, targets: np.ndarray) -> float:
         labels, dense = _labels_or_dense(logits, targets)
-        log_p, _ = _log_softmax_and_softmax(logits)
-        n, classes = len(logits), logits.shape[-1]
-        s = self.label_smoothing
-        if labels is not None:
-            total = (1 - s) * float(np.sum(log_p[np.arange(n), labels], dtype=np.float64))
-            if s:
-                total += s / classes * float(np.sum(log_p, dtype=np.float64))
-            return -total / n
-        return -float(np.sum(self._smooth(dense, classes) * log_p, dtype=np.float64)) / n
+        return self._loss_from_log_p(_log_softmax_and_softmax(logits)[0], labels, dense)
 
     def gradient_from_logits(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
         labels, dense = _labels_or_dense(logits, targets)
-        _, grad = _log_softmax_and_softmax(logits)
-        n, classes = len(logits), logits.shape[-1]
-        s = self.label_smoothing
-        if labels is not None:
-            grad[np.arange(n), labels] -= 1 - s
-            if s:
-                grad -= s / classes
-        else:
-            grad -= self._smooth(dense, classes)
-        grad /= n
-        return grad
+        return self._gradient_from_softmax(_log_softmax_and_softmax(logits)[1], labels, dense)
 
     def loss_and_gradient_from_logits(self, logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
         """Both at once, from one pass of exponentials (what the trainer calls every batch): the gradient is
         ``(softmax - smoothed targets) / n``, the softmax ``exp(shifted) / sum``, the loss from the same sums."""
         labels, dense = _labels_or_dense(logits, targets)
-        log_p, grad = _log_softmax_and_softmax(logits)
-        n, classes = len(logits), logits.shape[-1]
+        log_p, softmax = _log_softmax_and_softmax(logits)
+        return self._loss_from_log_p(log_p, labels, dense), self._gradient_from_softmax(softmax, labels, dense)
+
+    def _loss_from_log_p(self, log_p: np.ndarray, labels: np.ndarray | None, dense: np.ndarray | None) -> float:
+        """``-mean(sum(smoothed targets * log_p))``, summed in float64; for labels, only the picked entries
+        (plus the row sums when smoothing)."""
+        n, classes = log_p.shape[0], log_p.shape[-1]
         s = self.label_smoothing
-        if labels is not None:
-            rows = np.arange(n)
-            total = (1 - s) * float(log_p[rows, labels].sum(dtype=np.float64))
-            grad[rows, labels] -= 1 - s
-            if s:
-                total += s / classes * float(log_p.sum(dtype=np.float64))
-                grad -= s / classes
+        if labels is None:
+            return -float(np.sum(self._smooth(dense, classes) * log_p, dtype=np.float64)) / n
+        total = (1 - s) * float(log_p[np.arange(n), labels].sum(dtype=np.float64))
+        if s:
+            total += s / classes * float(log_p.sum(dtype=np.float64))
+        return -total / n
+
+    def _gradient_from_softmax(self, softmax: np.ndarray, labels: np.ndarray | None, dense: np.ndarray | None) -> np.ndarray:
+        """``(softmax - smoothed targets) / n``, computed in place in ``softmax`` (a new array)."""
+        n, classes = softmax.shape[0], softmax.shape[-1]
+        s = self.label_smoothing
+        if labels is None:
+            softmax -= self._smooth(dense, classes)
         else:
-            smoothed = self._smooth(dense, classes)
-            total = float(np.sum(smoothed * log_p, dtype=np.float64))
-            grad -= smoothed
-        grad /= n
-        return -total / n, grad
+            softmax[np.arange(n), labels] -= 1 - s
+            if s:
+                softmax -= s / classes
+        softmax /= n
+        return softmax
 
     def _smooth(self, targets: np.ndarray, classes: int) -> np.ndarray:
         if not self.label_smoothing:
