@@ -114,7 +114,7 @@ class Pool2D:
         """``function(k, begin, end)`` over the batch's samples in thread parts
         (:func:`.parts.parallel_parts`) when there are at least
         ``self.min_parallel_outputs`` output values, in one part otherwise."""
-        parallel_parts(function, n, self.parts if outputs >= self.min_parallel_outputs else 1)
+        parallel_parts(function, n, self.parts if outputs >= self.min_parallel_outputs else 1, blas=False)
 
     # -- forward / backward ------------------------------------------------------------------------
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import os
+import sys
+import threading
 from typing import Any, Iterator
 
 import numpy as np
@@ -50,6 +53,56 @@ def one_blas_thread() -> Iterator[None]:
     finally:
         for library, threads in changed:
             library.set_num_threads(threads)
+        key = (os.getpid(), threading.get_ident())  # once per thread: its buffer exists after its first product
+        if key not in _advised_threads:
+            _advised_threads.add(key)
+            advise_huge_pages()
+
+
+#: OpenBLAS's work buffer, where it packs the blocks of a product (made when more products run at once than
+#: there are buffers): an anonymous mapping of BUFFER_SIZE, 32 MiB in NumPy's OpenBLAS builds
+BLAS_BUFFER_BYTES = 32 << 20
+_HUGE_PAGE = 2 << 20
+_MADV_HUGEPAGE, _MADV_COLLAPSE = 14, 25  # Linux's values (x86_64 and aarch64 alike)
+#: ``NUMPYML_BLAS_HUGE_PAGES=0`` in the environment: leave the buffers' pages alone (to measure)
+_HUGE_PAGES_OFF = os.environ.get("NUMPYML_BLAS_HUGE_PAGES") == "0"
+_advised_threads: set[tuple[int, int]] = set()  # (pid, thread) whose buffer has been advised
+
+
+@functools.cache
+def _madvise() -> Any:
+    function = ctypes.CDLL(None, use_errno=True).madvise
+    function.argtypes, function.restype = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int
+    return function
+
+
+def advise_huge_pages() -> int:
+    """Ask Linux for 2 MiB pages under OpenBLAS's work buffers (``madvise`` ``MADV_HUGEPAGE``, and
+    ``MADV_COLLAPSE`` for the pages already there; contents kept). The same helper as
+    ``numpyml_conv.parts.advise_huge_pages`` (plugins do not import each other), which says why;
+    returns how many buffers it advised."""
+    if _HUGE_PAGES_OFF or not sys.platform.startswith("linux"):
+        return 0
+    try:
+        with open("/proc/self/maps", encoding="ascii") as maps:
+            lines = maps.read().splitlines()
+        madvise = _madvise()
+    except (OSError, AttributeError):  # no /proc, no madvise in libc
+        return 0
+    count = 0
+    for line in lines:
+        fields = line.split()  # start-end perms offset device inode [path]
+        if len(fields) != 5 or fields[1] != "rw-p" or fields[4] != "0":
+            continue
+        start, end = (int(value, 16) for value in fields[0].split("-"))
+        # buffers next to each other are one mapping (their NUMA policy keeps others apart)
+        if (end - start) % BLAS_BUFFER_BYTES:
+            continue
+        madvise(start, end - start, _MADV_HUGEPAGE)  # pages touched from now on
+        for region in range(start, end, _HUGE_PAGE):  # those already there (fails where none are)
+            madvise(region, _HUGE_PAGE, _MADV_COLLAPSE)
+        count += 1
+    return count
 
 
 #: ``NUMPYML_DENSE_BLAS_THREADS=all``: dense and batch_norm products use the BLAS's own threads (to
