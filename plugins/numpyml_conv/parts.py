@@ -1,4 +1,5 @@
-"""Layers that split their own work across the cores: :func:`parallel_parts`, and the BLAS threads.
+"""Layers that split their own work across the cores: :func:`parallel_parts`, the BLAS threads, and huge
+pages under OpenBLAS's work buffers (:func:`advise_huge_pages`).
 
 :func:`parallel_parts` runs a function over contiguous parts of a batch on a small pool of threads,
 one part per core, every product on one BLAS thread (also when there is only one part: OpenBLAS's

@@ -41,7 +41,8 @@ def one_blas_thread() -> Iterator[None]:
 
     The dense and batch_norm products run so (``docs/layers.md``): OpenBLAS's threads are never
     woken, so none is left busy-waiting (``OPENBLAS_THREAD_TIMEOUT``, 2^28 cycles by default) beside
-    the convolution layers' thread parts, and they do not collapse when another process holds a core."""
+    the convolution layers' thread parts, and they do not collapse when another process holds a core.
+    After a thread's first block, :func:`advise_huge_pages` gives its OpenBLAS buffer huge pages."""
     # each library's thread count read once (a ctypes call each): the dense layers enter this block
     # four times per training step of an MLP
     changed = [] if _ALL_THREADS else [(library, threads) for library in _blas_libraries()
