@@ -118,3 +118,55 @@ def test_one_blas_thread_in_the_environment_means_one_part():
     code = "import numpyml_core; from numpyml_conv.parts import parallel_threads; print(parallel_threads())"
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "1"
+
+
+@pytest.mark.parametrize("module", ["numpyml_conv.parts", "numpyml_layers._util"])
+def test_one_blas_thread_agrees_with_threadpoolctl(module):
+    """The helper sets OpenBLAS's count through its C functions: threadpoolctl sees the limit inside and the
+    old count after, and a limit threadpoolctl set is kept (nothing changed, nothing restored to another)."""
+    import importlib
+
+    from threadpoolctl import ThreadpoolController
+
+    helper = importlib.import_module(module).one_blas_thread
+    counts = lambda: [info["num_threads"] for info in ThreadpoolController().info() if info["user_api"] == "blas"]  # noqa: E731
+    before = counts()
+    with helper():
+        assert all(count == 1 for count in counts())
+    assert counts() == before
+    with threadpool_limits(1, user_api="blas"):
+        with helper():
+            assert all(count == 1 for count in counts())
+        assert all(count == 1 for count in counts())
+    assert counts() == before
+
+
+@pytest.mark.parametrize("module", ["numpyml_conv.parts", "numpyml_layers._util"])
+def test_one_blas_thread_falls_back_to_threadpoolctl_methods(module, monkeypatch):
+    """A BLAS whose functions threadpoolctl does not expose (MKL, BLIS, another threadpoolctl) is limited
+    through the controller's own num_threads / set_num_threads."""
+    import importlib
+
+    helper_module = importlib.import_module(module)
+    calls = []
+
+    class FakeLibrary:
+        user_api, internal_api, threading_layer = "blas", "mkl", "intel"
+        num_threads = 4
+
+        def set_num_threads(self, n):
+            calls.append(n)
+            self.num_threads = n
+
+    class FakeController:
+        lib_controllers = [FakeLibrary()]
+
+    monkeypatch.setattr(helper_module, "ThreadpoolController", FakeController)
+    helper_module._thread_controls.cache_clear()
+    monkeypatch.setattr(helper_module, "advise_huge_pages", lambda: 0)
+    try:
+        with helper_module.one_blas_thread():
+            assert FakeController.lib_controllers[0].num_threads == 1
+        assert calls == [1, 4]
+    finally:
+        helper_module._thread_controls.cache_clear()

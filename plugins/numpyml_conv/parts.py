@@ -20,14 +20,13 @@ strategy's one-thread block (it limits the BLAS with threadpoolctl too) and insi
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 
 import numpy as np  # noqa: F401 - loaded before the controller looks for NumPy's BLAS
 from threadpoolctl import ThreadpoolController
@@ -40,31 +39,46 @@ T = TypeVar("T")
 
 
 @functools.cache
-def _blas_libraries() -> tuple[Any, ...]:
-    """threadpoolctl's controllers of the BLAS libraries loaded in this process (NumPy's)."""
-    return tuple(library for library in ThreadpoolController().lib_controllers if library.user_api == "blas")
+def _thread_controls() -> tuple[tuple[Callable[[], int], Callable[[int], Any]], ...]:
+    """``(get, set)`` of the thread count of each BLAS library loaded in this process (NumPy's), found by
+    threadpoolctl: OpenBLAS's own C functions where threadpoolctl finds them (about 1 us a call, against 3-5
+    through its methods, which a dense layer calls four times per step), else the controller's methods."""
+    controls = []
+    for library in ThreadpoolController().lib_controllers:
+        if library.user_api != "blas":
+            continue
+        symbol = getattr(library, "_get_symbol", None)  # threadpoolctl's lookup of OpenBLAS's prefixed names
+        get = set_ = None
+        if library.internal_api == "openblas" and library.threading_layer == "pthreads" and callable(symbol):
+            get, set_ = symbol("openblas_get_num_threads"), symbol("openblas_set_num_threads")
+        if get is None or set_ is None:
+            get, set_ = functools.partial(getattr, library, "num_threads"), library.set_num_threads
+        controls.append((get, set_))
+    return tuple(controls)
 
 
 def blas_thread_count() -> int | None:
     """How many threads BLAS products use now, ``None`` when no BLAS is known to threadpoolctl."""
-    libraries = _blas_libraries()
-    return max(library.num_threads for library in libraries) if libraries else None
+    controls = _thread_controls()
+    return max(get() for get, _ in controls) if controls else None
 
 
-@contextlib.contextmanager
-def one_blas_thread() -> Iterator[None]:
+class one_blas_thread:  # noqa: N801 - a context manager, named like contextlib's
     """Within the block, BLAS products use one thread (process-wide, restored after; nothing is set
     when they already do: inside a part, a ``sync`` share, a worker). Blocks in several threads must
     not overlap unless one encloses the others (:func:`parallel_parts` encloses its parts). The same
     helper as ``numpyml_layers._util.one_blas_thread`` (plugins do not import each other)."""
-    changed = [(library, threads) for library in _blas_libraries() if (threads := library.num_threads) != 1]
-    for library, _ in changed:
-        library.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for library, threads in changed:
-            library.set_num_threads(threads)
+
+    __slots__ = ("_changed",)
+
+    def __enter__(self) -> None:
+        self._changed = [(set_, threads) for get, set_ in _thread_controls() if (threads := get()) != 1]
+        for set_, _ in self._changed:
+            set_(1)
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for set_, threads in self._changed:
+            set_(threads)
 
 
 #: OpenBLAS's work buffer, where it packs the blocks of a product (made when more products run at once than
