@@ -80,7 +80,7 @@ class Adam(UpdateRule):
         self._check_gradients(params, grads)
         settings = self._settings(params)
         t = self.iterations + 1
-        scale = self._clip_scale({k: g for k, g in grads.items() if k in settings and not settings[k].frozen})
+        scale = self._clip_scale(grads, settings)
         step_size = self.learning_rate / (1.0 - self.beta_1 ** t)
         bias_correction_2_sqrt = math.sqrt(1.0 - self.beta_2 ** t)
         for name, weight in params.items():

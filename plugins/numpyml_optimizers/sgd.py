@@ -64,7 +64,7 @@ class SGD(UpdateRule):
     def step(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]) -> None:
         self._check_gradients(params, grads)
         settings = self._settings(params)
-        scale = self._clip_scale({k: g for k, g in grads.items() if k in settings and not settings[k].frozen})
+        scale = self._clip_scale(grads, settings)
         for name, weight in params.items():
             setting = settings[name]
             if setting.frozen:
