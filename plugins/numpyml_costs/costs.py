@@ -21,7 +21,8 @@ def _labels_or_dense(outputs: np.ndarray, targets: np.ndarray) -> tuple[np.ndarr
             raise ValueError(
                 f"targets of shape {targets.shape} must be integer class labels, got dtype {targets.dtype}"
             )
-        if targets.size and (targets.min() < 0 or targets.max() >= outputs.shape[1]):
+        # one reduction instead of min() and max(): seen as unsigned (same byte order), a negative label is huge
+        if targets.size and targets.view(targets.dtype.str.replace("i", "u")).max() >= outputs.shape[1]:
             raise ValueError(
                 f"class labels must lie in [0, {outputs.shape[1] - 1}] for {outputs.shape[1]} outputs, "
                 f"got labels from {targets.min()} to {targets.max()}"
@@ -112,18 +113,38 @@ class CrossEntropy:
     # -- logits (fused with softmax) -------------------------------------------------------------
     def loss_from_logits(self, logits: np.ndarray, targets: np.ndarray) -> float:
         labels, dense = _labels_or_dense(logits, targets)
-        return self._loss_from_log_p(_log_softmax_and_softmax(logits)[0], labels, dense)
+        shifted, _, sums = _shifted_exp(logits)
+        return self._loss_from_shifted(shifted, np.log(sums), labels, dense)
 
     def gradient_from_logits(self, logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
         labels, dense = _labels_or_dense(logits, targets)
-        return self._gradient_from_softmax(_log_softmax_and_softmax(logits)[1], labels, dense)
+        _, softmax, sums = _shifted_exp(logits)
+        softmax /= sums
+        return self._gradient_from_softmax(softmax, labels, dense)
 
     def loss_and_gradient_from_logits(self, logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
         """Both at once, from one pass of exponentials (what the trainer calls every batch): the gradient is
         ``(softmax - smoothed targets) / n``, the softmax ``exp(shifted) / sum``, the loss from the same sums."""
         labels, dense = _labels_or_dense(logits, targets)
-        log_p, softmax = _log_softmax_and_softmax(logits)
-        return self._loss_from_log_p(log_p, labels, dense), self._gradient_from_softmax(softmax, labels, dense)
+        shifted, softmax, sums = _shifted_exp(logits)
+        loss = self._loss_from_shifted(shifted, np.log(sums), labels, dense)
+        softmax /= sums
+        return loss, self._gradient_from_softmax(softmax, labels, dense)
+
+    def _loss_from_shifted(self, shifted: np.ndarray, log_sums: np.ndarray, labels: np.ndarray | None,
+                           dense: np.ndarray | None) -> float:
+        """The loss from the logits less their row maxima and the log of their rows' sums of exponentials
+        (``log_p = shifted - log_sums``). For labels without forming ``log_p``: per row, ``log_sums - (1 - s) *
+        shifted[label] - s / C * sum(shifted)``, summed in float64 (a few calls fewer on a batch's small arrays)."""
+        if labels is None:
+            return self._loss_from_log_p(shifted - log_sums, None, dense)
+        n, classes = shifted.shape[0], shifted.shape[-1]
+        s = self.label_smoothing
+        per_row = shifted[np.arange(n), labels]  # a new array
+        if s:
+            per_row *= 1 - s
+            per_row += s / classes * shifted.sum(axis=-1)
+        return float(np.subtract(log_sums.reshape(-1), per_row).sum(dtype=np.float64)) / n
 
     def _loss_from_log_p(self, log_p: np.ndarray, labels: np.ndarray | None, dense: np.ndarray | None) -> float:
         """``-mean(sum(smoothed targets * log_p))``, summed in float64; for labels, only the picked entries
@@ -159,18 +180,15 @@ class CrossEntropy:
         return f"CrossEntropy(label_smoothing={self.label_smoothing})"
 
 
-def _log_softmax_and_softmax(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``log(softmax(logits))`` (via log-sum-exp) and ``softmax(logits)`` over the last axis, new float arrays
-    from one pass of exponentials (integer logits become float32). ndarray methods: a few us less each
-    than ``np.max``/``np.sum`` on a batch's small arrays."""
+def _shifted_exp(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``logits`` less each row's maximum, its exponentials and their row sums (``keepdims``): new float arrays
+    (integer logits become float32); the softmax is ``exps / sums``, ``log(softmax)`` is ``shifted - log(sums)``.
+    ndarray methods: a few us less each than ``np.max``/``np.sum`` on a batch's small arrays."""
     logits = logits if logits.dtype.kind == "f" else logits.astype(np.float32)
-    log_p = logits - logits.max(axis=-1, keepdims=True)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
     with np.errstate(under="ignore"):
-        softmax = np.exp(log_p)
-    sums = softmax.sum(axis=-1, keepdims=True)
-    softmax /= sums
-    log_p -= np.log(sums)
-    return log_p, softmax
+        exps = np.exp(shifted)
+    return shifted, exps, exps.sum(axis=-1, keepdims=True)
 
 
 #: registered name -> class

@@ -98,7 +98,7 @@ class Dense:
                 self.grads["bias"] = dz.sum(axis=0)
         weight_grad = self.grads["weight"]
         with one_blas_thread():
-            if weight_grad.dtype == np.result_type(x, dz) and weight_grad.shape == (x.shape[1], dz.shape[1]):
+            if weight_grad.dtype == x.dtype == dz.dtype and weight_grad.shape == (x.shape[1], dz.shape[1]):
                 np.matmul(x.T, dz, out=weight_grad)
             else:
                 self.grads["weight"] = x.T @ dz
