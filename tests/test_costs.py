@@ -180,6 +180,20 @@ def test_targets_that_do_not_fit_are_rejected(name):
         cost.loss(outputs, LABELS.astype(np.float32))
 
 
+@pytest.mark.parametrize("dtype", ["<i8", ">i4", "<i2", "u1", ">u4"])
+def test_labels_out_of_range_are_rejected_in_every_integer_dtype(dtype):
+    """The range check reads signed labels as unsigned (one reduction): a negative label, in either byte
+    order, is rejected like one too large, and labels in range pass."""
+    cost = create("cost", "cross_entropy")
+    x = logits(0)[:4]
+    bad = [[0, 1, 2, C]] + ([[0, -1, 2, 1]] if np.dtype(dtype).kind == "i" else [])
+    for labels in bad:
+        with pytest.raises(ValueError, match="labels must lie in"):
+            cost.loss_and_gradient_from_logits(x, np.array(labels, dtype=dtype))
+    good = np.array([0, 1, 2, C - 1], dtype=dtype)
+    assert cost.loss_from_logits(x, good) == pytest.approx(cost.loss_from_logits(x, good.astype(np.int64)))
+
+
 def test_fused_loss_and_gradient_equals_separate_calls():
     rng = np.random.default_rng(5)
     logits = rng.normal(size=(7, 4)).astype(np.float32)
