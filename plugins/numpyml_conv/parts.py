@@ -42,7 +42,8 @@ T = TypeVar("T")
 def _thread_controls() -> tuple[tuple[Callable[[], int], Callable[[int], Any]], ...]:
     """``(get, set)`` of the thread count of each BLAS library loaded in this process (NumPy's), found by
     threadpoolctl: OpenBLAS's own C functions where threadpoolctl finds them (about 1 us a call, against 3-5
-    through its methods, which a dense layer calls four times per step), else the controller's methods."""
+    through its methods), else the controller's methods. The same as
+    ``numpyml_layers._util._thread_controls``."""
     controls = []
     for library in ThreadpoolController().lib_controllers:
         if library.user_api != "blas":
