@@ -426,3 +426,106 @@ def test_small_products_stay_in_one_part(above, parts_used):
     x = np.ones((3, 8, 8, 2), np.float32)
     layer.backward(np.ones_like(layer.forward(x, True)))
     assert len(layer._workspaces) == parts_used  # forward, weight gradient, input gradient
+
+
+# -- Winograd's F(2x2, 3x3) ------------------------------------------------------------------------
+@pytest.mark.parametrize("bias", ["tied", "untied", "none"])
+@pytest.mark.parametrize("padding", ["same", "valid", 2, [0, 2, 2, 0]])
+@pytest.mark.parametrize("parts, chunk, keep", [(1, 2**22, 0), (3, 1, 0), (2, 1, 2**30), (1, 2**22, 2**30)])
+@pytest.mark.parametrize("activation", [None, "relu"])
+def test_winograd_matches_the_reference_implementation(bias, padding, parts, chunk, keep, activation):
+    """plan.algorithm / input_gradient "winograd" give the reference's forward, dx and gradients, in
+    any padding that keeps the sizes even, in thread parts, chunks of one sample, with kept tiles."""
+    from numpyml_conv.reference import conv2d_backward, conv2d_forward
+
+    plan = {"algorithm": "winograd", "input_gradient": "winograd", "parts": parts, "min_parallel_macs": 0,
+            "tile_chunk_bytes": chunk, "keep_columns_bytes": keep}
+    layer = conv2d(plan, filters=5, kernel_size=3, padding=padding, bias=bias, activation=activation,
+                   bias_initializer={"type": "gaussian", "stddev": 0.5})
+    layer.build((6, 8, 3), np.random.default_rng(0))
+    assert (layer.plan.algorithm, layer.plan.input_gradient) == ("winograd", "winograd")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 6, 8, 3))
+    y = layer.forward(x.astype(np.float32), True)
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy.astype(np.float32))
+    weight = layer.params["weight"].astype(np.float64)
+    b = layer.params.get("bias")
+    z = conv2d_forward(x, weight, None if b is None else b.astype(np.float64), layer.strides, layer.pads)
+    dz = dy * (z > 0) if activation else dy
+    expected_dx, expected_dweight, expected_dbias = conv2d_backward(x, weight, dz, layer.strides, layer.pads)
+    np.testing.assert_allclose(y, np.maximum(z, 0) if activation else z, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(layer.grads["weight"], expected_dweight, rtol=1e-4, atol=1e-4)
+    if bias == "tied":
+        np.testing.assert_allclose(layer.grads["bias"], expected_dbias, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("algorithm, input_gradient", [("winograd", "col2im"), ("winograd", "transposed"),
+                                                       ("im2col", "winograd")])
+def test_winograd_mixes_with_the_other_algorithms(algorithm, input_gradient):
+    """Forward (and weight gradient) and input gradient choose their algorithms independently."""
+    from numpyml_conv.reference import conv2d_backward, conv2d_forward
+
+    layer = conv2d({"algorithm": algorithm, "input_gradient": input_gradient}, filters=4, kernel_size=3,
+                   padding="same")
+    layer.build((4, 6, 9), np.random.default_rng(0))
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 4, 6, 9))
+    dz = rng.standard_normal((3, 4, 6, 4))
+    y = layer.forward(x.astype(np.float32), True)
+    dx = layer.backward(dz.astype(np.float32))
+    weight = layer.params["weight"].astype(np.float64)
+    np.testing.assert_allclose(y, conv2d_forward(x, weight, layer.params["bias"].astype(np.float64), (1, 1),
+                                                 layer.pads), rtol=1e-4, atol=1e-5)
+    expected_dx, expected_dweight, _ = conv2d_backward(x, weight, dz, (1, 1), layer.pads)
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(layer.grads["weight"], expected_dweight, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_winograd_gradients_in_float64(seed):
+    """Numerical gradient check of the Winograd layer (float64 end to end, fused ReLU, two parts)."""
+    plan = {"algorithm": "winograd", "input_gradient": "winograd", "parts": 2, "min_parallel_macs": 0,
+            "tile_chunk_bytes": 1}
+    layer = conv2d(plan, filters=3, kernel_size=3, padding="same", activation="relu")
+    check_layer_gradients(layer, (4, 6, 2), batch=3, seed=seed)
+
+
+def test_the_plan_picks_winograd_for_3x3_stride_1_even_sizes():
+    def plan(shape, **params):
+        layer = create("layer", "conv2d", filters=16, **params)
+        layer.build(shape, np.random.default_rng(0))
+        return layer.plan.algorithm, layer.plan.input_gradient
+
+    assert plan((32, 32, 32), kernel_size=3, padding="same") == ("winograd", "winograd")
+    assert plan((16, 16, 64), kernel_size=3, padding="valid") == ("winograd", "winograd")
+    assert plan((32, 32, 3), kernel_size=3, padding="same")[0] == "im2col"  # few channels: im2col
+    assert plan((15, 16, 32), kernel_size=3, padding="same")[0] == "im2col"  # odd image
+    assert plan((16, 16, 32), kernel_size=3, padding=[1, 0, 1, 1])[0] == "im2col"  # odd output
+    assert plan((16, 16, 32), kernel_size=3, strides=2, padding="same")[0] == "im2col"
+    assert plan((16, 16, 32), kernel_size=5, padding="same")[0] == "im2col"
+
+
+@pytest.mark.parametrize("field", ["algorithm", "input_gradient"])
+def test_winograd_on_a_layer_it_does_not_fit_is_refused(field):
+    layer = conv2d({field: "winograd"}, filters=2, kernel_size=3, padding="valid")
+    with pytest.raises(ValueError, match="Winograd's F\\(2x2, 3x3\\) needs a 3x3 kernel"):
+        layer.build((7, 8, 2), np.random.default_rng(0))
+
+
+def test_winograd_transforms_are_adjoint_pairs():
+    """<T(a), b> == <a, T*(b)> for the output transform and its adjoint, and for the weight's."""
+    from numpyml_conv import winograd
+
+    rng = np.random.default_rng(0)
+    n, th, tw, k, c = 2, 3, 4, 5, 3
+    products = rng.standard_normal((16, n * th * tw, k))
+    dz = rng.standard_normal((n, 2 * th, 2 * tw, k))
+    y = winograd.output_from_tiles(products, np.empty((2, 4, n, th, tw, k)), np.empty_like(dz))
+    dm = winograd.output_gradient_tiles(dz, np.empty((4, n, th, 2 * tw, k)), np.empty((4, 4, n, th, tw, k)))
+    assert np.vdot(y, dz) == pytest.approx(np.vdot(products, dm), rel=1e-12)
+    weight = rng.standard_normal((3, 3, c, k))
+    du = rng.standard_normal((16, c, k))
+    assert np.vdot(winograd.transform_weight(weight), du) == pytest.approx(
+        np.vdot(weight, winograd.weight_gradient(du)), rel=1e-12)
