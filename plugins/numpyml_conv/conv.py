@@ -45,9 +45,9 @@ class ConvPlan:
     * ``transposed_cols``: build the column matrix as ``(kh*kw*in, rows)``, one tap and channel at a
       time (3-4x faster to write than the row layout when ``in < 8``: a first layer on grey or RGB
       images); the products use its transpose.
-    * ``chunk_bytes`` (``tile_chunk_bytes`` for Winograd's tiles): columns are built and multiplied a chunk of samples at a time, each chunk's
-      matrix at most this big, so it is still in the cache when BLAS reads it and memory stays
-      bounded whatever the batch size.
+    * ``chunk_bytes`` (``tile_chunk_bytes`` for Winograd's tiles): columns are built and multiplied
+      a chunk of samples at a time, each chunk's matrix at most this big, so it is still in the
+      cache when BLAS reads it and memory stays bounded whatever the batch size.
     * ``input_gradient``: ``"transposed"`` (a transposed convolution; stride 1 and padding <
       kernel only), ``"winograd"`` (that transposed convolution by Winograd's tiles) or ``"col2im"``.
     * ``col2im_chunk_bytes``: col2im's ``dz @ weight.T`` is computed and added back a chunk of
