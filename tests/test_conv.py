@@ -461,10 +461,9 @@ def test_winograd_matches_the_reference_implementation(bias, padding, parts, chu
         np.testing.assert_allclose(layer.grads["bias"], expected_dbias, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("algorithm, input_gradient", [("winograd", "col2im"), ("winograd", "transposed"),
-                                                       ("im2col", "winograd")])
+@pytest.mark.parametrize("algorithm, input_gradient", [("winograd", "col2im"), ("winograd", "transposed")])
 def test_winograd_mixes_with_the_other_algorithms(algorithm, input_gradient):
-    """Forward (and weight gradient) and input gradient choose their algorithms independently."""
+    """Winograd's forward and weight gradient with either im2col input gradient."""
     from numpyml_conv.reference import conv2d_backward, conv2d_forward
 
     layer = conv2d({"algorithm": algorithm, "input_gradient": input_gradient}, filters=4, kernel_size=3,
@@ -514,6 +513,12 @@ def test_winograd_on_a_layer_it_does_not_fit_is_refused(field):
         layer.build((7, 8, 2), np.random.default_rng(0))
 
 
+def test_winograd_input_gradient_needs_winograd_tiles():
+    layer = conv2d({"input_gradient": "winograd", "algorithm": "im2col"}, filters=2, kernel_size=3, padding="same")
+    with pytest.raises(ValueError, match='input_gradient "winograd" needs algorithm "winograd"'):
+        layer.build((8, 8, 2), np.random.default_rng(0))
+
+
 def test_winograd_transforms_are_adjoint_pairs():
     """<T(a), b> == <a, T*(b)> for the output transform and its adjoint, and for the weight's."""
     from numpyml_conv import winograd
@@ -525,6 +530,12 @@ def test_winograd_transforms_are_adjoint_pairs():
     y = winograd.output_from_tiles(products, np.empty((2, 4, n, th, tw, k)), np.empty_like(dz))
     dm = winograd.output_gradient_tiles(dz, np.empty((4, n, th, 2 * tw, k)), np.empty((4, 4, n, th, tw, k)))
     assert np.vdot(y, dz) == pytest.approx(np.vdot(products, dm), rel=1e-12)
+    padded = rng.standard_normal((n, 2 * th + 2, 2 * tw + 2, c))
+    rows = np.empty((4, n, th, 2 * tw + 2, c))
+    tiles = winograd.input_tiles(padded, rows, np.empty((4, 4, n, th, tw, c)))
+    tile_grads = rng.standard_normal(tiles.shape)
+    adjoint = winograd.input_tiles_adjoint(tile_grads, rows, np.empty_like(padded))
+    assert np.vdot(tiles, tile_grads) == pytest.approx(np.vdot(padded, adjoint), rel=1e-12)
     weight = rng.standard_normal((3, 3, c, k))
     du = rng.standard_normal((16, c, k))
     assert np.vdot(winograd.transform_weight(weight), du) == pytest.approx(

@@ -49,7 +49,9 @@ class ConvPlan:
       a chunk of samples at a time, each chunk's matrix at most this big, so it is still in the
       cache when BLAS reads it and memory stays bounded whatever the batch size.
     * ``input_gradient``: ``"transposed"`` (a transposed convolution; stride 1 and padding <
-      kernel only), ``"winograd"`` (that transposed convolution by Winograd's tiles) or ``"col2im"``.
+      kernel only), ``"col2im"``, or ``"winograd"`` (with ``algorithm = "winograd"`` only): in the
+      weight gradient's parts, from the same output-gradient tiles, ``dM @ U^T`` then the adjoint
+      of the input transform (no transform of ``dz`` of its own).
     * ``col2im_chunk_bytes``: col2im's ``dz @ weight.T`` is computed and added back a chunk of
       samples at a time, each chunk's block at most this big (about the size of one core's L2
       cache, so the additions read it from there).
@@ -216,6 +218,8 @@ class Conv2D:
         if "winograd" in (self.plan.algorithm, self.plan.input_gradient) and not ConvPlan.fits_winograd(self):
             raise ValueError("conv2d: Winograd's F(2x2, 3x3) needs a 3x3 kernel, stride 1, padding < 3 and even "
                              "image and output sizes")
+        if self.plan.input_gradient == "winograd" and self.plan.algorithm != "winograd":
+            raise ValueError('conv2d: input_gradient "winograd" needs algorithm "winograd" (it uses its tiles)')
         shape = (kh, kw, channels, self.filters)
         self.params = {"weight": np.asarray(self.weight_initializer(shape, rng, np.float32), dtype=np.float32)}
         if self.bias != "none":
@@ -292,12 +296,15 @@ class Conv2D:
         else:
             dz = self.activation.backward(dy) if self.activation is not None else dy
             dz = np.ascontiguousarray(dz, dtype=x.dtype)
-        self._weight_gradient(x, dy, mask, dz, kept or {})
+        dx = None
+        if self.input_gradient and self.plan.input_gradient == "winograd":  # made by the same parts
+            dx = self._scratch.output("dx", x.shape, x.dtype, self.recycle_outputs)
+        self._weight_gradient(x, dy, mask, dz, kept or {}, dx)
         if self.bias != "none":
             self._set_grad("bias", self._bias_gradient(dz))
-        if not self.input_gradient:
-            return None
-        if self.plan.input_gradient in ("transposed", "winograd"):
+        if not self.input_gradient or dx is not None:
+            return dx
+        if self.plan.input_gradient == "transposed":
             return self._input_gradient_transposed(dz)
         return self._input_gradient_col2im(dz)
 
@@ -317,29 +324,36 @@ class Conv2D:
             return (np.ones(rows.shape[0], dz.dtype) @ rows).reshape(self.params["bias"].shape)
 
     def _weight_gradient(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None, dz: np.ndarray,
-                         kept: dict[tuple[int, int], np.ndarray]) -> None:
+                         kept: dict[tuple[int, int], np.ndarray], dx: np.ndarray | None = None) -> None:
         """``grads["weight"] = cols.T @ dz`` summed over the parts (each its own sum, added here);
         with a ReLU ``mask``, each chunk's ``dz = dy * mask`` is written first; ``kept``: the
-        columns forward kept, by chunk (the others are built again from ``x``)."""
+        columns forward kept, by chunk (the others are built again from ``x``); ``dx`` (Winograd's
+        input gradient): written by the same parts, from the same output-gradient tiles."""
         if self.grads["weight"].dtype != x.dtype:
             self.grads["weight"] = np.empty(self.params["weight"].shape, x.dtype)
+        weight_t = None
         if self._tiled():  # the sum of the 16 tile products' gradients, then G^T dU G
             total = self._scratch.get("tile_weight_sum", (16, self.input_shape[2], self.filters), x.dtype)
+            if dx is not None:
+                weight_t = self._scratch.get("tile_weight_t", (16, self.filters, self.input_shape[2]), x.dtype)
+                np.copyto(weight_t, winograd.transform_weight(
+                    match_dtype(self.params["weight"], x.dtype)).transpose(0, 2, 1))
         else:
             total = self.grads["weight"].reshape(-1, self.filters)
-        sums = self._in_parts(functools.partial(self._weight_gradient_part, x, dy, mask, dz, total, kept),
-                              x.shape[0])
+        sums = self._in_parts(
+            functools.partial(self._weight_gradient_part, x, dy, mask, dz, total, kept, dx, weight_t), x.shape[0])
         for part_sum in sums[1:]:
             total += part_sum
         if self._tiled():
             self.grads["weight"][...] = winograd.weight_gradient(total)
 
     def _weight_gradient_part(self, x: np.ndarray, dy: np.ndarray, mask: np.ndarray | None, dz: np.ndarray,
-                              total: np.ndarray, kept: dict[tuple[int, int], np.ndarray], part: int, begin: int,
-                              end: int) -> np.ndarray:
+                              total: np.ndarray, kept: dict[tuple[int, int], np.ndarray], dx: np.ndarray | None,
+                              weight_t: np.ndarray | None, part: int, begin: int, end: int) -> np.ndarray:
         """This part's ``sum over its chunks of cols.T @ dz`` (Winograd: of ``tiles.T @ A dz A^T`` per
         position), the columns from ``kept`` or rebuilt from ``x``; in ``total`` itself for part 0, in the
-        part's own buffer for the others."""
+        part's own buffer for the others. With ``dx``: also ``dx`` of the chunk, the adjoint of the
+        input tiles of ``dM @ weight_t`` (``dM`` = the output-gradient tiles, ``weight_t`` = ``U^T``)."""
         workspace = self._workspace(part)
         part_sum = total if part == 0 else workspace.get("weight_sum", total.shape, x.dtype)
         rows = dz.reshape(-1, self.filters)
@@ -352,7 +366,10 @@ class Conv2D:
                 cols = self._columns(x[start:stop], part)
             out = part_sum if start == begin else workspace.get("weight_chunk", total.shape, x.dtype)
             if self._tiled():
-                np.matmul(cols.transpose(0, 2, 1), self._output_gradient_tiles(dz[start:stop], workspace), out=out)
+                output_tiles = self._output_gradient_tiles(dz[start:stop], workspace)
+                np.matmul(cols.transpose(0, 2, 1), output_tiles, out=out)
+                if dx is not None:
+                    self._tile_input_gradient(output_tiles, weight_t, dx[start:stop], workspace)
             else:
                 np.matmul(cols.T, rows[start * per_sample:stop * per_sample], out=out)
             if out is not part_sum:
@@ -361,17 +378,14 @@ class Conv2D:
 
     def _input_gradient_transposed(self, dz: np.ndarray) -> np.ndarray:
         """dx as the full correlation of ``dz`` with the kernel flipped in space, in and out
-        swapped (stride 1, padding < kernel): im2col of the padded ``dz``, one product per chunk (or
-        Winograd's tiles of it, 16 products, when ``plan.input_gradient`` is ``"winograd"``)."""
+        swapped (stride 1, padding < kernel): im2col of the padded ``dz``, one product per chunk."""
         kh, kw = self.kernel_size
         height, width, channels = self.input_shape
         weight = match_dtype(self.params["weight"], dz.dtype)
         flipped = self._scratch.get("flipped", (kh, kw, self.filters, channels), dz.dtype)
         np.copyto(flipped, weight[::-1, ::-1].transpose(0, 1, 3, 2))
-        flipped = (winograd.transform_weight(flipped) if self.plan.input_gradient == "winograd"
-                   else flipped.reshape(-1, channels))
         dx = self._scratch.output("dx", (dz.shape[0], height, width, channels), dz.dtype, self.recycle_outputs)
-        self._in_parts(functools.partial(self._transposed_part, dz, flipped, dx), dz.shape[0])
+        self._in_parts(functools.partial(self._transposed_part, dz, flipped.reshape(-1, channels), dx), dz.shape[0])
         return dx
 
     def _transposed_part(self, dz: np.ndarray, flipped: np.ndarray, dx: np.ndarray, part: int, begin: int,
@@ -383,13 +397,6 @@ class Conv2D:
         workspace = self._workspace(part)
         rows = dx.reshape(-1, channels)
         per_sample = height * width
-        if self.plan.input_gradient == "winograd":
-            chunk = max(1, self.plan.tile_chunk_bytes // (4 * height * width * self.filters * dz.itemsize))
-            for start, stop in self._chunks(begin, end, chunk):
-                padded = self._padded(dz[start:stop], chunk, pads, workspace, "dz_padded")
-                self._tile_product(self._tiles(padded, workspace, "dz_padded_tiles"), flipped, dx[start:stop],
-                                   workspace)
-            return
         chunk = self._chunk(height * width * kh * kw * self.filters * dz.itemsize)
         for start, stop in self._chunks(begin, end, chunk):
             padded = self._padded(dz[start:stop], chunk, pads, workspace, "dz_padded")
@@ -518,6 +525,21 @@ class Conv2D:
             products[5] += bias
         winograd.output_from_tiles(
             products, workspace.get("tile_half", (2, 4, n, height // 2, width // 2, k), out.dtype), out)
+
+    def _tile_input_gradient(self, output_tiles: np.ndarray, weight_t: np.ndarray, dx: np.ndarray,
+                             workspace: Scratch) -> None:
+        """``dx`` ``(n, H, W, in)`` from the output-gradient tiles ``dM`` ``(16, tiles, filters)``: the 16
+        products ``dM @ U^T``, then the adjoint of the input transform onto the padded image, cropped."""
+        n, height, width, channels = dx.shape
+        top, bottom, left, right = self.pads
+        grads = workspace.get("tile_input_grads", (16, output_tiles.shape[1], channels), dx.dtype)
+        np.matmul(output_tiles, weight_t, out=grads)
+        padded_shape = (n, height + top + bottom, width + left + right, channels)
+        padded = workspace.get("dx_padded", padded_shape, dx.dtype) if any(self.pads) else dx
+        rows = workspace.get("tile_rows", (4, n, self.out_hw[0] // 2, padded_shape[2], channels), dx.dtype)
+        winograd.input_tiles_adjoint(grads, rows, padded)
+        if padded is not dx:
+            np.copyto(dx, padded[:, top:top + height, left:left + width])
 
     def _output_gradient_tiles(self, dz: np.ndarray, workspace: Scratch) -> np.ndarray:
         """``A dz A^T`` of every 2x2 tile of ``dz`` ``(n, out_h, out_w, filters)``: ``(16, tiles, filters)``."""

@@ -55,6 +55,42 @@ def _b_transpose(d: list[np.ndarray], out: np.ndarray) -> None:
     np.subtract(d[1], d[3], out=out[3])
 
 
+def input_tiles_adjoint(tile_grads: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """The adjoint of :func:`input_tiles`: ``B dV B^T`` of every tile, added up where the 4x4 patches
+    overlap, into ``out`` ``(n, 2*th + 2, 2*tw + 2, c)`` (overwritten).
+
+    ``tile_grads`` ``(16, n*th*tw, c)``; ``rows`` ``(4, n, th, 2*tw + 2, c)`` is scratch (the column
+    step's result). Per axis, patch positions ``0..3`` of tile ``j`` get ``B``'s columns of ``dV``:
+    ``dv0``, ``dv1 - dv2 + dv3``, ``dv1 + dv2 - dv0``, ``-dv3``, and land on image positions
+    ``2j..2j + 3``: 7 array operations per axis."""
+    n, height, width, c = out.shape
+    th, tw = (height - 2) // 2, (width - 2) // 2
+    dv = tile_grads.reshape(4, 4, n, th, tw, c)
+    pairs = rows.reshape(4, n, th, tw + 1, 2, c)  # image columns 2j, 2j + 1 of every patch row
+    _b_adjoint([np.moveaxis(dv[:, b], 3, 0) for b in range(4)],
+               np.moveaxis(pairs[..., 0, :], 3, 0), np.moveaxis(pairs[..., 1, :], 3, 0))
+    pairs = out.reshape(n, th + 1, 2, width, c)  # image rows 2i, 2i + 1
+    _b_adjoint([np.moveaxis(rows[a], 1, 0) for a in range(4)],
+               np.moveaxis(pairs[:, :, 0], 1, 0), np.moveaxis(pairs[:, :, 1], 1, 0))
+    return out
+
+
+def _b_adjoint(d: list[np.ndarray], even: np.ndarray, odd: np.ndarray) -> None:
+    """``even[j]``, ``odd[j]`` (positions ``2j``, ``2j + 1``, ``j`` in ``0..L``) = the sum of what the
+    patches of tiles ``j`` (offsets 0, 1) and ``j - 1`` (offsets 2, 3) give them; ``d``: 4 arrays
+    ``(L, ...)``, the tile axis first."""
+    tiles = d[0].shape[0]
+    np.copyto(even[:tiles], d[0])
+    even[tiles] = 0
+    even[1:] += d[1]
+    even[1:] += d[2]
+    even[1:] -= d[0]
+    np.subtract(d[1], d[2], out=odd[:tiles])
+    odd[:tiles] += d[3]
+    odd[tiles] = 0
+    odd[1:] -= d[3]
+
+
 def output_from_tiles(products: np.ndarray, half: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``A^T M A`` of every tile: ``products`` ``(16, n*th*tw, k)`` (the 16 positions' products)
     into ``out`` ``(n, 2*th, 2*tw, k)``; ``half`` ``(2, 4, n, th, tw, k)`` is scratch (the row
