@@ -33,6 +33,16 @@ def vm_flags(address: int) -> list[str]:
     raise AssertionError(f"no mapping holds {address:#x}")
 
 
+def mapping_line(address: int) -> str:
+    """The line of /proc/self/maps that holds ``address`` (what advise_huge_pages reads), for a failure's message."""
+    with open("/proc/self/maps", encoding="ascii") as maps:
+        for line in maps:
+            low, high = (int(value, 16) for value in line.split()[0].split("-"))
+            if low <= address < high:
+                return line.strip()
+    return f"no mapping holds {address:#x}"
+
+
 def address_of(buffer: mmap.mmap) -> int:
     view = ctypes.c_char.from_buffer(buffer)
     address = ctypes.addressof(view)
@@ -40,16 +50,30 @@ def address_of(buffer: mmap.mmap) -> int:
     return address
 
 
+def guarded_mapping(size: int) -> tuple[mmap.mmap, int]:
+    """An anonymous private mapping with ``size`` usable bytes between two inaccessible pages, and the offset
+    of those bytes: the guards keep the kernel from merging it with a neighbouring anonymous mapping
+    (a NumPy array's, left by an earlier test), as OpenBLAS's buffers are kept apart by their NUMA policy."""
+    page = mmap.PAGESIZE  # PROT_NONE below: 0
+    mapping = mmap.mmap(-1, size + 2 * page, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    mprotect = ctypes.CDLL(None, use_errno=True).mprotect
+    mprotect.argtypes, mprotect.restype = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int
+    start = address_of(mapping)
+    for guard in (start, start + page + size):
+        assert mprotect(guard, page, 0) == 0, os.strerror(ctypes.get_errno())
+    return mapping, page
+
+
 @pytest.mark.parametrize("helper", HELPERS, ids=["conv", "layers"])
 def test_a_buffer_sized_mapping_is_advised_and_keeps_its_contents(helper):
-    private = mmap.mmap(-1, helper.BLAS_BUFFER_BYTES, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    data = np.frombuffer(private, dtype=np.float32)
+    private, offset = guarded_mapping(helper.BLAS_BUFFER_BYTES)
+    data = np.frombuffer(private, dtype=np.float32, count=helper.BLAS_BUFFER_BYTES // 4, offset=offset)
     try:
-        start = address_of(private)
+        start = address_of(private) + offset
         data[: 1 << 20] = np.arange(1 << 20, dtype=np.float32)  # 4 MiB touched: two regions to collapse
         assert "hg" not in vm_flags(start)
         assert helper.advise_huge_pages() >= 1
-        assert "hg" in vm_flags(start)  # MADV_HUGEPAGE
+        assert "hg" in vm_flags(start), mapping_line(start)  # MADV_HUGEPAGE
         np.testing.assert_array_equal(data[: 1 << 20], np.arange(1 << 20, dtype=np.float32))
         assert not data[1 << 20:].any()
     finally:

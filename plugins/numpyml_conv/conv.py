@@ -39,9 +39,9 @@ class ConvPlan:
 
     * ``algorithm``: ``"winograd"`` (3x3 kernel, stride 1, even sizes: :meth:`fits_winograd`;
       :mod:`.winograd`): forward and weight gradient as 16 products over 2x2 output tiles, 2.25x
-      fewer multiply-adds than im2col, whose products with ``kh*kw*in`` = 288 or 576 also run at
-      about half the GFLOP/s of the tiles' products with ``in`` = 32 or 64 here; ``"im2col"``:
-      the column matrix times the weight. The weight gradient follows the forward's algorithm.
+      fewer multiply-adds than im2col (the transforms cost back part of it: 1.2-1.3x faster per
+      layer here); ``"im2col"``: the column matrix times the weight. The weight gradient follows
+      the forward's algorithm.
     * ``transposed_cols``: build the column matrix as ``(kh*kw*in, rows)``, one tap and channel at a
       time (3-4x faster to write than the row layout when ``in < 8``: a first layer on grey or RGB
       images); the products use its transpose.
