@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from numpyml_core import hookimpl
-from numpyml_core.data import ArraySplit
+from numpyml_helpers import ArraySplit
 
 
 def synthetic_split(input_shape: tuple[int, ...], size: int) -> ArraySplit:

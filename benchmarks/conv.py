@@ -40,7 +40,7 @@ if "--numpy-first" in sys.argv:  # the variant "NumPy imported first": before an
 import numpyml_core as nm
 
 import numpy as np
-from numpyml_core.data import ArraySplit
+from numpyml_helpers import ArraySplit
 from numpyml_core.plugins import get_plugin_manager
 from numpyml_core.trainer import prepare, train
 

@@ -268,7 +268,7 @@ import os
 
 import numpy as np
 from numpyml_core import hookimpl
-from numpyml_core.data import ArraySplit
+from numpyml_helpers import ArraySplit
 
 
 class Hollow:

@@ -1,8 +1,7 @@
-"""Helpers for dataset plugins: :class:`ArraySplit` (a split held in memory) and :func:`data_dir_from_env`."""
+"""For dataset plugins: :class:`ArraySplit`, a split held in memory, converted to float32 one batch at a time."""
 
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import numpy as np
@@ -52,7 +51,3 @@ class ArraySplit:
     def subset(self, start: int, stop: int) -> "ArraySplit":
         return ArraySplit(self.x[start:stop], self.y[start:stop], self.scale, self.mean, self.std)
 
-
-def data_dir_from_env() -> str | None:
-    """``NUMPYML_DATA_DIR`` if set (the CLI's ``--data-dir`` takes precedence)."""
-    return os.environ.get("NUMPYML_DATA_DIR", "").strip() or None
