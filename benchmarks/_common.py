@@ -9,7 +9,10 @@ from typing import Any, Callable
 import numpy as np
 
 from numpyml_core import hookimpl
-from numpyml_helpers import ArraySplit
+try:
+    from numpyml_helpers import ArraySplit
+except ImportError:  # --baseline: a checkout from before the helpers left numpyml_core (issue 16)
+    from numpyml_core.plugin_api import ArraySplit
 
 
 def synthetic_split(input_shape: tuple[int, ...], size: int) -> ArraySplit:
