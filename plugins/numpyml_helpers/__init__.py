@@ -1,6 +1,6 @@
 """numpyml's helper library for component authors: building blocks that plugins, built-in and third-party alike,
-may use (docs/plugins.md, "Helpers"). Not a plugin and not the core: written with the core's public API only, as
-any third party's code, and imported by no core module. Names load their module when first used (PEP 562)."""
+may use (docs/plugins.md, "The public plugin API"). Not a plugin and not the core: written with the core's public
+API only, as any third party's code, and imported by no core module. Names load their module when first used."""
 
 from __future__ import annotations
 
