@@ -37,9 +37,11 @@ class ArraySplit:
             self._offset = (-self.mean / self.std).astype(np.float32)
 
     def __len__(self) -> int:
+        """The number of samples."""
         return len(self.y)
 
     def batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` of the samples at ``indices``: ``x`` a new float32 array, scaled and normalized."""
         x = self.x[indices].astype(np.float32)
         if self.mean is not None:
             x *= self._multiplier
@@ -49,5 +51,6 @@ class ArraySplit:
         return x, self.y[indices]
 
     def subset(self, start: int, stop: int) -> "ArraySplit":
+        """Samples ``start`` to ``stop`` (views, not copies) with the same scaling: how a validation split is cut."""
         return ArraySplit(self.x[start:stop], self.y[start:stop], self.scale, self.mean, self.std)
 
