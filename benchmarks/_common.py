@@ -9,10 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from numpyml_core import hookimpl
-try:
-    from numpyml_helpers import ArraySplit
-except ImportError:  # --baseline: a checkout from before the helpers left numpyml_core (issue 16)
-    from numpyml_core.plugin_api import ArraySplit
+from numpyml_core.data import ArraySplit
 
 
 def synthetic_split(input_shape: tuple[int, ...], size: int) -> ArraySplit:

@@ -40,10 +40,7 @@ if "--numpy-first" in sys.argv:  # the variant "NumPy imported first": before an
 import numpyml_core as nm
 
 import numpy as np
-try:
-    from numpyml_helpers import ArraySplit
-except ImportError:  # --baseline: a checkout from before the helpers left numpyml_core (issue 16)
-    from numpyml_core.plugin_api import ArraySplit
+from numpyml_core.data import ArraySplit
 from numpyml_core.plugins import get_plugin_manager
 from numpyml_core.trainer import prepare, train
 

@@ -4,7 +4,7 @@ Importing this package imports neither a plugin nor NumPy: the API's names load 
 
 from .bundled import bundled_experiments, experiment_path
 from .errors import ConfigError, MissingExtra, PluginError, PluginWarning, RunFailed, RunFolderInUse, UserError
-from .plugins import Component, PluginManager, create, get_plugin_manager, hookimpl
+from .plugins import Component, PluginManager, create, create_from_spec, get_plugin_manager, hookimpl
 from .runfolder import RunFolder
 
 __version__ = "0.1.0"
@@ -12,8 +12,8 @@ __version__ = "0.1.0"
 #: the Python API's names, loaded from numpyml_core.api when first used (see __getattr__)
 _API = ("Experiment", "RunResult", "TrainingInterrupted", "evaluate", "load_model", "parse_overrides", "resume", "run")
 __all__ = [*_API, "RunFolder", "ConfigError", "MissingExtra", "PluginError", "PluginWarning", "RunFailed",
-           "RunFolderInUse", "UserError", "Component", "PluginManager", "create", "get_plugin_manager", "hookimpl",
-           "KINDS", "bundled_experiments", "experiment_path", "__version__"]
+           "RunFolderInUse", "UserError", "Component", "PluginManager", "create", "create_from_spec",
+           "get_plugin_manager", "hookimpl", "KINDS", "bundled_experiments", "experiment_path", "__version__"]
 
 
 def __getattr__(name: str):

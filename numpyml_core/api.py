@@ -17,8 +17,8 @@ from typing import Any, Iterator, Mapping
 from .bundled import experiment_path
 from .checkpoint import config_as_json, restore
 from .config import ExperimentSpec, dumps_toml, parse_experiment, parse_overrides, parse_with_overrides, read_toml
+from .data import data_dir_from_env
 from .errors import ConfigError, UserError
-from .io import data_dir_from_env
 from .model import Model
 from .plugins import PluginManager, get_plugin_manager
 from .runfolder import RunFolder, claim_default, claim_new, lock_existing, resume_point

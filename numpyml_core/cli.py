@@ -13,10 +13,11 @@ from typing import Any, Iterator
 import typer
 from typer.core import TyperGroup
 
-from .errors import PluginError, did_you_mean
+from .errors import PluginError, UserError, did_you_mean
 from .plugins import PluginManager, get_plugin_manager, set_plugin_manager
 
-__all__ = ["CommandGroup", "app", "error", "main", "messages_to_stderr", "plugin_manager"]
+__all__ = ["CommandGroup", "app", "components_of_kind", "error", "main", "messages_to_stderr", "plugin_manager",
+           "user_errors"]
 
 #: this invocation's ``--disable-plugin`` names and the manager loaded for them
 state: dict[str, Any] = {"disable": [], "manager": None}
@@ -25,6 +26,26 @@ state: dict[str, Any] = {"disable": [], "manager": None}
 def error(message: str) -> None:
     """Print ``error: message`` to stderr."""
     print(f"error: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Print what a command's user can fix as one paragraph on stderr, no traceback, and exit: with the
+    ``exit_code`` of a :class:`UserError` (2), 1 for a :class:`PluginError`, 2 for no memory or a disk error."""
+    try:
+        yield
+    except (UserError, PluginError) as exc:
+        error(str(exc))
+        raise typer.Exit(getattr(exc, "exit_code", 1)) from None
+    except MemoryError as exc:
+        error(f"out of memory ({exc or 'MemoryError'}): reduce [training] batch_size or eval_batch_size, or the size "
+              "of the network.")
+        raise typer.Exit(2) from None
+    except OSError as exc:  # the disk, not the program: full, read-only, vanished folders
+        where = f"{exc.filename}: " if exc.filename else ""
+        error(f"{where}{exc.strerror or exc}. No file was left half-written (numpyml writes each file under a "
+              "temporary name, then renames it); free space or choose another --output and run again (or resume).")
+        raise typer.Exit(2) from None
 
 
 def plugin_manager() -> PluginManager:
@@ -36,6 +57,15 @@ def plugin_manager() -> PluginManager:
             state["manager"].load_entry_points()
         set_plugin_manager(state["manager"])
     return get_plugin_manager()
+
+
+def components_of_kind(components: list[Any], kind: str, prefix: str = "") -> list[Any]:
+    """The ``components`` of ``kind``; none is a :class:`UserError` (after ``prefix``) naming the kinds there are."""
+    kinds = sorted({c.kind for c in components})
+    if kind not in kinds:
+        raise UserError(f"{prefix}no installed component of kind '{kind}'{did_you_mean(kind, kinds)}; "
+                        f"installed kinds: {', '.join(kinds)}.")
+    return [c for c in components if c.kind == kind]
 
 
 @contextlib.contextmanager

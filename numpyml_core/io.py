@@ -1,5 +1,4 @@
-"""Files: atomic writing (every file numpyml writes appears complete or not at all), and where datasets read
-theirs (:func:`data_dir_from_env`)."""
+"""Atomic file writing: every file numpyml writes appears complete or not at all."""
 
 from __future__ import annotations
 
@@ -46,8 +45,3 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """:func:`atomic_write_bytes` of ``text`` encoded as UTF-8."""
     atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def data_dir_from_env() -> str | None:
-    """``NUMPYML_DATA_DIR`` if set (the CLI's ``--data-dir`` takes precedence)."""
-    return os.environ.get("NUMPYML_DATA_DIR", "").strip() or None

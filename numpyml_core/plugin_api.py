@@ -1,5 +1,5 @@
-"""The public plugin API: all a plugin may import from ``numpyml_core`` besides its top-level names (docs/plugins.md
-lists both, and the helper library ``numpyml_helpers``). Names load their private module when first used (PEP 562)."""
+"""The public plugin API: all a plugin may import from numpyml besides ``numpyml_core``'s top-level names, and all
+the built-ins use (docs/plugins.md lists it). Names load their private module when first used (PEP 562)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from typing import Any
 #: private module of numpyml_core -> the public names it defines (docs/plugins.md says what each is for)
 _MODULES: dict[str, tuple[str, ...]] = {
     "config": ("parse_experiment", "signature_of", "describe_params", "dumps_toml"),
-    "trainer": ("build_model", "validate_experiment", "Update"),
+    "trainer": ("build_model", "validate_experiment", "Update", "GradientWorker"),
     "plugins": ("set_plugin_manager",),
-    "io": ("atomic_write_text", "atomic_write_bytes", "data_dir_from_env"),
+    "arrays": ("share_ranges", "as_float"),
+    "workers": ("validate_worker_count",),
+    "data": ("ArraySplit", "data_dir_from_env"),
+    "io": ("atomic_write_text", "atomic_write_bytes"),
     "serialization": ("save_tensors", "load_tensors", "read_metadata", "read_architecture", "loading_placeholder"),
     "runfolder": ("validate_file_name",),
-    "cli": ("plugin_manager", "messages_to_stderr", "error"),
+    "cli": ("user_errors", "plugin_manager", "components_of_kind", "messages_to_stderr", "error"),
     "errors": ("did_you_mean", "shorten"),
 }
 #: public name -> (private module, name there; ``None``: the module itself)

@@ -359,6 +359,26 @@ def set_plugin_manager(manager: PluginManager | None) -> PluginManager | None:
     return previous
 
 
+def create_from_spec(kind: str, spec: Any, what: str) -> Any:
+    """Build a component given as another's parameter ``what`` (a layer's ``activation``): a registered name
+    (``"relu"``), a table (``{type = "leaky_relu", alpha = 0.2}``) or a built object; ``ValueError`` if unusable."""
+    if isinstance(spec, str):
+        name, params = spec, {}
+    elif isinstance(spec, dict):
+        params = dict(spec)
+        name = params.pop("type", None)
+        if not isinstance(name, str):
+            raise ValueError(f"{what}: a table needs a key 'type' naming a registered {kind}, got {shorten(spec)}")
+    elif callable(spec) or hasattr(spec, "forward"):
+        return spec
+    else:
+        raise ValueError(f"{what}: expected the name of a {kind} or a table {{type = ...}}, got {shorten(spec)}")
+    try:
+        return create(kind, name, **params)
+    except ConfigError as exc:
+        raise ValueError(f"{what}: {exc}") from None
+
+
 def create(kind: str, name: str, **params: Any) -> Any:
     """Build a registered component: ``create("layer", "dense", units=10)``; unknown names and bad parameters
     raise :class:`numpyml_core.ConfigError`."""

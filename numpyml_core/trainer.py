@@ -15,7 +15,7 @@ import pluggy
 from .config import ExperimentSpec
 from .errors import ConfigError, UserError
 from .model import Model
-from .plugins import PluginManager, run_hook_manager
+from .plugins import PluginManager, get_plugin_manager, run_hook_manager
 
 
 class TrainingDiverged(UserError):
@@ -157,6 +157,27 @@ def build_model(spec: ExperimentSpec, manager: PluginManager, input_shape: tuple
     except ValueError as exc:
         raise ConfigError(f"{spec.source}: [[model.layers]]: {exc}.") from None
     return model
+
+
+class GradientWorker:
+    """A replica of a run's network for a strategy's workers (a process, a Ray actor: the transport is the
+    strategy's), rebuilt from the experiment ``spec`` through the plugin manager; ``seed`` seeds its dropout.
+    After :meth:`gradients`: the gradients in ``model.grads()``, the layer state after it in ``model.state()``."""
+
+    def __init__(self, spec: ExperimentSpec, input_shape: tuple[int, ...], seed: Any):
+        manager = get_plugin_manager()
+        self.model = build_model(spec, manager, tuple(input_shape), np.random.default_rng(seed))
+        self.cost = spec.cost.create(manager)
+
+    def gradients(self, x: np.ndarray, y: np.ndarray, params: Mapping[str, np.ndarray] | None = None,
+                  state: Mapping[str, np.ndarray] | None = None, scale: float = 1.0) -> float:
+        """Copy ``params`` and ``state`` (by qualified name; an array the model computes on already is not
+        copied) into the replica; return the mean loss of ``(x, y)``, leaving ``scale`` times its gradient."""
+        for given, own in ((params, self.model.params()), (state, self.model.state())):
+            for name, value in (given or {}).items():
+                if own[name] is not value:
+                    np.copyto(own[name], value)
+        return self.model.loss_and_gradients(x, y, self.cost, scale=scale)
 
 
 def random_generators(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:

@@ -3,7 +3,7 @@
 SOURCE = '''
 import numpy as np
 from numpyml_core import hookimpl
-from numpyml_helpers import ArraySplit
+from numpyml_core.data import ArraySplit
 
 
 class Blobs:

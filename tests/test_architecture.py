@@ -21,10 +21,8 @@ CORE = ROOT / "numpyml_core"
 #: plotting and image libraries: the report plugin's business, never the core's
 FORBIDDEN_IN_CORE = {"matplotlib", "PIL"}
 #: what a plugin may import from numpyml (DESIGN.md: no back door for built-ins): the top-level names of
-#: numpyml_core, the public plugin API and the helper library. Every other module of those packages is private.
-PUBLIC_MODULES = ("numpyml_core", "numpyml_core.plugin_api", "numpyml_helpers")
-#: packages under plugins/ that are libraries, not plugins (no entry point): any plugin may use their public names
-LIBRARIES = {"numpyml_helpers"}
+#: numpyml_core and the public plugin API. Every other numpyml_core module is private.
+PUBLIC_MODULES = ("numpyml_core", "numpyml_core.plugin_api")
 #: code that third-party plugin authors start from or copy: held to the same rule
 THIRD_PARTY_STYLE = [ROOT / "plugins" / "numpyml_kit" / "templates", ROOT / "examples" / "numpyml-swish",
                      ROOT / "examples" / "numpyml-localsgd"]
@@ -54,19 +52,11 @@ def imports(path: Path, package: str, at_run_time: bool = False) -> list[tuple[i
 
 
 def plugin_packages() -> set[str]:
-    """Every package under plugins/ but the :data:`LIBRARIES`, and every module named in numpyml's ``numpyml``
-    entry points."""
-    packages = {p.name for p in (ROOT / "plugins").iterdir() if (p / "__init__.py").is_file()} - LIBRARIES
+    """Every package under plugins/ and every module named in numpyml's ``numpyml`` entry points."""
+    packages = {p.name for p in (ROOT / "plugins").iterdir() if (p / "__init__.py").is_file()}
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     packages |= {value.split(":")[0].split(".")[0] for value in project["entry-points"]["numpyml"].values()}
     return packages
-
-
-def test_a_library_under_plugins_is_no_plugin():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    registered = {value.split(":")[0].split(".")[0] for value in project["entry-points"]["numpyml"].values()}
-    assert LIBRARIES and not LIBRARIES & registered
-    assert all((ROOT / "plugins" / name / "__init__.py").is_file() for name in LIBRARIES)
 
 
 def core_modules() -> list[Path]:
@@ -84,10 +74,10 @@ def test_the_rules_see_imports_inside_functions(tmp_path):
 
 @pytest.mark.parametrize("path", core_modules(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_core_imports_no_plugin_and_no_plotting_or_image_library(path):
-    forbidden = plugin_packages() | LIBRARIES | FORBIDDEN_IN_CORE
+    forbidden = plugin_packages() | FORBIDDEN_IN_CORE
     bad = [f"{path.relative_to(ROOT)}:{line}: imports {name}" for line, name in imports(path, "numpyml_core")
            if name.split(".")[0] in forbidden]
-    assert not bad, "numpyml_core must not import a plugin, the helper library, matplotlib or PIL:\n" + "\n".join(bad)
+    assert not bad, "numpyml_core must not import a plugin, matplotlib or PIL:\n" + "\n".join(bad)
 
 
 def test_no_template_lives_in_the_core():
@@ -135,24 +125,22 @@ def private_uses(source: str, filename: str, package: str) -> list[tuple[int, st
     of a name the public modules do not export, and ``nm.name`` where ``nm`` is a public module imported
     under some name and ``name`` is not one of its public names."""
     tree = ast.parse(source, filename)
-    # the packages whose private modules are out of bounds (the helper library may use its own)
-    guarded = {name.partition(".")[0] for name in PUBLIC_MODULES} - {package.partition(".")[0]}
     bound: dict[str, str] = {}  # local name -> public module it stands for
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if alias.name.partition(".")[0] not in guarded:
+                if alias.name.partition(".")[0] != "numpyml_core":
                     continue
                 if alias.name not in PUBLIC_MODULES:
                     found.append((node.lineno, f"imports the private module {alias.name}"))
-                elif alias.asname or "." not in alias.name:
+                elif alias.asname or alias.name == "numpyml_core":
                     bound[alias.asname or alias.name] = alias.name
         elif isinstance(node, ast.ImportFrom):
             parts = package.split(".")
             base = ".".join(parts[:len(parts) - node.level + 1] if node.level else [])
             module = ".".join(p for p in (base, node.module or "") if p)
-            if module.partition(".")[0] not in guarded:
+            if module.partition(".")[0] != "numpyml_core":
                 continue
             if module not in PUBLIC_MODULES:
                 found.append((node.lineno, f"imports from the private module {module}"))
@@ -175,21 +163,15 @@ def test_the_rules_see_private_uses_anywhere():
     source = ("import numpyml_core as nm\nfrom numpyml_core import hookimpl, plugin_api as api\n"
               "def f():\n    from numpyml_core.trainer import build_model\n    import numpyml_core.data\n"
               "    from numpyml_core import checkpoint\n    from numpyml_core.plugin_api import build_model, Run\n"
-              "    from numpyml_helpers.data import ArraySplit\n    import numpyml_helpers as h\n"
-              "    return nm.run, nm.trainer, api.build_model, api.share_ranges, h.ArraySplit, h.data\n")
+              "    return nm.run, nm.trainer, api.share_ranges, api.blas\n")
     assert private_uses(source, "m.py", "p") == [
         (4, "imports from the private module numpyml_core.trainer"),
         (5, "imports the private module numpyml_core.data"),
         (6, "imports numpyml_core.checkpoint, which is not public"),
         (7, "imports numpyml_core.plugin_api.Run, which is not public"),
-        (8, "imports from the private module numpyml_helpers.data"),
-        (10, "uses numpyml_core.plugin_api.share_ranges, which is not public"),
-        (10, "uses numpyml_core.trainer, which is not public"),
-        (10, "uses numpyml_helpers.data, which is not public"),
+        (8, "uses numpyml_core.plugin_api.blas, which is not public"),
+        (8, "uses numpyml_core.trainer, which is not public"),
     ]
-    # the helper library's own modules import each other freely
-    assert private_uses("from .data import ArraySplit\nfrom numpyml_helpers.arrays import as_float\n", "m.py",
-                        "numpyml_helpers") == []
 
 
 def test_every_public_name_exists_and_says_what_it_is():
@@ -204,8 +186,7 @@ def test_docs_list_every_public_name():
     """docs/plugins.md's table has one row per public name (top level and plugin API), and no other."""
     text = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
     section = text.split("## The public plugin API", 1)[1].split("\n## ", 1)[0]
-    listed = set(re.findall(r"^\| `((?:numpyml_core(?:\.plugin_api)?|numpyml_helpers)\.\w+)` \|", section,
-                            re.MULTILINE))
+    listed = set(re.findall(r"^\| `(numpyml_core(?:\.plugin_api)?\.\w+)` \|", section, re.MULTILINE))
     expected = {f"{module}.{name}" for module in PUBLIC_MODULES for name in public_names(module)}
     expected -= {"numpyml_core.plugin_api"}
     assert listed == expected, (f"docs/plugins.md's table misses {sorted(expected - listed)} and lists "
@@ -255,5 +236,5 @@ def test_the_architecture_map_names_every_core_module_and_plugin():
     text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
     section = text.split("## Architecture", 1)[1].split("\n## ", 1)[0]
     missing = [p.name for p in sorted(CORE.glob("*.py")) if p.name not in section and p.name != "__init__.py"]
-    missing += [name for name in sorted(plugin_packages() | LIBRARIES) if name not in section]
+    missing += [name for name in sorted(plugin_packages()) if name not in section]
     assert not missing, f"CONTRIBUTING.md's architecture map does not mention: {', '.join(missing)}"

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from numpyml_helpers import share_ranges
+from numpyml_core.plugin_api import share_ranges
 from threadpoolctl import threadpool_limits
 
 from numpyml_conv.parts import blas_thread_count, one_blas_thread, parallel_parts, parallel_threads

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import require_real_data
 from numpyml_core import ConfigError, UserError, create
-from numpyml_helpers import ArraySplit
+from numpyml_core.data import ArraySplit
 from numpyml_kit.testing import check_dataset
 from numpyml_datasets import cifar
 from numpyml_datasets.cifar import CIFAR10, CIFAR100, RestrictedUnpickler, restricted_load, safe_extract
@@ -401,7 +401,7 @@ def test_truncated_archive(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# ArraySplit normalization (numpyml_helpers)
+# ArraySplit normalization (numpyml_core.data)
 # --------------------------------------------------------------------------------------------
 def test_array_split_normalization():
     x = np.arange(2 * 2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 2, 3) * 10

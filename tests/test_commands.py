@@ -13,8 +13,7 @@ HELLO = '''
 import typer
 
 from numpyml_core import UserError, hookimpl
-from numpyml_core.plugin_api import plugin_manager
-from numpyml_helpers import user_errors
+from numpyml_core.plugin_api import plugin_manager, user_errors
 
 
 @hookimpl

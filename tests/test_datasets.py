@@ -20,7 +20,7 @@ import pytest
 from conftest import require_real_data
 from idx_files import SPLIT_FILES, idx_bytes, make_split, write_dataset, write_idx
 from numpyml_core import UserError, create
-from numpyml_helpers import ArraySplit
+from numpyml_core.data import ArraySplit
 from numpyml_core.protocols import Dataset, Split
 from numpyml_datasets.mnist import FashionMNIST, MNIST
 from numpyml_datasets import files

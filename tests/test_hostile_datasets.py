@@ -268,7 +268,7 @@ import os
 
 import numpy as np
 from numpyml_core import hookimpl
-from numpyml_helpers import ArraySplit
+from numpyml_core.data import ArraySplit
 
 
 class Hollow:

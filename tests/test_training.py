@@ -155,7 +155,7 @@ def test_divergence_is_reported(blobs, tmp_path):
 
 
 def test_flip_averaged_evaluation():
-    from numpyml_helpers import ArraySplit
+    from numpyml_core.data import ArraySplit
     from numpyml_core.model import Model
     from numpyml_core.trainer import evaluate
     from numpyml_core import create

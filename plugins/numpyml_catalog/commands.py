@@ -10,8 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from numpyml_core.plugin_api import describe_params, plugin_manager
-from numpyml_helpers import components_of_kind, user_errors
+from numpyml_core.plugin_api import components_of_kind, describe_params, plugin_manager, user_errors
 
 
 def _table(console: Console, rows: list[tuple[Any, ...]], columns: tuple[str, ...], no_wrap: str = "",

@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from numpyml_helpers import as_float  # noqa: F401 - re-exported
-from numpyml_helpers import create_from_spec as component_from_spec  # noqa: F401 - re-exported
+from numpyml_core import create_from_spec as component_from_spec  # noqa: F401 - re-exported
+from numpyml_core.plugin_api import as_float  # noqa: F401 - re-exported
 
 
 # -- arguments -----------------------------------------------------------------------------------

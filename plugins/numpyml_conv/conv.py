@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from numpyml_helpers import share_ranges
+from numpyml_core.plugin_api import share_ranges
 
 from ._util import (
     Scratch,

@@ -31,7 +31,7 @@ from typing import Any, Callable, TypeVar
 import numpy as np  # noqa: F401 - loaded before the controller looks for NumPy's BLAS
 from threadpoolctl import ThreadpoolController
 
-from numpyml_helpers import share_ranges
+from numpyml_core.plugin_api import share_ranges
 
 __all__ = ["advise_huge_pages", "blas_thread_count", "one_blas_thread", "parallel_parts", "parallel_threads"]
 

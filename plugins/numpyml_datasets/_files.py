@@ -13,7 +13,7 @@ import numpy as np
 
 from numpyml_core import UserError
 from numpyml_core import plugin_api
-from numpyml_helpers import ArraySplit
+from numpyml_core.plugin_api import ArraySplit
 
 #: Parsed files of this process: (kind, resolved path, size, mtime, options) -> result.
 _CACHE: dict[tuple, Any] = {}

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from numpyml_core import UserError
-from numpyml_helpers import ArraySplit
+from numpyml_core.plugin_api import ArraySplit
 
 from . import _files
 

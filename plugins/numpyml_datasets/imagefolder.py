@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from numpyml_core import MissingExtra, UserError
-from numpyml_helpers import ArraySplit
+from numpyml_core.plugin_api import ArraySplit
 
 from . import _files
 

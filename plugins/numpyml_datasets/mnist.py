@@ -22,7 +22,7 @@ import numpy as np
 
 from numpyml_core import UserError
 from numpyml_core import plugin_api
-from numpyml_helpers import ArraySplit
+from numpyml_core.plugin_api import ArraySplit
 
 from . import files
 from .idx import read_idx_images, read_idx_labels

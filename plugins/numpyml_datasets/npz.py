@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from numpyml_core import UserError
-from numpyml_helpers import ArraySplit
+from numpyml_core.plugin_api import ArraySplit
 
 from . import _files
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from numpyml_helpers import create_from_spec
+from numpyml_core import create_from_spec
 from numpyml_core.plugin_api import loading_placeholder
 
 #: Where :func:`available_memory` reads the host's free memory (``MemAvailable``) and a container's

@@ -17,8 +17,7 @@ import typer
 
 from numpyml_core import __version__
 from numpyml_core import PluginError, UserError
-from numpyml_core.plugin_api import did_you_mean, plugin_manager
-from numpyml_helpers import components_of_kind, user_errors
+from numpyml_core.plugin_api import components_of_kind, did_you_mean, plugin_manager, user_errors
 
 #: kinds ``numpyml new-plugin --kind`` can scaffold (a template each in templates/kinds)
 SCAFFOLD_KINDS = ("layer", "activation", "cost", "optimizer", "dataset", "callback", "transform", "strategy")

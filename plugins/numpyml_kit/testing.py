@@ -680,7 +680,7 @@ class TinyBlobs:
         self.seed = seed
 
     def load(self, data_dir: str | None) -> dict[str, Any]:
-        from numpyml_helpers import ArraySplit
+        from numpyml_core.plugin_api import ArraySplit
 
         centres = np.random.default_rng(self.seed).uniform(40, 215, size=(self.num_classes, 36))
 

@@ -12,8 +12,8 @@ from typing import Any, Callable
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from numpyml_helpers import as_float  # noqa: F401 - re-exported
-from numpyml_helpers import create_from_spec as component_from_spec  # noqa: F401 - re-exported
+from numpyml_core import create_from_spec as component_from_spec  # noqa: F401 - re-exported
+from numpyml_core.plugin_api import as_float  # noqa: F401 - re-exported
 
 
 def match_dtype(array: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from numpyml_core import UserError
-from numpyml_helpers import user_errors
+from numpyml_core.plugin_api import user_errors
 
 FORMATS = ("onnx",)
 

@@ -1,6 +1,6 @@
 """The worker side: rebuild the network from the experiment, compute gradients on request.
 
-:class:`SharedMemoryWorker` is the public :class:`numpyml_helpers.GradientWorker` (the one
+:class:`SharedMemoryWorker` is the public :class:`numpyml_core.plugin_api.GradientWorker` (the one
 the Ray actors use too: it rebuilds the network from the experiment through the plugin manager and
 turns parameters, layer state and a batch into the loss and gradients) on the shared-memory
 transport. :func:`worker_main` is the loop of a local worker process around it.
@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from numpyml_helpers import GradientWorker
+from numpyml_core.plugin_api import GradientWorker
 
 from ._binding import Binding
 
 
 class SharedMemoryWorker(GradientWorker):
-    """The gradient worker (:class:`numpyml_helpers.GradientWorker`, as the Ray actors use it) on the
+    """The gradient worker (:class:`numpyml_core.plugin_api.GradientWorker`, as the Ray actors use it) on the
     shared-memory transport: :meth:`compute` reads parameters and layer state from a parameter segment
     (``param.<name>``, ``state.<name>``) and writes the gradients and the state after the batch to an output
     segment (``grad.<name>``, ``state.<name>``).

@@ -9,8 +9,7 @@ from typing import Any, Literal
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from numpyml_core.plugin_api import Update
-from numpyml_helpers import share_ranges, validate_worker_count
+from numpyml_core.plugin_api import Update, share_ranges, validate_worker_count
 
 from ._binding import Binding
 from ._pool import WorkerError, WorkerPool, WorkerStartError

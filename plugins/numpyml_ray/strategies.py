@@ -20,8 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from numpyml_core import ConfigError, RunFailed, create
-from numpyml_core.plugin_api import Update
-from numpyml_helpers import share_ranges, validate_worker_count
+from numpyml_core.plugin_api import Update, validate_worker_count, share_ranges
 
 INSTALL_HINT = "pip install 'numpyml[ray]' (or: uv pip install 'numpyml[ray]')"
 

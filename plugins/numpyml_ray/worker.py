@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from numpyml_helpers import GradientWorker
+from numpyml_core.plugin_api import GradientWorker
 
 
 class RayGradientWorker(GradientWorker):
-    """:class:`numpyml_helpers.GradientWorker` (the one the local ``sync``/``async`` workers use
+    """:class:`numpyml_core.plugin_api.GradientWorker` (the one the local ``sync``/``async`` workers use
     too) holding the training split: computes gradients of index batches.
 
     The training split's arrays arrive once, as object-store references resolved by Ray when the

@@ -15,8 +15,7 @@ from typing import Any, Optional
 import typer
 
 from numpyml_core import RunFolder, UserError
-from numpyml_core.plugin_api import did_you_mean, plugin_manager
-from numpyml_helpers import user_errors
+from numpyml_core.plugin_api import did_you_mean, plugin_manager, user_errors
 
 #: ``numpyml runs --sort`` columns: name -> (key function, descending by default)
 SORT_COLUMNS = ("date", "name", "epochs", "val", "test", "time")

@@ -10,8 +10,7 @@ from typing import Any, Callable, Optional
 import typer
 
 import numpyml_core as nm
-from numpyml_core.plugin_api import dumps_toml, error, messages_to_stderr, plugin_manager
-from numpyml_helpers import user_errors
+from numpyml_core.plugin_api import dumps_toml, error, messages_to_stderr, plugin_manager, user_errors
 
 EXPERIMENT = typer.Argument(..., help="The experiment file (.toml).")
 DATA_DIR = typer.Option(None, "--data-dir", help="Folder holding the data sets (else NUMPYML_DATA_DIR).")

@@ -10,7 +10,7 @@ from typing import Any, Optional, Protocol, runtime_checkable
 import typer
 
 from numpyml_core import UserError
-from numpyml_helpers import user_errors
+from numpyml_core.plugin_api import user_errors
 
 BYTES = 4  # float32
 

@@ -11,8 +11,7 @@ from typing import Any, Optional
 import typer
 
 from numpyml_core import UserError
-from numpyml_core.plugin_api import did_you_mean, plugin_manager
-from numpyml_helpers import user_errors
+from numpyml_core.plugin_api import did_you_mean, plugin_manager, user_errors
 
 from .runner import METRICS
 

@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 
 from numpyml_core import create
-from numpyml_core.plugin_api import Update
-from numpyml_helpers import GradientWorker, share_ranges
+from numpyml_core.plugin_api import GradientWorker, Update, share_ranges
 
 
 class LocalSGD:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from numpyml_helpers import ArraySplit
+from numpyml_core.plugin_api import ArraySplit
 
 
 class Spirals:

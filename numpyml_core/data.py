@@ -1,7 +1,8 @@
-"""For dataset plugins: :class:`ArraySplit`, a split held in memory, converted to float32 one batch at a time."""
+"""Helpers for dataset plugins: :class:`ArraySplit` (a split held in memory) and :func:`data_dir_from_env`."""
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import numpy as np
@@ -37,11 +38,9 @@ class ArraySplit:
             self._offset = (-self.mean / self.std).astype(np.float32)
 
     def __len__(self) -> int:
-        """The number of samples."""
         return len(self.y)
 
     def batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(x, y)`` of the samples at ``indices``: ``x`` a new float32 array, scaled and normalized."""
         x = self.x[indices].astype(np.float32)
         if self.mean is not None:
             x *= self._multiplier
@@ -51,6 +50,9 @@ class ArraySplit:
         return x, self.y[indices]
 
     def subset(self, start: int, stop: int) -> "ArraySplit":
-        """Samples ``start`` to ``stop`` (views, not copies) with the same scaling: how a validation split is cut."""
         return ArraySplit(self.x[start:stop], self.y[start:stop], self.scale, self.mean, self.std)
 
+
+def data_dir_from_env() -> str | None:
+    """``NUMPYML_DATA_DIR`` if set (the CLI's ``--data-dir`` takes precedence)."""
+    return os.environ.get("NUMPYML_DATA_DIR", "").strip() or None

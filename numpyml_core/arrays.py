@@ -1,4 +1,4 @@
-"""Small array helpers for layers and strategies: :func:`as_float`, :func:`share_ranges`."""
+"""Small array helpers shared by the built-in plugins (and free for third-party ones)."""
 
 from __future__ import annotations
 
